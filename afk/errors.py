@@ -1,0 +1,86 @@
+"""Every error afk raises on purpose derives from :class:`AfkError`.
+
+    AfkError
+    ├── ConfigurationError        a developer mistake, raised at construction or before a run
+    │   └── ModelNotFoundError    a model name nothing can serve
+    ├── ModelError                a model call failed during a run
+    ├── InteractionError          a human's decision could not be recorded
+    │   ├── UnknownRequestError   no such request
+    │   ├── AlreadyDecidedError   the request was decided before; the first decision stands
+    │   ├── RequestExpiredError   the request passed its deadline or its run ended
+    │   └── InvalidDecisionError  the decision itself is malformed (bad kind, bad edited args)
+    └── RunError                  a run could not continue (limits); ends the run ``failed``
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AfkError(Exception):
+    """Root of every afk error."""
+
+
+class ConfigurationError(AfkError, ValueError):
+    """Bad configuration, raised where it is written (constructors) or before a run starts."""
+
+
+class ModelNotFoundError(ConfigurationError):
+    """A model name that neither the registry nor a built-in provider can serve."""
+
+    def __init__(self, model: str, hint: str) -> None:
+        self.model = model
+        super().__init__(f"unknown model {model!r}: {hint}")
+
+
+class ModelError(AfkError):
+    """A model call failed (a scripted model ran out of turns, a provider error, ...)."""
+
+
+class InteractionError(AfkError):
+    """A decision for an approval or input request was refused."""
+
+    def __init__(self, message: str, *, request_id: str | None = None) -> None:
+        self.request_id = request_id
+        super().__init__(message)
+
+
+class UnknownRequestError(InteractionError, KeyError):
+    """No request with this id is known."""
+
+    def __str__(self) -> str:  # KeyError would otherwise repr() the message
+        return str(self.args[0])
+
+
+class AlreadyDecidedError(InteractionError):
+    """The request already has a decision; the first one stands."""
+
+    def __init__(self, message: str, *, request_id: str | None, first_decision: Any) -> None:
+        self.first_decision = first_decision
+        super().__init__(message, request_id=request_id)
+
+
+class RequestExpiredError(InteractionError):
+    """The request passed its ``expires_at`` or its run stopped before a decision arrived."""
+
+
+class InvalidDecisionError(InteractionError, ValueError):
+    """The decision is malformed: a bad ``kind``, or edited arguments the tool does not accept."""
+
+
+class RunError(AfkError):
+    """A run hit one of its limits (``max_steps``, ``max_run_time_s``)."""
+
+
+__all__ = [
+    "AfkError",
+    "AlreadyDecidedError",
+    "ConfigurationError",
+    "InteractionError",
+    "InvalidDecisionError",
+    "ModelError",
+    "ModelNotFoundError",
+    "RequestExpiredError",
+    "RunError",
+    "UnknownRequestError",
+]

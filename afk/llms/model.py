@@ -1,0 +1,34 @@
+"""The model protocol every provider adapter and test model implements."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol, runtime_checkable
+
+from afk.llms.messages import Message, ModelResponse, ToolSpec
+
+
+@runtime_checkable
+class Model(Protocol):
+    """Anything with ``async complete(messages, tools) -> ModelResponse`` is a model.
+
+    A model may also offer ``stream(messages, tools)``: an async iterator that yields ``str``
+    text deltas and, last, the complete :class:`ModelResponse`. The runner prefers it when
+    present and turns the deltas into ``text_delta`` events.
+    """
+
+    async def complete(
+        self, messages: Sequence[Message], tools: Sequence[ToolSpec]
+    ) -> ModelResponse: ...
+
+
+class StreamingModel(Model, Protocol):
+    def stream(
+        self, messages: Sequence[Message], tools: Sequence[ToolSpec]
+    ) -> AsyncIterator[str | ModelResponse]: ...
+
+
+def model_label(model: object) -> str:
+    """A short name for events and errors."""
+    name = getattr(model, "model_name", None) or getattr(model, "name", None)
+    return str(name) if name else type(model).__name__

@@ -1,0 +1,74 @@
+"""Models for tests and demos: no network, fully deterministic."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeAlias
+
+from afk.errors import ConfigurationError, ModelError
+from afk.llms.messages import AssistantMessage, Message, ModelResponse, ToolCall, ToolSpec
+
+Turn: TypeAlias = "str | ToolCall | list[ToolCall] | ModelResponse"
+FunctionResult: TypeAlias = "str | ToolCall | list[ToolCall] | ModelResponse"
+
+
+def _as_response(value: object, *, where: str) -> ModelResponse:
+    if isinstance(value, ModelResponse):
+        return value
+    if isinstance(value, str):
+        return ModelResponse(text=value)
+    if isinstance(value, ToolCall):
+        return ModelResponse(tool_calls=[value])
+    if isinstance(value, list) and all(isinstance(c, ToolCall) for c in value):
+        return ModelResponse(tool_calls=list(value))
+    raise ConfigurationError(
+        f"{where}: expected a str, ToolCall, list of ToolCall or ModelResponse, "
+        f"got {type(value).__name__}"
+    )
+
+
+class ScriptedModel:
+    """Plays back a fixed list of turns.
+
+    The turn is chosen by counting the assistant turns already in the conversation, so the
+    model keeps no hidden state and stays right when a run resumes in another process.
+    """
+
+    def __init__(self, turns: Sequence[Turn], *, name: str = "scripted") -> None:
+        self.model_name = name
+        self._turns = [_as_response(t, where=f"ScriptedModel turn {i}") for i, t in enumerate(turns)]
+
+    async def complete(
+        self, messages: Sequence[Message], tools: Sequence[ToolSpec]
+    ) -> ModelResponse:
+        index = sum(1 for m in messages if isinstance(m, AssistantMessage))
+        if index >= len(self._turns):
+            raise ModelError(
+                f"ScriptedModel {self.model_name!r} has {len(self._turns)} turns and was asked "
+                f"for turn {index + 1}"
+            )
+        return self._turns[index]
+
+
+class FunctionModel:
+    """Calls ``fn(messages, tools)`` (sync or async) for every turn."""
+
+    def __init__(
+        self,
+        fn: Callable[[list[Message], list[ToolSpec]], FunctionResult | Awaitable[FunctionResult]],
+        *,
+        name: str = "function",
+    ) -> None:
+        if not callable(fn):
+            raise ConfigurationError(f"FunctionModel fn must be callable, got {type(fn).__name__}")
+        self.model_name = name
+        self._fn = fn
+
+    async def complete(
+        self, messages: Sequence[Message], tools: Sequence[ToolSpec]
+    ) -> ModelResponse:
+        value = self._fn(list(messages), list(tools))
+        if inspect.isawaitable(value):
+            value = await value
+        return _as_response(value, where=f"FunctionModel {self.model_name!r}")
