@@ -1,15 +1,15 @@
 """Every error afk raises on purpose derives from :class:`AfkError`.
 
-    AfkError
-    ├── ConfigurationError        a developer mistake, raised at construction or before a run
-    │   └── ModelNotFoundError    a model name nothing can serve
-    ├── ModelError                a model call failed during a run
-    ├── InteractionError          a human's decision could not be recorded
-    │   ├── UnknownRequestError   no such request
-    │   ├── AlreadyDecidedError   the request was decided before; the first decision stands
-    │   ├── RequestExpiredError   the request passed its deadline or its run ended
-    │   └── InvalidDecisionError  the decision itself is malformed (bad kind, bad edited args)
-    └── RunError                  a run could not continue (limits); ends the run ``failed``
+AfkError
+├── ConfigurationError        a developer mistake, raised at construction or before a run
+│   └── ModelNotFoundError    a model name nothing can serve
+├── ModelError                a model call failed during a run
+├── InteractionError          a human's decision could not be recorded
+│   ├── UnknownRequestError   no such request
+│   ├── AlreadyDecidedError   the request was decided before; the first decision stands
+│   ├── RequestExpiredError   the request passed its deadline or its run ended
+│   └── InvalidDecisionError  the decision itself is malformed (bad kind, bad edited args)
+└── RunError                  a run could not continue (limits); ends the run ``failed``
 """
 
 from __future__ import annotations

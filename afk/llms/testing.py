@@ -37,7 +37,9 @@ class ScriptedModel:
 
     def __init__(self, turns: Sequence[Turn], *, name: str = "scripted") -> None:
         self.model_name = name
-        self._turns = [_as_response(t, where=f"ScriptedModel turn {i}") for i, t in enumerate(turns)]
+        self._turns = [
+            _as_response(t, where=f"ScriptedModel turn {i}") for i, t in enumerate(turns)
+        ]
 
     async def complete(
         self, messages: Sequence[Message], tools: Sequence[ToolSpec]

@@ -1,0 +1,22 @@
+"""Agents and the policy that gates what they do."""
+
+from afk.agents.agent import Agent
+from afk.agents.interaction import (
+    ApprovalDecision,
+    ApprovalRequest,
+    UserInputDecision,
+    UserInputRequest,
+)
+from afk.agents.policy import PolicyDecision, PolicyEngine, PolicyEvent, PolicyRule
+
+__all__ = [
+    "Agent",
+    "ApprovalDecision",
+    "ApprovalRequest",
+    "PolicyDecision",
+    "PolicyEngine",
+    "PolicyEvent",
+    "PolicyRule",
+    "UserInputDecision",
+    "UserInputRequest",
+]

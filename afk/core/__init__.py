@@ -1,0 +1,75 @@
+"""The runtime: the runner, its configuration, interaction providers and run events."""
+
+from afk.agents.interaction import (
+    ApprovalDecision,
+    ApprovalRequest,
+    UserInputDecision,
+    UserInputRequest,
+)
+from afk.core.config import RunnerConfig
+from afk.core.events import (
+    ApprovalRequested,
+    ApprovalResolved,
+    Event,
+    LLMCalled,
+    LLMCompleted,
+    PolicyDecisionEvent,
+    RunCancelled,
+    RunCompleted,
+    RunFailed,
+    RunPaused,
+    RunResumed,
+    RunStarted,
+    RunWarning,
+    StepStarted,
+    TextDelta,
+    ToolCompleted,
+    ToolStarted,
+    UserInputRequested,
+    UserInputResolved,
+    event_from_dict,
+    event_to_dict,
+)
+from afk.core.interaction import (
+    HeadlessInteractionProvider,
+    InMemoryInteractiveProvider,
+    InteractionProvider,
+)
+from afk.core.result import RunResult, ToolExecution
+from afk.core.runner import RunHandle, Runner
+
+__all__ = [
+    "ApprovalDecision",
+    "ApprovalRequest",
+    "ApprovalRequested",
+    "ApprovalResolved",
+    "Event",
+    "HeadlessInteractionProvider",
+    "InMemoryInteractiveProvider",
+    "InteractionProvider",
+    "LLMCalled",
+    "LLMCompleted",
+    "PolicyDecisionEvent",
+    "RunCancelled",
+    "RunCompleted",
+    "RunFailed",
+    "RunHandle",
+    "RunPaused",
+    "RunResult",
+    "RunResumed",
+    "RunStarted",
+    "RunWarning",
+    "Runner",
+    "RunnerConfig",
+    "StepStarted",
+    "TextDelta",
+    "ToolCompleted",
+    "ToolExecution",
+    "ToolStarted",
+    "UserInputDecision",
+    "UserInputRequest",
+    "UserInputRequested",
+    "UserInputResolved",
+    "event_from_dict",
+    "event_to_dict",
+]

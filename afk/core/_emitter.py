@@ -1,0 +1,102 @@
+"""Run-private machinery: numbering, recording and fanning out events; the active-time clock."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+
+from afk.core.events import TERMINAL_TYPES, Event, RunWarning
+from afk.errors import RunError
+
+E = TypeVar("E", bound=Event)
+
+
+class Emitter:
+    """Gives each event its ``seq`` and ``ts``, keeps it, and hands it to ``notify``.
+
+    A ``notify`` that raises becomes a ``warning`` event (or, on the terminal event, an entry
+    in ``warnings`` only, since nothing may follow the terminal event).
+    """
+
+    def __init__(self, run_id: str, notify: Callable[[Event], Any] | None) -> None:
+        self.run_id = run_id
+        self.events: list[Event] = []
+        self.warnings: list[str] = []
+        self._notify = notify
+        self._seq = 0
+        self._changed: asyncio.Event | None = None
+
+    async def emit(self, cls: type[E], step: int | None = None, **fields: Any) -> E:
+        self._seq += 1
+        event = cls(run_id=self.run_id, seq=self._seq, ts=time.time(), step=step, **fields)
+        self.events.append(event)
+        if self._changed is not None:
+            self._changed.set()
+        if isinstance(event, RunWarning):
+            self.warnings.append(event.message)
+        elif self._notify is not None:
+            await self._call_notify(event)
+        return event
+
+    async def _call_notify(self, event: Event) -> None:
+        assert self._notify is not None
+        try:
+            outcome = self._notify(event)
+            if inspect.isawaitable(outcome):
+                await outcome
+        except Exception as exc:
+            message = f"notify({event.type}) raised {type(exc).__name__}: {exc}"
+            if event.type in TERMINAL_TYPES:
+                self.warnings.append(message)
+            else:
+                await self.emit(RunWarning, event.step, message=message, source="notify")
+
+    async def follow(self) -> AsyncIterator[Event]:
+        """Every event of the run, from the first, until the terminal one."""
+        index = 0
+        while True:
+            while index < len(self.events):
+                event = self.events[index]
+                index += 1
+                yield event
+                if event.type in TERMINAL_TYPES:
+                    return
+            if self._changed is None:
+                self._changed = asyncio.Event()
+            self._changed.clear()
+            await self._changed.wait()
+
+
+class ActiveClock:
+    """Counts a run's active time; paused while the run waits for a human."""
+
+    def __init__(self, limit_s: float | None) -> None:
+        self.limit_s = limit_s
+        self._used = 0.0
+        self._since: float | None = time.monotonic()
+
+    def pause(self) -> None:
+        if self._since is not None:
+            self._used += time.monotonic() - self._since
+            self._since = None
+
+    def resume(self) -> None:
+        if self._since is None:
+            self._since = time.monotonic()
+
+    def remaining(self) -> float | None:
+        if self.limit_s is None:
+            return None
+        used = self._used + (time.monotonic() - self._since if self._since is not None else 0.0)
+        return self.limit_s - used
+
+    def check(self) -> None:
+        left = self.remaining()
+        if left is not None and left <= 0:
+            raise self.exceeded()
+
+    def exceeded(self) -> RunError:
+        return RunError(f"max_run_time_s={self.limit_s} exceeded (active time, waits excluded)")

@@ -1,0 +1,202 @@
+"""Interaction providers route a request to a human and bring the decision back."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from afk.agents.interaction import (
+    ApprovalDecision,
+    ApprovalRequest,
+    Decision,
+    Request,
+    UserInputDecision,
+    UserInputRequest,
+    validate_decision,
+)
+from afk.core.config import FALLBACKS, Fallback
+from afk.errors import (
+    AlreadyDecidedError,
+    ConfigurationError,
+    RequestExpiredError,
+    UnknownRequestError,
+)
+
+
+@runtime_checkable
+class InteractionProvider(Protocol):
+    """Routes requests to a human. The runner awaits each call under its own timeout; a
+    provider that raises counts as a deny. An optional ``notify(event)`` (sync or async)
+    receives every run event except warnings."""
+
+    async def request_approval(self, request: ApprovalRequest) -> ApprovalDecision: ...
+
+    async def request_user_input(self, request: UserInputRequest) -> UserInputDecision: ...
+
+
+class HeadlessInteractionProvider:
+    """Answers every request with the configured fallbacks; no human is involved."""
+
+    def __init__(self, *, approval_fallback: Fallback = "deny", input_fallback: Fallback = "deny"):
+        for name, value in (
+            ("approval_fallback", approval_fallback),
+            ("input_fallback", input_fallback),
+        ):
+            if value not in FALLBACKS:
+                raise ConfigurationError(
+                    f"HeadlessInteractionProvider.{name} must be one of {FALLBACKS}, got {value!r}"
+                )
+        self.approval_fallback = approval_fallback
+        self.input_fallback = input_fallback
+
+    async def request_approval(self, request: ApprovalRequest) -> ApprovalDecision:
+        return ApprovalDecision(kind=self.approval_fallback, reason="headless fallback")
+
+    async def request_user_input(self, request: UserInputRequest) -> UserInputDecision:
+        # The runner never asks a headless provider: it applies RunnerConfig's fallbacks itself
+        # (input "allow" there runs the tool with its original arguments). Standalone, an
+        # "allow" can only answer with empty text.
+        if self.input_fallback == "allow":
+            return UserInputDecision(kind="allow", value="", reason="headless fallback")
+        return UserInputDecision(kind="deny", reason="headless fallback")
+
+
+_State = Literal["pending", "decided", "expired"]
+
+
+@dataclass(slots=True)
+class _Entry:
+    request: Request
+    state: _State
+    future: asyncio.Future[Any] | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+    decision: Decision | None = None
+    closed_at: float = 0.0
+    note: str = ""
+
+
+def _deliver(future: asyncio.Future[Any], value: Any) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+class InMemoryInteractiveProvider:
+    """Keeps requests in memory until ``resolve_approval`` / ``resolve_input`` answers them.
+
+    Both may be called from any thread or task and wake the waiting run at once (one future per
+    request, no polling). The first decision stands: a second one, an unknown id, or a decision
+    after ``expires_at`` raises a distinct error. Decided requests are remembered (the last
+    ``history`` of them, and all decided in the last ``history_s`` seconds) so those errors can
+    tell "already decided" and "expired" from "unknown".
+    """
+
+    def __init__(self, *, history: int = 10_000, history_s: float = 86_400.0) -> None:
+        self._lock = threading.Lock()
+        self._open: dict[str, _Entry] = {}
+        self._closed: OrderedDict[str, _Entry] = OrderedDict()
+        self._history = history
+        self._history_s = history_s
+
+    # -- the runner's side ---------------------------------------------------------------
+    async def request_approval(self, request: ApprovalRequest) -> ApprovalDecision:
+        result: ApprovalDecision = await self._wait(request)
+        return result
+
+    async def request_user_input(self, request: UserInputRequest) -> UserInputDecision:
+        result: UserInputDecision = await self._wait(request)
+        return result
+
+    async def _wait(self, request: Request) -> Any:
+        loop = asyncio.get_running_loop()
+        entry = _Entry(request=request, state="pending", future=loop.create_future(), loop=loop)
+        with self._lock:
+            self._open[request.request_id] = entry
+        try:
+            assert entry.future is not None
+            return await entry.future
+        finally:
+            # Timed out or cancelled: close it, unless a decision got in first.
+            self.expire(request.request_id, "no decision before the wait ended")
+
+    def expire(self, request_id: str, note: str = "expired") -> Decision | None:
+        """Close a pending request. Returns the decision if one was accepted before."""
+        with self._lock:
+            entry = self._open.pop(request_id, None)
+            if entry is None:
+                closed = self._closed.get(request_id)
+                return closed.decision if closed is not None else None
+            entry.state, entry.note = "expired", note
+            self._remember(entry)
+            return None
+
+    # -- the human's side ----------------------------------------------------------------
+    def pending(self) -> list[Request]:
+        """Open approval and input requests, oldest first."""
+        with self._lock:
+            return [e.request for e in self._open.values()]
+
+    def resolve_approval(self, request_id: str, decision: ApprovalDecision) -> None:
+        self._resolve(request_id, decision)
+
+    def resolve_input(self, request_id: str, decision: UserInputDecision) -> None:
+        self._resolve(request_id, decision)
+
+    def _resolve(self, request_id: str, decision: Decision) -> None:
+        with self._lock:
+            entry = self._open.get(request_id)
+            if entry is None:
+                self._refuse_closed(request_id)
+            assert entry is not None
+            if time.time() > entry.request.expires_at:
+                del self._open[request_id]
+                entry.state, entry.note = "expired", "decision arrived after expires_at"
+                self._remember(entry)
+                raise RequestExpiredError(
+                    f"request {request_id} expired at {entry.request.expires_at:.3f}",
+                    request_id=request_id,
+                )
+            validate_decision(entry.request, decision)  # invalid: raises, stays pending
+            del self._open[request_id]
+            future, loop = entry.future, entry.loop
+            entry.state, entry.decision = "decided", decision
+            self._remember(entry)
+        assert future is not None and loop is not None
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            _deliver(future, decision)
+        else:
+            loop.call_soon_threadsafe(_deliver, future, decision)
+
+    def _refuse_closed(self, request_id: str) -> None:
+        closed = self._closed.get(request_id)
+        if closed is None:
+            raise UnknownRequestError(f"no request with id {request_id!r}", request_id=request_id)
+        if closed.state == "decided":
+            raise AlreadyDecidedError(
+                f"request {request_id} was already decided ({closed.decision!r}); "
+                "the first decision stands",
+                request_id=request_id,
+                first_decision=closed.decision,
+            )
+        raise RequestExpiredError(
+            f"request {request_id} is closed: {closed.note}", request_id=request_id
+        )
+
+    def _remember(self, entry: _Entry) -> None:
+        now = time.time()
+        entry.closed_at = now
+        entry.future = entry.loop = None
+        self._closed[entry.request.request_id] = entry
+        horizon = now - self._history_s
+        while len(self._closed) > self._history:
+            oldest = next(iter(self._closed.values()))
+            if oldest.closed_at >= horizon:
+                break
+            self._closed.popitem(last=False)

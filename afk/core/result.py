@@ -1,0 +1,48 @@
+"""What a run returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from afk.agents.interaction import DecidedBy, Decision, Request
+from afk.agents.policy import PolicyDecision
+from afk.core.events import Event
+from afk.llms.messages import Message, Usage
+
+RunState = Literal["completed", "stopped", "failed", "cancelled", "paused"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolExecution:
+    """One tool call the model asked for, in the model's call order.
+
+    ``args`` are the arguments as executed (after any human edit). ``executed`` says whether
+    the tool body ran; ``denied`` whether policy or a human refused it.
+    """
+
+    tool_name: str
+    tool_call_id: str
+    args: dict[str, Any]
+    success: bool
+    output: Any = None
+    error: str | None = None
+    denied: bool = False
+    executed: bool = False
+    policy: PolicyDecision | None = None
+    decision: Decision | None = None
+    decided_by: DecidedBy | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class RunResult:
+    run_id: str
+    state: RunState
+    final_text: str | None = None
+    tool_executions: list[ToolExecution] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+    error: str | None = None
+    usage: Usage | None = None
+    pending_requests: list[Request] = field(default_factory=list)

@@ -1,0 +1,90 @@
+"""A model that tries several models in order until one answers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing
+from typing import Any
+
+from afk.errors import ConfigurationError, ModelError
+from afk.llms.messages import Message, ModelResponse, ToolSpec
+from afk.llms.model import Model, model_label
+
+
+class FallbackExhaustedError(ModelError):
+    """Every model in a :class:`FallbackModel` failed; ``errors`` holds each failure in order."""
+
+    def __init__(self, labels: Sequence[str], errors: Sequence[ModelError]) -> None:
+        self.errors = list(errors)
+        detail = "; ".join(f"{label}: {error}" for label, error in zip(labels, errors, strict=True))
+        super().__init__(f"all {len(errors)} models failed: {detail}")
+
+
+class FallbackModel:
+    """Calls each model in turn and returns the first answer.
+
+    Only :class:`~afk.errors.ModelError` moves on to the next model; configuration mistakes
+    and bugs propagate at once. Names are resolved here, so a missing key or extra surfaces
+    when the fallback list is built, not halfway through a run.
+    """
+
+    def __init__(self, models: Sequence[Model | str]) -> None:
+        from afk.llms.registry import resolve_model  # the registry may import providers
+
+        if isinstance(models, str) or not models:
+            raise ConfigurationError("FallbackModel needs a non-empty list of models")
+        self.models: list[Model] = [resolve_model(m) for m in models]
+        self.labels = [model_label(m) for m in self.models]
+        self.model_name = "fallback(" + ", ".join(self.labels) + ")"
+
+    async def complete(
+        self, messages: Sequence[Message], tools: Sequence[ToolSpec]
+    ) -> ModelResponse:
+        errors: list[ModelError] = []
+        for model in self.models:
+            try:
+                return await model.complete(messages, tools)
+            except ModelError as exc:
+                errors.append(exc)
+        raise FallbackExhaustedError(self.labels, errors) from errors[-1]
+
+    async def stream(
+        self, messages: Sequence[Message], tools: Sequence[ToolSpec]
+    ) -> AsyncIterator[str | ModelResponse]:
+        """Streams from the first model that starts answering.
+
+        A model that fails after it has sent text is not replaced: the caller has already
+        shown that text, and a second answer would be spliced onto the first.
+        """
+        errors: list[ModelError] = []
+        for model in self.models:
+            sent_text = False
+            try:
+                async with aclosing(_stream_or_complete(model, messages, tools)) as items:
+                    async for item in items:
+                        if isinstance(item, str):
+                            sent_text = True
+                        yield item
+                return
+            except ModelError as exc:
+                if sent_text:
+                    raise
+                errors.append(exc)
+        raise FallbackExhaustedError(self.labels, errors) from errors[-1]
+
+    def __repr__(self) -> str:
+        return f"FallbackModel({self.models!r})"
+
+
+async def _stream_or_complete(
+    model: Model, messages: Sequence[Message], tools: Sequence[ToolSpec]
+) -> AsyncGenerator[str | ModelResponse, None]:
+    stream: Any = getattr(model, "stream", None)
+    if callable(stream):
+        async for item in stream(messages, tools):
+            yield item
+        return
+    response = await model.complete(messages, tools)
+    if response.text:
+        yield response.text
+    yield response

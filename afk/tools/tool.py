@@ -1,0 +1,214 @@
+"""Typed tools: a Python function, its JSON schema, and validated execution."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, get_type_hints, overload
+
+from afk.errors import ConfigurationError
+
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolContext:
+    """Given to a tool that declares a parameter annotated ``ToolContext``.
+
+    ``idempotency_key`` is stable for one tool call across retries and resumes: a tool that
+    talks to an external system should pass it along so a repeated call is recognised.
+    """
+
+    run_id: str
+    agent_name: str
+    tool_call_id: str
+    idempotency_key: str
+    context: Mapping[str, Any]
+
+
+class ToolArgumentsInvalid(Exception):
+    """Arguments the tool's schema rejects; ``message`` names each bad argument."""
+
+    def __init__(self, message: str, *, fields: list[str]) -> None:
+        self.fields = fields
+        super().__init__(message)
+
+
+def _docstring_parts(doc: str | None) -> tuple[str, dict[str, str]]:
+    """Summary and per-parameter descriptions from a Google- or Sphinx-style docstring."""
+    if not doc:
+        return "", {}
+    lines = inspect.cleandoc(doc).splitlines()
+    summary: list[str] = []
+    params: dict[str, str] = {}
+    in_args = False
+    current: str | None = None
+    for line in lines:
+        stripped = line.strip()
+        sphinx = re.match(r"^:param\s+(?:[^:]+\s)?(\w+):\s*(.*)$", stripped)
+        if sphinx:
+            params[sphinx.group(1)] = sphinx.group(2)
+            continue
+        if stripped.lower() in ("args:", "arguments:", "parameters:"):
+            in_args, current = True, None
+            continue
+        if in_args:
+            google = re.match(r"^(\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$", stripped)
+            if google and line.startswith((" ", "\t")) and not line.startswith(" " * 8):
+                current = google.group(1)
+                params[current] = google.group(2)
+            elif stripped and current and line.startswith((" ", "\t")):
+                params[current] = f"{params[current]} {stripped}".strip()
+            elif stripped and not line.startswith((" ", "\t")):
+                in_args = False
+            continue
+        if stripped.startswith(":"):
+            continue
+        summary.append(line)
+    return "\n".join(summary).strip(), params
+
+
+class Tool:
+    """A function the model can call. Build one with :func:`tool`."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        inline: bool = False,
+        idempotent: bool = False,
+    ) -> None:
+        if not callable(fn):
+            raise ConfigurationError(f"tool() needs a function, got {type(fn).__name__}")
+        self.fn = fn
+        self.name = name or fn.__name__
+        if not _NAME_RE.match(self.name):
+            raise ConfigurationError(
+                f"tool name {self.name!r} is invalid: use letters, digits, '_' or '-' "
+                "(at most 64 characters, not starting with a digit)"
+            )
+        summary, param_docs = _docstring_parts(fn.__doc__)
+        self.description = description if description is not None else summary
+        self.inline = inline
+        self.idempotent = idempotent
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self._context_param: str | None = None
+        self._args_model = self._build_model(fn, param_docs)
+        self.parameters: dict[str, Any] = self._args_model.model_json_schema()
+        self.parameters.pop("title", None)
+
+    def _build_model(self, fn: Callable[..., Any], docs: dict[str, str]) -> Any:
+        from pydantic import ConfigDict, Field, create_model
+
+        try:
+            hints = get_type_hints(fn)
+        except Exception as exc:
+            raise ConfigurationError(
+                f"tool {self.name!r}: cannot resolve its type hints ({exc})"
+            ) from exc
+        fields: dict[str, Any] = {}
+        for pname, param in inspect.signature(fn).parameters.items():
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                raise ConfigurationError(
+                    f"tool {self.name!r}: *{pname} / **{pname} parameters cannot be described "
+                    "to a model; give every parameter a name and a type"
+                )
+            annotation = hints.get(pname, Any)
+            if annotation is ToolContext:
+                self._context_param = pname
+                continue
+            default = ... if param.default is param.empty else param.default
+            fields[pname] = (annotation, Field(default, description=docs.get(pname)))
+        config = ConfigDict(extra="forbid", arbitrary_types_allowed=False)
+        return create_model(f"{self.name}_args", __config__=config, **fields)
+
+    def spec(self) -> Any:
+        from afk.llms.messages import ToolSpec
+
+        return ToolSpec(name=self.name, description=self.description, parameters=self.parameters)
+
+    def validate(
+        self, arguments: Mapping[str, Any], *, ignore: str | None = None
+    ) -> dict[str, Any]:
+        """Validate the model's arguments; returns them as the function will receive them.
+
+        ``ignore`` skips errors for one argument that a human will fill in later.
+        """
+        from pydantic import ValidationError
+
+        try:
+            model = self._args_model.model_validate(dict(arguments))
+        except ValidationError as exc:
+            errors = [
+                e for e in exc.errors() if not ignore or not e["loc"] or e["loc"][0] != ignore
+            ]
+            if not errors:
+                return dict(arguments)
+            parts = []
+            for err in errors:
+                where = ".".join(str(p) for p in err["loc"]) or "(arguments)"
+                parts.append(f"{where}: {err['msg']}")
+            fields = sorted({str(e["loc"][0]) for e in errors if e["loc"]})
+            raise ToolArgumentsInvalid(
+                f"invalid arguments for tool {self.name!r}: " + "; ".join(parts), fields=fields
+            ) from None
+        return {name: getattr(model, name) for name in type(model).model_fields}
+
+    async def invoke(self, arguments: Mapping[str, Any], ctx: ToolContext) -> Any:
+        """Run the tool with already-validated arguments."""
+        kwargs = dict(arguments)
+        if self._context_param:
+            kwargs[self._context_param] = ctx
+        if self.is_async:
+            return await self.fn(**kwargs)
+        if self.inline:
+            return self.fn(**kwargs)
+        return await asyncio.to_thread(self.fn, **kwargs)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the underlying function directly (handy in tests)."""
+        return self.fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Tool(name={self.name!r})"
+
+
+@overload
+def tool(fn: Callable[..., Any], /) -> Tool: ...
+
+
+@overload
+def tool(
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    inline: bool = False,
+    idempotent: bool = False,
+) -> Callable[[Callable[..., Any]], Tool]: ...
+
+
+def tool(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    inline: bool = False,
+    idempotent: bool = False,
+) -> Tool | Callable[[Callable[..., Any]], Tool]:
+    """Turn a typed function (sync or async) into a :class:`Tool`.
+
+    Sync tools run in a worker thread so they never block other runs; ``inline=True`` runs a
+    cheap pure function on the event loop. ``idempotent=True`` declares that running the call
+    twice is safe, which lets a resumed run retry a call interrupted mid-execution.
+    """
+
+    def wrap(f: Callable[..., Any]) -> Tool:
+        return Tool(f, name=name, description=description, inline=inline, idempotent=idempotent)
+
+    return wrap(fn) if fn is not None else wrap
