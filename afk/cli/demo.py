@@ -1,0 +1,137 @@
+"""`afk demo`: the seed's change-manager scenario against a real (SQLite) database."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sqlite3
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from afk.agents import Agent, PolicyEngine, PolicyRule
+from afk.cli._render import render
+from afk.cli.console_provider import ConsoleInteractionProvider
+from afk.core import Runner, RunnerConfig, TextDelta
+from afk.llms import FunctionModel, ModelResponse, ToolCall, ToolMessage, register_model
+from afk.tools import tool
+
+DEMO_MODEL = "gpt-5.2-mini"
+
+
+def _demo_database(path: Path) -> None:
+    with sqlite3.connect(path) as db:
+        for table in ("old_logs", "old_sessions", "customers"):
+            db.execute(f"CREATE TABLE IF NOT EXISTS {table} (id INTEGER PRIMARY KEY, data TEXT)")
+
+
+def _tables(path: Path) -> list[str]:
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")
+        return [r[0] for r in rows]
+
+
+def _build_tools(path: Path) -> list[Any]:
+    @tool
+    def list_tables() -> list[str]:
+        """List the tables in the production database."""
+        return _tables(path)
+
+    @tool
+    def drop_table(name: str) -> str:
+        """Drop a table from the production database.
+
+        Args:
+            name: The table to drop.
+        """
+        if name not in _tables(path):
+            raise ValueError(f"no table named {name!r}")
+        with sqlite3.connect(path) as db:
+            db.execute(f'DROP TABLE "{name}"')
+        return f"dropped {name}"
+
+    return [list_tables, drop_table]
+
+
+def _scripted_change_manager(messages: list[Any], tools: list[Any]) -> Any:
+    """Stands in for gpt-5.2-mini: list tables, drop the old ones, report."""
+    results = [m for m in messages if isinstance(m, ToolMessage)]
+    if not results:
+        return ToolCall("list_tables", {})
+    if len(results) == 1:
+        old = [t for t in results[0].content.strip("[]").replace('"', "").split(", ") if "old" in t]
+        return [ToolCall("drop_table", {"name": name}) for name in old]
+    outcomes = "; ".join(m.content for m in results[1:])
+    return ModelResponse(text=f"Finished the cleanup. Outcomes: {outcomes}")
+
+
+policy = PolicyEngine(
+    rules=[
+        PolicyRule(
+            rule_id="gate-destructive-ops",
+            description="Require human approval for any destructive operation",
+            condition=lambda event: (
+                event.tool_name is not None
+                and any(k in event.tool_name.lower() for k in ["delete", "drop", "remove"])
+            ),
+            action="request_approval",
+            reason="Destructive operations require human approval before execution.",
+        ),
+    ]
+)
+
+
+async def _run(args: argparse.Namespace, db_path: Path) -> int:
+    agent = Agent(
+        name="change-manager",
+        model=DEMO_MODEL,
+        instructions="You manage infrastructure changes. Always use available tools.",
+        tools=_build_tools(db_path),
+    )
+    if args.headless:
+        runner = Runner(
+            policy_engine=policy,
+            config=RunnerConfig(interaction_mode="headless", approval_fallback="deny"),
+        )
+    else:
+        runner = Runner(
+            policy_engine=policy,
+            interaction_provider=ConsoleInteractionProvider(approver=args.approver),
+            config=RunnerConfig(interaction_mode="interactive", approval_timeout_s=args.timeout),
+        )
+    print(f"database {db_path}: tables {_tables(db_path)}")
+    handle = runner.run_stream(agent, user_message="Drop old production tables")
+    async for event in handle:
+        if isinstance(event, TextDelta):
+            continue
+        line = render(event)
+        if line:
+            print(f"  [{event.seq:>2}] {line}", flush=True)
+    result = await handle.result()
+    print(f"State: {result.state}")
+    print(f"database {db_path}: tables {_tables(db_path)}")
+    return 0 if result.state in ("completed", "stopped") else 1
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    register_model(DEMO_MODEL, FunctionModel(_scripted_change_manager, name=DEMO_MODEL))
+    with tempfile.TemporaryDirectory(prefix="afk-demo-") as tmp:
+        db_path = Path(args.database) if args.database else Path(tmp) / "production.db"
+        _demo_database(db_path)
+        return asyncio.run(_run(args, db_path))
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "demo", help="run the change-manager scenario: a scripted agent asks to drop tables"
+    )
+    p.add_argument("--headless", action="store_true", help="no human: the fallback denies")
+    p.add_argument("--approver", default="console", help="name recorded on your decisions")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait per approval")
+    p.add_argument("--database", help="SQLite file to use (default: a temporary one)")
+    p.set_defaults(func=run_demo)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(run_demo(argparse.Namespace(headless=True, approver="x", timeout=1, database=None)))

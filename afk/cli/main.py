@@ -1,0 +1,47 @@
+"""The `afk` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from afk.errors import AfkError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from afk.cli import demo
+
+    parser = argparse.ArgumentParser(
+        prog="afk", description="Run LLM agents whose risky actions wait for a human."
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    demo.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from afk import __version__
+
+        print(__version__)
+        return 0
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    try:
+        code: int = func(args)
+    except AfkError as exc:
+        print(f"afk: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
