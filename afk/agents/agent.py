@@ -45,6 +45,8 @@ class Agent:
         self.policy_engine = policy_engine
         self.max_steps = max_steps
         self.tools: dict[str, Tool] = {}
+        self._specs: list[Any] | None = None
+        self._system: Any = None
         for item in tools:
             t = item if isinstance(item, Tool) else tool(item)
             if t.name in self.tools:
@@ -54,6 +56,22 @@ class Agent:
     @property
     def tool_list(self) -> Sequence[Tool]:
         return tuple(self.tools.values())
+
+    @property
+    def system_message(self) -> Any:
+        """The instructions as the conversation's first message (immutable, so shared)."""
+        if self._system is None or self._system.content != self.instructions:
+            from afk.llms.messages import SystemMessage
+
+            self._system = SystemMessage(content=self.instructions)
+        return self._system
+
+    @property
+    def tool_specs(self) -> list[Any]:
+        """What the model is told about the tools, shared by every run of this agent."""
+        if self._specs is None or len(self._specs) != len(self.tools):
+            self._specs = [t.spec() for t in self.tools.values()]
+        return self._specs
 
     def __repr__(self) -> str:
         return f"Agent(name={self.name!r}, model={self.model!r}, tools={list(self.tools)})"

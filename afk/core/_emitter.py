@@ -21,6 +21,8 @@ class Emitter:
     in ``warnings`` only, since nothing may follow the terminal event).
     """
 
+    __slots__ = ("_changed", "_notify", "_seq", "events", "run_id", "warnings")
+
     def __init__(self, run_id: str, notify: Callable[[Event], Any] | None) -> None:
         self.run_id = run_id
         self.events: list[Event] = []
@@ -72,6 +74,8 @@ class Emitter:
 
 class ActiveClock:
     """Counts a run's active time; paused while the run waits for a human."""
+
+    __slots__ = ("_since", "_used", "limit_s")
 
     def __init__(self, limit_s: float | None) -> None:
         self.limit_s = limit_s

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
@@ -51,7 +51,6 @@ from afk.llms.messages import (
     AssistantMessage,
     Message,
     ModelResponse,
-    SystemMessage,
     ToolCall,
     ToolSpec,
     Usage,
@@ -75,7 +74,27 @@ class RunSetup:
     run_id: str
 
 
+_NO_CONTEXT: MappingProxyType[str, Any] = MappingProxyType({})
+
+
 class Run:
+    __slots__ = (
+        "_llm_gated",
+        "_paused",
+        "agent",
+        "clock",
+        "config",
+        "context",
+        "emitter",
+        "headless",
+        "messages",
+        "open_requests",
+        "setup",
+        "specs",
+        "tool_calls",
+        "usage",
+    )
+
     def __init__(self, setup: RunSetup) -> None:
         self.setup = setup
         self.agent = setup.agent
@@ -84,18 +103,22 @@ class Run:
         notify = getattr(setup.provider, "notify", None)
         self.emitter = Emitter(setup.run_id, notify if callable(notify) else None)
         self.clock = ActiveClock(setup.config.max_run_time_s)
-        self.context = MappingProxyType(setup.context)
-        self.messages: list[Message] = [SystemMessage(content=self.agent.instructions)]
+        self.context = MappingProxyType(setup.context) if setup.context else _NO_CONTEXT
+        self.messages: list[Message] = [self.agent.system_message]
         self.messages.append(UserMessage(content=setup.user_message))
-        self.specs: list[ToolSpec] = [t.spec() for t in self.agent.tool_list]
+        self.specs: list[ToolSpec] = self.agent.tool_specs
         self.usage: Usage | None = None
-        self.open_requests: dict[str, Request] = {}
+        self.open_requests: list[Request] = []  # a handful at most; a list is smallest
         self._paused: tuple[str, ...] = ()
         self._llm_gated = any(e.covers("llm_before_execute") for e in setup.engines)
         self.tool_calls = ToolCallRunner(self)
 
     # -- top level -----------------------------------------------------------------------
     async def execute(self) -> RunResult:
+        """The step loop: model call, then the step's tool calls, until the model is done.
+
+        Inline rather than a helper so a waiting run carries one coroutine frame less.
+        """
         emit = self.emitter.emit
         await emit(
             RunStarted,
@@ -104,11 +127,25 @@ class Run:
             thread_id=self.setup.thread_id,
             user_message=self.setup.user_message,
         )
-        state: RunState
+        state: RunState | None = None
         final_text: str | None = None
         error: str | None = None
+        step = 0
         try:
-            state, final_text = await self._loop()
+            while state is None:
+                self._check_steps(step)
+                step += 1
+                await emit(StepStarted, step)
+                if not await self._gate_model_call(step):
+                    state = "stopped"
+                    break
+                turn = await self._call_model(step)
+                self.messages.append(turn)
+                final_text = turn.text
+                if not turn.tool_calls:
+                    state = "completed"
+                elif await self.tool_calls.run_step(step, turn.tool_calls):
+                    state = "stopped"
             await emit(RunCompleted, state=state, final_text=final_text)
         except asyncio.CancelledError:
             await self._close_open_requests("run cancelled")
@@ -131,29 +168,16 @@ class Run:
             usage=self.usage,
         )
 
-    async def _loop(self) -> tuple[RunState, str | None]:
-        step = 0
-        while True:
-            if step >= self.agent.max_steps:
-                raise RunError(
-                    f"max_steps={self.agent.max_steps} reached: the agent made "
-                    f"{self.agent.max_steps} model calls without finishing"
-                )
-            step += 1
-            await self.emitter.emit(StepStarted, step)
-            if not await self._gate_model_call(step):
-                return "stopped", None
-            response = await self._call_model(step)
-            self.messages.append(
-                AssistantMessage(text=response.text, tool_calls=tuple(response.tool_calls))
+    def _check_steps(self, done: int) -> None:
+        limit = self.agent.max_steps
+        if done >= limit:
+            raise RunError(
+                f"max_steps={limit} reached: the agent made {limit} model calls without finishing"
             )
-            if not response.tool_calls:
-                return "completed", response.text
-            if await self.tool_calls.run_step(step, response.tool_calls):
-                return "stopped", response.text
 
     # -- the model -----------------------------------------------------------------------
-    async def _call_model(self, step: int) -> ModelResponse:
+    async def _call_model(self, step: int) -> AssistantMessage:
+        """One model call; returns the assistant turn, every tool call with an id."""
         self.clock.check()
         model = self.setup.model
         await self.emitter.emit(
@@ -166,14 +190,13 @@ class Run:
             if budget.expired():
                 raise self.clock.exceeded() from None
             raise
-        calls = [c if c.id else replace(c, id=new_tool_call_id()) for c in response.tool_calls]
+        calls = tuple(c if c.id else replace(c, id=new_tool_call_id()) for c in response.tool_calls)
         if response.usage is not None:
             self.usage = response.usage if self.usage is None else self.usage + response.usage
-        response = ModelResponse(text=response.text, tool_calls=calls, usage=response.usage)
         await self.emitter.emit(
-            LLMCompleted, step, text=response.text, tool_calls=tuple(calls), usage=response.usage
+            LLMCompleted, step, text=response.text, tool_calls=calls, usage=response.usage
         )
-        return response
+        return AssistantMessage(text=response.text, tool_calls=calls)
 
     async def _complete(self, step: int, model: Any) -> ModelResponse:
         stream = getattr(model, "stream", None)
@@ -279,7 +302,7 @@ class Run:
     async def open_step_requests(self, step: int, requests: Sequence[Request]) -> None:
         """Announce a step's requests together; pause once, after the last of them."""
         for request in requests:
-            self.open_requests[request.request_id] = request
+            self.open_requests.append(request)
             if isinstance(request, ApprovalRequest):
                 await self.emitter.emit(ApprovalRequested, step, request=request)
             else:
@@ -290,33 +313,55 @@ class Run:
             self.clock.pause()
 
     async def ask(
-        self, step: int, request: Request, *, on_stop: Callable[[], bool] | None = None
+        self, step: int, request: Request, *, stoppable: Any = None
     ) -> tuple[Decision, DecidedBy]:
         """Wait for the decision on one open request and record it.
 
-        ``on_stop`` tells whether a cancellation came from a sibling's ``stop_run`` (then the
-        request closes with a fallback deny) rather than from the run being cancelled.
+        ``stoppable.stopped_by_sibling`` tells whether a cancellation came from a sibling's
+        ``stop_run`` (the request then closes with a fallback deny) rather than from the run
+        being cancelled. One frame on purpose: a waiting run's memory is mostly its frames.
         """
+        decision: Decision
+        decided_by: DecidedBy = "human"
+        if self.headless:
+            decision, decided_by = self._fallback(request, "headless mode"), "fallback"
+            await self.record_decision(step, request, decision, decided_by)
+            return decision, decided_by
+        provider = self.setup.provider
+        is_approval = isinstance(request, ApprovalRequest)
+        ask = provider.request_approval if is_approval else provider.request_user_input
         try:
-            decision, decided_by = await self._await_decision(request)
+            async with asyncio.timeout(max(request.expires_at - time.time(), 0.0)) as limit:
+                decision = await ask(request)
         except asyncio.CancelledError:
-            if on_stop is None or not on_stop():
+            if stoppable is None or not stoppable.stopped_by_sibling:
                 raise
             task = asyncio.current_task()
             if task is not None:
                 task.uncancel()
-            late = self._expire(request.request_id, "run stopped")
-            if late is not None:
-                decision, decided_by = late, "human"
+            decision, decided_by = self._closed(request, "run stopped", "fallback")
+        except TimeoutError:
+            if limit.expired():
+                decision, decided_by = self._closed(request, "timed out", "timeout")
             else:
-                decision, decided_by = _deny(request, "run stopped"), "fallback"
+                decision, decided_by = self._closed(request, "provider timeout", "error")
+        except Exception as exc:
+            why = f"interaction provider raised {type(exc).__name__}: {exc}"
+            decision, decided_by = self._closed(request, why, "error")
+        else:
+            expected = ApprovalDecision if is_approval else UserInputDecision
+            if not isinstance(decision, expected):
+                got = type(decision).__name__
+                why = f"interaction provider returned {got}, not {expected.__name__}"
+                decision, decided_by = _deny(request, why), "error"
         await self.record_decision(step, request, decision, decided_by)
         return decision, decided_by
 
     async def record_decision(
         self, step: int, request: Request, decision: Decision, decided_by: DecidedBy
     ) -> None:
-        self.open_requests.pop(request.request_id, None)
+        if request in self.open_requests:
+            self.open_requests.remove(request)
         event_cls = ApprovalResolved if isinstance(request, ApprovalRequest) else UserInputResolved
         await self.emitter.emit(
             event_cls,
@@ -326,41 +371,19 @@ class Run:
             approver=decision.approver,
             decided_by=decided_by,
         )
-        if self._paused and not any(r in self.open_requests for r in self._paused):
+        if self._paused and not any(r.request_id in self._paused for r in self.open_requests):
             ids, self._paused = self._paused, ()
             await self.emitter.emit(RunResumed, step, request_ids=ids)
             self.clock.resume()
 
-    async def _await_decision(self, request: Request) -> tuple[Decision, DecidedBy]:
-        if self.headless:
-            return self._fallback(request, "headless mode"), "fallback"
-        provider = self.setup.provider
-        if isinstance(request, ApprovalRequest):
-            ask = provider.request_approval
-        else:
-            ask = provider.request_user_input
-        try:
-            async with asyncio.timeout(max(request.expires_at - time.time(), 0.0)) as limit:
-                decision = await ask(request)
-        except TimeoutError:
-            late = self._expire(request.request_id, "timed out")
-            if late is not None:
-                return late, "human"
-            if limit.expired():
-                return self._fallback(request, "timed out"), "timeout"
-            return _deny(request, "interaction provider raised TimeoutError"), "error"
-        except Exception as exc:
-            self._expire(request.request_id, "provider error")
-            return _deny(
-                request, f"interaction provider raised {type(exc).__name__}: {exc}"
-            ), "error"
-        expected = ApprovalDecision if isinstance(request, ApprovalRequest) else UserInputDecision
-        if not isinstance(decision, expected):
-            got = type(decision).__name__
-            return _deny(
-                request, f"interaction provider returned {got}, not {expected.__name__}"
-            ), "error"
-        return decision, "human"
+    def _closed(self, request: Request, why: str, by: DecidedBy) -> tuple[Decision, DecidedBy]:
+        """Close a request the run stops waiting for. A decision accepted first still wins."""
+        late = self._expire(request.request_id, why)
+        if late is not None:
+            return late, "human"
+        if by == "timeout":
+            return self._fallback(request, why), by
+        return _deny(request, why), by
 
     def _fallback(self, request: Request, why: str) -> Decision:
         if isinstance(request, ApprovalRequest):
@@ -380,7 +403,7 @@ class Run:
         return late if isinstance(late, ApprovalDecision | UserInputDecision) else None
 
     async def _close_open_requests(self, why: str) -> None:
-        for request in list(self.open_requests.values()):
+        for request in list(self.open_requests):
             late = self._expire(request.request_id, why)
             if late is not None:
                 await self.record_decision(request.step, request, late, "human")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -76,11 +77,13 @@ class _Call:
 
 
 class ToolCallRunner:
+    __slots__ = ("executions", "run")
+
     def __init__(self, run: Run) -> None:
         self.run = run
         self.executions: list[ToolExecution] = []
 
-    async def run_step(self, step: int, calls: list[ToolCall]) -> bool:
+    async def run_step(self, step: int, calls: Sequence[ToolCall]) -> bool:
         """Handle every tool call of a step. Returns True when the run must stop."""
         items = [_Call(call=c, tool=self.run.agent.tools.get(c.name)) for c in calls]
         for item in items:
@@ -92,13 +95,14 @@ class ToolCallRunner:
             if item.request is not None:
                 requests.append(item.request)
         await self.run.open_step_requests(step, requests)
-        live = [i for i in items if i.message is None]
-        if len(live) == 1:
-            await self._finish(step, live[0], items)
-        elif live:
+        if len(items) == 1:
+            if items[0].message is None:
+                await self._finish(step, items[0], items)
+        else:
             async with asyncio.TaskGroup() as group:
-                for item in live:
-                    item.task = group.create_task(self._finish(step, item, items))
+                for item in items:
+                    if item.message is None:
+                        item.task = group.create_task(self._finish(step, item, items))
         for item in items:
             assert item.message is not None and item.execution is not None
             self.run.messages.append(item.message)
@@ -162,9 +166,7 @@ class ToolCallRunner:
         if request is not None:
             item.waiting = True
             try:
-                decision, decided_by = await self.run.ask(
-                    step, request, on_stop=lambda: item.stopped_by_sibling
-                )
+                decision, decided_by = await self.run.ask(step, request, stoppable=item)
             finally:
                 item.waiting = False
             item.decision, item.decided_by = decision, decided_by

@@ -6,6 +6,7 @@ import asyncio
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -102,13 +103,14 @@ class InMemoryInteractiveProvider:
         self._history_s = history_s
 
     # -- the runner's side ---------------------------------------------------------------
-    async def request_approval(self, request: ApprovalRequest) -> ApprovalDecision:
-        result: ApprovalDecision = await self._wait(request)
-        return result
+    # Plain functions returning the waiter coroutine: one frame less per waiting run.
+    def request_approval(self, request: ApprovalRequest) -> Coroutine[Any, Any, ApprovalDecision]:
+        return self._wait(request)
 
-    async def request_user_input(self, request: UserInputRequest) -> UserInputDecision:
-        result: UserInputDecision = await self._wait(request)
-        return result
+    def request_user_input(
+        self, request: UserInputRequest
+    ) -> Coroutine[Any, Any, UserInputDecision]:
+        return self._wait(request)
 
     async def _wait(self, request: Request) -> Any:
         loop = asyncio.get_running_loop()

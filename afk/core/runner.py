@@ -22,6 +22,8 @@ class RunHandle:
     """A run in progress: ``async for event in handle``, ``await handle.result()``,
     ``handle.cancel()``."""
 
+    __slots__ = ("_run", "_task", "run_id")
+
     def __init__(self, run: Run, task: asyncio.Task[RunResult]) -> None:
         self._run = run
         self._task = task
@@ -135,7 +137,7 @@ class Runner:
             config=self.config,
             provider=self.interaction_provider,
             user_message=user_message,
-            context=dict(context or {}),
+            context=dict(context) if context else {},
             thread_id=thread_id,
             run_id=f"run_{uuid.uuid4().hex}",
         )

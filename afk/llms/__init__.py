@@ -1,4 +1,9 @@
-"""Models: the protocol, the message types, test models and the name registry."""
+"""Models: the protocol, the message types, test models, the name registry and providers.
+
+Provider adapters and their errors load on first use, so ``import afk.llms`` stays fast.
+"""
+
+from typing import TYPE_CHECKING, Any
 
 from afk.llms.messages import (
     AssistantMessage,
@@ -15,12 +20,61 @@ from afk.llms.model import Model, StreamingModel
 from afk.llms.registry import register_model, resolve_model, unregister_model
 from afk.llms.testing import FunctionModel, ScriptedModel
 
+_LAZY = {
+    "AnthropicModel": "afk.llms.anthropic",
+    "FallbackExhaustedError": "afk.llms.fallback",
+    "FallbackModel": "afk.llms.fallback",
+    "LiteLLMModel": "afk.llms.litellm",
+    "OpenAIModel": "afk.llms.openai",
+    "ProviderAuthError": "afk.llms._http",
+    "ProviderBadRequestError": "afk.llms._http",
+    "ProviderConnectionError": "afk.llms._http",
+    "ProviderError": "afk.llms._http",
+    "ProviderRateLimitError": "afk.llms._http",
+    "ProviderServerError": "afk.llms._http",
+}
+
+if TYPE_CHECKING:
+    from afk.llms._http import (
+        ProviderAuthError,
+        ProviderBadRequestError,
+        ProviderConnectionError,
+        ProviderError,
+        ProviderRateLimitError,
+        ProviderServerError,
+    )
+    from afk.llms.anthropic import AnthropicModel
+    from afk.llms.fallback import FallbackExhaustedError, FallbackModel
+    from afk.llms.litellm import LiteLLMModel
+    from afk.llms.openai import OpenAIModel
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'afk.llms' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
 __all__ = [
+    "AnthropicModel",
     "AssistantMessage",
+    "FallbackExhaustedError",
+    "FallbackModel",
     "FunctionModel",
+    "LiteLLMModel",
     "Message",
     "Model",
     "ModelResponse",
+    "OpenAIModel",
+    "ProviderAuthError",
+    "ProviderBadRequestError",
+    "ProviderConnectionError",
+    "ProviderError",
+    "ProviderRateLimitError",
+    "ProviderServerError",
     "ScriptedModel",
     "StreamingModel",
     "SystemMessage",

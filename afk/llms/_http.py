@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import json
 import random
+import ssl
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -212,6 +214,12 @@ async def parse_sse(lines: AsyncIterator[str]) -> AsyncIterator[SSEEvent]:
         yield SSEEvent(event, "\n".join(data))
 
 
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    # Loading the CA bundle takes ~20 ms; a client per call must not pay that every time.
+    return httpx.create_ssl_context()
+
+
 class HttpTransport:
     """POSTs JSON to one provider with retries, per-attempt timeouts and error mapping.
 
@@ -242,7 +250,7 @@ class HttpTransport:
         if self._client is not None:
             yield self._client
             return
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(verify=_ssl_context()) as client:
             yield client
 
     def _request(self, client: httpx.AsyncClient, path: str, body: Any) -> httpx.Request:

@@ -264,13 +264,21 @@ class OpenAIModel:
         accumulator = ChatStreamAccumulator(self.provider)
         body = self._body(messages, tools, stream=True)
         # aclosing: leaving at [DONE] must close the HTTP stream now, not whenever GC runs.
+        received = False
         async with aclosing(self._transport.post_sse("/chat/completions", body)) as events:
             async for event in events:
                 if event.data.strip() == "[DONE]":
                     break
+                received = True
                 text = accumulator.feed(event.json_or_error(self.provider))
                 if text:
                     yield text
+        if not received:
+            # e.g. a server that ignored stream=true and answered with one JSON body: treating
+            # that as an empty answer would end the run with no text and no error.
+            raise ProviderError(
+                f"{self.provider} stream ended without any chunk", provider=self.provider
+            )
         yield accumulator.response(model=self.model, prices=self.prices)
 
     def __repr__(self) -> str:

@@ -75,7 +75,14 @@ def _instantiate(name: str, entry: Model | ModelFactory) -> Model:
 
 
 def resolve_model(model: str | Any) -> Model:
-    """Return the model object for a name (registry first, then built-in providers)."""
+    """Return the model object for a name (registry first, then built-in providers).
+
+    A list of names or models becomes a :class:`~afk.llms.FallbackModel` trying each in turn.
+    """
+    if isinstance(model, list | tuple):
+        from afk.llms.fallback import FallbackModel
+
+        return FallbackModel(list(model))
     if not isinstance(model, str):
         if _is_model(model):
             return model  # type: ignore[no-any-return]

@@ -98,6 +98,7 @@ class Tool:
         self.idempotent = idempotent
         self.is_async = inspect.iscoroutinefunction(fn)
         self._context_param: str | None = None
+        self._spec: Any = None
         self._args_model = self._build_model(fn, param_docs)
         self.parameters: dict[str, Any] = self._args_model.model_json_schema()
         self.parameters.pop("title", None)
@@ -128,9 +129,13 @@ class Tool:
         return create_model(f"{self.name}_args", __config__=config, **fields)
 
     def spec(self) -> Any:
-        from afk.llms.messages import ToolSpec
+        if self._spec is None:
+            from afk.llms.messages import ToolSpec
 
-        return ToolSpec(name=self.name, description=self.description, parameters=self.parameters)
+            self._spec = ToolSpec(
+                name=self.name, description=self.description, parameters=self.parameters
+            )
+        return self._spec
 
     def validate(
         self, arguments: Mapping[str, Any], *, ignore: str | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -19,6 +19,7 @@ from fakeserver import (
 
 from afk.llms import (
     AssistantMessage,
+    Message,
     ModelResponse,
     SystemMessage,
     ToolCall,
@@ -33,8 +34,12 @@ from afk.llms._http import (
     ProviderError,
     ProviderRateLimitError,
     ProviderServerError,
+    RetryPolicy,
+    SSEEvent,
+    call_with_retries,
     error_for_status,
     parse_retry_after,
+    parse_sse,
 )
 from afk.llms.openai import OpenAIModel
 
@@ -44,7 +49,7 @@ DROP_TABLE = ToolSpec(
     parameters={"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]},
 )
 
-TRANSCRIPT = [
+TRANSCRIPT: list[Message] = [
     SystemMessage(content="You are a DBA."),
     UserMessage(content="Drop old_logs and old_audit."),
     AssistantMessage(
@@ -304,3 +309,32 @@ def test_parse_retry_after_forms() -> None:
 def test_rate_limit_error_carries_retry_after() -> None:
     error = error_for_status("openai", 429, "{}", {"retry-after": "3"})
     assert isinstance(error, ProviderRateLimitError) and error.retry_after == 3.0
+
+
+async def test_stream_without_any_chunk_is_an_error(server: FakeServer) -> None:
+    server.queue(json_reply(completion({"content": "not streamed"})))
+    with pytest.raises(ProviderError, match="without any chunk"):
+        async for _ in make(server).stream([UserMessage(content="x")], []):
+            pass
+
+
+async def test_parse_sse_fields_comments_and_multiline_data() -> None:
+    async def lines() -> AsyncIterator[str]:
+        for line in [": keep-alive", "event: a", "data: 1", "data:2", "", "", "data: tail\r"]:
+            yield line
+
+    events = [e async for e in parse_sse(lines())]
+    assert events == [SSEEvent("a", "1\n2"), SSEEvent(None, "tail")]
+
+
+async def test_retry_after_longer_than_the_limit_is_not_waited_for() -> None:
+    calls = 0
+
+    async def call() -> None:
+        nonlocal calls
+        calls += 1
+        raise ProviderRateLimitError("429", provider="x", retry_after=3600)
+
+    with pytest.raises(ProviderRateLimitError):
+        await call_with_retries(call, RetryPolicy(max_retries=3, base_s=0.001))
+    assert calls == 1

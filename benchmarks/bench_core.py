@@ -1,0 +1,262 @@
+"""Core runtime benchmarks. Run: python benchmarks/bench_core.py
+
+Prints one table. Targets (2-core machine): approved round trip < 250 µs, < 6 KB per waiting
+run, policy overhead < 1.5x the bare condition calls, import < 150 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import tracemalloc
+from typing import Any
+
+from afk.agents import Agent, ApprovalDecision, PolicyEngine, PolicyEvent, PolicyRule
+from afk.core import ApprovalRequested, InMemoryInteractiveProvider, Runner, RunnerConfig
+from afk.llms import ScriptedModel, ToolCall
+from afk.tools import tool
+
+ROWS: list[tuple[str, str, str]] = []
+
+
+def row(name: str, value: str, target: str = "") -> None:
+    ROWS.append((name, value, target))
+
+
+@tool
+def drop_table(name: str) -> str:
+    return f"dropped {name}"
+
+
+GATE = PolicyEngine(
+    rules=[
+        PolicyRule(
+            "gate",
+            condition=lambda e: e.tool_name is not None and "drop" in e.tool_name,
+            action="request_approval",
+        )
+    ]
+)
+
+
+def _agent() -> Agent:
+    model = ScriptedModel([ToolCall("drop_table", {"name": "old_logs"}), "Done."])
+    return Agent(name="bench", model=model, instructions="x", tools=[drop_table])
+
+
+class _InstantApprover(InMemoryInteractiveProvider):
+    """A human who approves on the next loop iteration."""
+
+    def notify(self, event: Any) -> None:
+        if isinstance(event, ApprovalRequested):
+            asyncio.get_running_loop().call_soon(
+                self.resolve_approval, event.request.request_id, ApprovalDecision(kind="allow")
+            )
+
+
+async def _round_trips(runner: Runner, n: int) -> float:
+    agent = _agent()
+    for _ in range(50):
+        await runner.run(agent, user_message="go")
+    samples = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        result = await runner.run(agent, user_message="go")
+        samples.append(time.perf_counter() - t0)
+        assert result.state == "completed"
+    return statistics.median(samples) * 1e6
+
+
+def bench_round_trips() -> None:
+    interactive = Runner(
+        policy_engine=GATE,
+        interaction_provider=_InstantApprover(),
+        config=RunnerConfig(interaction_mode="interactive"),
+    )
+    us = asyncio.run(_round_trips(interactive, 2000))
+    row("interactive approved round trip, sync tool (median)", f"{us:.0f} µs", "< 250 µs")
+    headless = Runner(policy_engine=GATE, config=RunnerConfig(interaction_mode="headless"))
+    us = asyncio.run(_round_trips(headless, 2000))
+    row("headless gated round trip (median)", f"{us:.0f} µs", "")
+
+
+def _request(i: int) -> Any:
+    from afk.agents import ApprovalRequest
+
+    now = time.time()
+    return ApprovalRequest(
+        request_id=f"r{i}",
+        run_id="run",
+        step=1,
+        agent_name="a",
+        tool_name="t",
+        tool_args={},
+        tool_call_id="c",
+        rule_id=None,
+        reason=None,
+        created_at=now,
+        expires_at=now + 60,
+    )
+
+
+async def _wake_same_loop(n: int) -> float:
+    provider = InMemoryInteractiveProvider()
+    samples = []
+    for i in range(n):
+        marks: list[float] = []
+
+        async def waiter(req: Any = _request(i), marks: list[float] = marks) -> None:
+            await provider.request_approval(req)
+            marks.append(time.perf_counter())
+
+        task = asyncio.create_task(waiter())
+        await asyncio.sleep(0)
+        t0 = time.perf_counter()
+        provider.resolve_approval(f"r{i}", ApprovalDecision(kind="allow"))
+        await task
+        samples.append(marks[0] - t0)
+    return statistics.median(samples) * 1e6
+
+
+async def _wake_other_thread(n: int) -> float:
+    provider = InMemoryInteractiveProvider()
+    samples = []
+    for i in range(n):
+        ready = threading.Event()
+        sent: list[float] = []
+
+        def human(i: int = i, ready: threading.Event = ready, sent: list[float] = sent) -> None:
+            ready.wait()
+            sent.append(time.perf_counter())
+            provider.resolve_approval(f"r{i}", ApprovalDecision(kind="allow"))
+
+        thread = threading.Thread(target=human)
+        thread.start()
+        req = _request(i)
+        waiting = asyncio.create_task(provider.request_approval(req))
+        await asyncio.sleep(0)
+        ready.set()
+        await waiting
+        woke = time.perf_counter()
+        thread.join()
+        samples.append(woke - sent[0])
+    return statistics.median(samples) * 1e6
+
+
+def bench_wake() -> None:
+    us = asyncio.run(_wake_same_loop(2000))
+    row("resolve-to-wake, same loop (median)", f"{us:.1f} µs", "< 1 ms")
+    us = asyncio.run(_wake_other_thread(500))
+    row("resolve-to-wake, other thread (median)", f"{us:.1f} µs", "< 10 ms")
+
+
+async def _waiting_memory(n: int) -> float:
+    provider = InMemoryInteractiveProvider()
+    runner = Runner(
+        policy_engine=GATE,
+        interaction_provider=provider,
+        config=RunnerConfig(interaction_mode="interactive"),
+    )
+    agent = _agent()
+    warm = runner.run_stream(agent, user_message="go")
+    while not provider.pending():
+        await asyncio.sleep(0)
+    provider.resolve_approval(provider.pending()[0].request_id, ApprovalDecision(kind="allow"))
+    await warm.result()
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    handles = [runner.run_stream(agent, user_message="go") for _ in range(n)]
+    while len(provider.pending()) < n:
+        await asyncio.sleep(0.001)
+    gc.collect()
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    grown = sum(s.size_diff for s in after.compare_to(before, "filename"))
+    for req in provider.pending():
+        provider.resolve_approval(req.request_id, ApprovalDecision(kind="deny"))
+    for h in handles:
+        await h.result()
+    return grown / n
+
+
+def bench_memory() -> None:
+    per_run = asyncio.run(_waiting_memory(1000))
+    row("memory per run waiting for a human", f"{per_run / 1024:.2f} KB", "< 6 KB")
+
+
+def _policy_cost(count: int) -> tuple[float, float]:
+    def cond(e: PolicyEvent, k: str = "") -> bool:
+        return e.tool_name == k
+
+    conds = [lambda e, k=f"tool_{i}": cond(e, k) for i in range(count)]
+    engine = PolicyEngine(
+        rules=[PolicyRule(f"r{i}", condition=c, action="deny") for i, c in enumerate(conds)]
+    )
+    event = PolicyEvent(tool_name="drop_table", tool_args={"name": "x"})
+    reps = max(200, 200_000 // count)
+
+    def bare() -> None:
+        for c in conds:
+            c(event)
+
+    def timed(fn: Any) -> float:
+        best = float("inf")
+        for _ in range(5):
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                fn()
+            best = min(best, (time.perf_counter() - t0) / reps)
+        return best
+
+    return timed(lambda: engine.evaluate(event)) * 1e6, timed(bare) * 1e6
+
+
+def bench_policy() -> None:
+    for count in (10, 100, 1000):
+        engine_us, bare_us = _policy_cost(count)
+        row(
+            f"policy evaluate, {count} callable rules",
+            f"{engine_us:.2f} µs ({engine_us / bare_us:.2f}x bare {bare_us:.2f} µs)",
+            "< 1.5x",
+        )
+
+
+def bench_import() -> None:
+    code = (
+        "import time; t=time.perf_counter(); import afk.agents, afk.core; "
+        "print(time.perf_counter()-t)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)  # compile
+    times = []
+    for _ in range(7):
+        out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+        times.append(float(out.stdout))
+    row(
+        "import afk.agents, afk.core (median of 7)",
+        f"{statistics.median(times) * 1e3:.1f} ms",
+        "< 150 ms",
+    )
+
+
+def main() -> None:
+    bench_round_trips()
+    bench_wake()
+    bench_memory()
+    bench_policy()
+    bench_import()
+    width = max(len(r[0]) for r in ROWS)
+    vwidth = max(len(r[1]) for r in ROWS)
+    print(f"{'benchmark':<{width}}  {'measured':<{vwidth}}  target")
+    print(f"{'-' * width}  {'-' * vwidth}  ------")
+    for name, value, target in ROWS:
+        print(f"{name:<{width}}  {value:<{vwidth}}  {target}")
+
+
+if __name__ == "__main__":
+    main()
