@@ -9,7 +9,11 @@ AfkError
 │   ├── AlreadyDecidedError   the request was decided before; the first decision stands
 │   ├── RequestExpiredError   the request passed its deadline or its run ended
 │   └── InvalidDecisionError  the decision itself is malformed (bad kind, bad edited args)
-└── RunError                  a run could not continue (limits); ends the run ``failed``
+├── RunError                  a run could not continue (limits); ends the run ``failed``
+├── RunNotFoundError          no stored run with this id
+├── RunNotResumableError      the stored run already ended, or belongs to another agent
+├── RunLockedError            another worker holds the run's lease
+└── StoreError                the run store failed or holds data this code cannot read
 """
 
 from __future__ import annotations
@@ -72,6 +76,25 @@ class RunError(AfkError):
     """A run hit one of its limits (``max_steps``, ``max_run_time_s``)."""
 
 
+class RunNotFoundError(AfkError, KeyError):
+    """No stored run with this id."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class RunNotResumableError(AfkError):
+    """The stored run cannot be resumed (it ended, or the agent does not match)."""
+
+
+class RunLockedError(AfkError):
+    """Another worker holds the run's lease; it is being resumed there."""
+
+
+class StoreError(AfkError):
+    """The run store failed, or holds data this version of afk cannot read."""
+
+
 __all__ = [
     "AfkError",
     "AlreadyDecidedError",
@@ -82,5 +105,9 @@ __all__ = [
     "ModelNotFoundError",
     "RequestExpiredError",
     "RunError",
+    "RunLockedError",
+    "RunNotFoundError",
+    "RunNotResumableError",
+    "StoreError",
     "UnknownRequestError",
 ]

@@ -109,8 +109,9 @@ async def _wake_same_loop(n: int) -> float:
     samples = []
     for i in range(n):
         marks: list[float] = []
+        req = _request(i)
 
-        async def waiter(req: Any = _request(i), marks: list[float] = marks) -> None:
+        async def waiter(req: Any = req, marks: list[float] = marks) -> None:
             await provider.request_approval(req)
             marks.append(time.perf_counter())
 

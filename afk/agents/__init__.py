@@ -1,5 +1,6 @@
 """Agents and the policy that gates what they do."""
 
+from afk.agents._policy_explain import PolicyExplanation, RuleExplanation
 from afk.agents.agent import Agent
 from afk.agents.interaction import (
     ApprovalDecision,
@@ -7,7 +8,13 @@ from afk.agents.interaction import (
     UserInputDecision,
     UserInputRequest,
 )
-from afk.agents.policy import PolicyDecision, PolicyEngine, PolicyEvent, PolicyRule
+from afk.agents.policy import (
+    PolicyDecision,
+    PolicyEngine,
+    PolicyEvent,
+    PolicyRule,
+    ShadowResult,
+)
 
 __all__ = [
     "Agent",
@@ -16,7 +23,10 @@ __all__ = [
     "PolicyDecision",
     "PolicyEngine",
     "PolicyEvent",
+    "PolicyExplanation",
     "PolicyRule",
+    "RuleExplanation",
+    "ShadowResult",
     "UserInputDecision",
     "UserInputRequest",
 ]

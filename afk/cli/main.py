@@ -10,7 +10,7 @@ from afk.errors import AfkError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from afk.cli import demo
+    from afk.cli import demo, policy_cmd
 
     parser = argparse.ArgumentParser(
         prog="afk", description="Run LLM agents whose risky actions wait for a human."
@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo.register(sub)
+    policy_cmd.register(sub)
     return parser
 
 

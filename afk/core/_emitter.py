@@ -21,19 +21,20 @@ class Emitter:
     in ``warnings`` only, since nothing may follow the terminal event).
     """
 
-    __slots__ = ("_changed", "_notify", "_seq", "events", "run_id", "warnings")
+    __slots__ = ("_changed", "_closed", "_notify", "events", "run_id", "seq", "warnings")
 
     def __init__(self, run_id: str, notify: Callable[[Event], Any] | None) -> None:
         self.run_id = run_id
         self.events: list[Event] = []
         self.warnings: list[str] = []
         self._notify = notify
-        self._seq = 0
+        self.seq = 0  # restored from the snapshot when a run resumes
         self._changed: asyncio.Event | None = None
+        self._closed = False
 
     async def emit(self, cls: type[E], step: int | None = None, **fields: Any) -> E:
-        self._seq += 1
-        event = cls(run_id=self.run_id, seq=self._seq, ts=time.time(), step=step, **fields)
+        self.seq += 1
+        event = cls(run_id=self.run_id, seq=self.seq, ts=time.time(), step=step, **fields)
         self.events.append(event)
         if self._changed is not None:
             self._changed.set()
@@ -56,8 +57,19 @@ class Emitter:
             else:
                 await self.emit(RunWarning, event.step, message=message, source="notify")
 
+    @property
+    def ended(self) -> bool:
+        """Whether the terminal event has been emitted."""
+        return bool(self.events) and self.events[-1].type in TERMINAL_TYPES
+
+    def close(self) -> None:
+        """No more events (the run ended or paused)."""
+        self._closed = True
+        if self._changed is not None:
+            self._changed.set()
+
     async def follow(self) -> AsyncIterator[Event]:
-        """Every event of the run, from the first, until the terminal one."""
+        """Every event of the run, from the first, until the terminal one (or the pause)."""
         index = 0
         while True:
             while index < len(self.events):
@@ -66,6 +78,8 @@ class Emitter:
                 yield event
                 if event.type in TERMINAL_TYPES:
                     return
+            if self._closed:
+                return
             if self._changed is None:
                 self._changed = asyncio.Event()
             self._changed.clear()
@@ -77,10 +91,10 @@ class ActiveClock:
 
     __slots__ = ("_since", "_used", "limit_s")
 
-    def __init__(self, limit_s: float | None) -> None:
+    def __init__(self, limit_s: float | None, *, used: float = 0.0, paused: bool = False) -> None:
         self.limit_s = limit_s
-        self._used = 0.0
-        self._since: float | None = time.monotonic()
+        self._used = used
+        self._since: float | None = None if paused else time.monotonic()
 
     def pause(self) -> None:
         if self._since is not None:
@@ -91,11 +105,13 @@ class ActiveClock:
         if self._since is None:
             self._since = time.monotonic()
 
+    def used(self) -> float:
+        return self._used + (time.monotonic() - self._since if self._since is not None else 0.0)
+
     def remaining(self) -> float | None:
         if self.limit_s is None:
             return None
-        used = self._used + (time.monotonic() - self._since if self._since is not None else 0.0)
-        return self.limit_s - used
+        return self.limit_s - self.used()
 
     def check(self) -> None:
         left = self.remaining()

@@ -1,6 +1,8 @@
 """One run of an agent, as a sequence of small steps.
 
 call model → evaluate policy per tool call → validate → ask (and wait) → execute → record.
+With a store, a checkpoint after a step's requests are opened makes the run durable; in
+external mode the run then returns ``paused`` and is later resumed from that checkpoint.
 Private: the public surface is :class:`afk.core.Runner`.
 """
 
@@ -9,54 +11,35 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
 from afk.agents.agent import Agent
-from afk.agents.interaction import (
-    ApprovalDecision,
-    ApprovalRequest,
-    DecidedBy,
-    Decision,
-    Request,
-    UserInputDecision,
-    UserInputRequest,
-)
+from afk.agents.interaction import Request, UserInputDecision
 from afk.agents.policy import PolicyDecision, PolicyEngine, PolicyEvent, combine
+from afk.core._asking import Asking
+from afk.core._durable import Durable
 from afk.core._emitter import ActiveClock, Emitter
-from afk.core._tool_call import ToolCallRunner, json_copy
+from afk.core._snapshot import RunSnapshot, StepState
+from afk.core._tool_call import Paused, ToolCallRunner, discard
 from afk.core.config import RunnerConfig
 from afk.core.events import (
-    ApprovalRequested,
-    ApprovalResolved,
     LLMCalled,
     LLMCompleted,
     PolicyDecisionEvent,
     RunCancelled,
     RunCompleted,
     RunFailed,
-    RunPaused,
-    RunResumed,
     RunStarted,
     StepStarted,
     TextDelta,
-    UserInputRequested,
-    UserInputResolved,
 )
 from afk.core.result import RunResult, RunState
 from afk.errors import RunError
-from afk.llms.messages import (
-    AssistantMessage,
-    Message,
-    ModelResponse,
-    ToolCall,
-    ToolSpec,
-    Usage,
-    UserMessage,
-)
+from afk.llms.messages import AssistantMessage, Message, ModelResponse, ToolSpec, Usage, UserMessage
 from afk.llms.model import Model, model_label
+from afk.store.store import RunStore
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,9 +52,14 @@ class RunSetup:
     config: RunnerConfig
     provider: Any
     user_message: str
-    context: dict[str, Any]
+    context: dict[str, Any] | None
     thread_id: str | None
     run_id: str
+    requested_by: str | None = None
+    store: RunStore | None = None
+    owner: str = ""
+    lease_ttl_s: float = 30.0
+    snapshot: RunSnapshot | None = None  # set when resuming
 
 
 _NO_CONTEXT: MappingProxyType[str, Any] = MappingProxyType({})
@@ -80,17 +68,21 @@ _NO_CONTEXT: MappingProxyType[str, Any] = MappingProxyType({})
 class Run:
     __slots__ = (
         "_llm_gated",
-        "_paused",
         "agent",
+        "asking",
+        "cancel_requested",
         "clock",
         "config",
         "context",
+        "durable",
         "emitter",
+        "external",
         "headless",
         "messages",
-        "open_requests",
         "setup",
         "specs",
+        "started_at",
+        "step",
         "tool_calls",
         "usage",
     )
@@ -99,19 +91,39 @@ class Run:
         self.setup = setup
         self.agent = setup.agent
         self.config = setup.config
-        self.headless = setup.config.interaction_mode == "headless"
+        mode = setup.config.interaction_mode
+        self.headless = mode == "headless"
+        self.external = mode == "external"
         notify = getattr(setup.provider, "notify", None)
         self.emitter = Emitter(setup.run_id, notify if callable(notify) else None)
-        self.clock = ActiveClock(setup.config.max_run_time_s)
         self.context = MappingProxyType(setup.context) if setup.context else _NO_CONTEXT
-        self.messages: list[Message] = [self.agent.system_message]
-        self.messages.append(UserMessage(content=setup.user_message))
         self.specs: list[ToolSpec] = self.agent.tool_specs
-        self.usage: Usage | None = None
-        self.open_requests: list[Request] = []  # a handful at most; a list is smallest
-        self._paused: tuple[str, ...] = ()
         self._llm_gated = any(e.covers("llm_before_execute") for e in setup.engines)
         self.tool_calls = ToolCallRunner(self)
+        self.started_at = time.time()
+        self.cancel_requested = False
+        snap = setup.snapshot
+        if snap is None:
+            self.clock = ActiveClock(setup.config.max_run_time_s)
+            self.messages: list[Message] = [self.agent.system_message]
+            self.messages.append(UserMessage(content=setup.user_message))
+            self.usage: Usage | None = None
+            self.step = 0
+            self.asking = Asking(self)
+        else:
+            paused = snap.pending_step.paused_ids if snap.pending_step else ()
+            self.clock = ActiveClock(setup.config.max_run_time_s, used=snap.active_s, paused=True)
+            self.messages = list(snap.messages)
+            self.usage = snap.usage
+            self.step = snap.step
+            self.emitter.seq = snap.seq
+            self.tool_calls.executions.extend(snap.executions)
+            self.asking = Asking(self, paused=paused)
+        self.durable: Durable | None = None
+        if setup.store is not None:
+            self.durable = Durable(
+                self, setup.store, owner=setup.owner, lease_ttl_s=setup.lease_ttl_s
+            )
 
     # -- top level -----------------------------------------------------------------------
     async def execute(self) -> RunResult:
@@ -120,42 +132,65 @@ class Run:
         Inline rather than a helper so a waiting run carries one coroutine frame less.
         """
         emit = self.emitter.emit
-        await emit(
-            RunStarted,
-            agent_name=self.agent.name,
-            model=model_label(self.setup.model),
-            thread_id=self.setup.thread_id,
-            user_message=self.setup.user_message,
-        )
+        resume = self.setup.snapshot.pending_step if self.setup.snapshot else None
+        if self.setup.snapshot is None:
+            await emit(
+                RunStarted,
+                agent_name=self.agent.name,
+                model=model_label(self.setup.model),
+                thread_id=self.setup.thread_id,
+                user_message=self.setup.user_message,
+            )
         state: RunState | None = None
         final_text: str | None = None
         error: str | None = None
-        step = 0
+        pending: list[Request] = []
+        gated_step = False  # resuming a step whose model call was already let through
         try:
+            if self.cancel_requested:
+                raise asyncio.CancelledError
+            if self.durable is not None:
+                await self.durable.ready()
+            if resume is not None:
+                state, gated_step = await self._resume(resume)
             while state is None:
-                self._check_steps(step)
-                step += 1
-                await emit(StepStarted, step)
-                if not await self._gate_model_call(step):
-                    state = "stopped"
-                    break
+                if not gated_step:
+                    self._check_steps(self.step)
+                    self.step += 1
+                    await emit(StepStarted, self.step)
+                    if not await self._gate_model_call(self.step):
+                        state = "stopped"
+                        break
+                gated_step = False
+                step = self.step
                 turn = await self._call_model(step)
                 self.messages.append(turn)
                 final_text = turn.text
                 if not turn.tool_calls:
                     state = "completed"
-                elif await self.tool_calls.run_step(step, turn.tool_calls):
-                    state = "stopped"
+                else:
+                    calls = await self.tool_calls.prepare_step(step, turn.tool_calls)
+                    if await self.tool_calls.complete(step, calls):
+                        state = "stopped"
             await emit(RunCompleted, state=state, final_text=final_text)
+        except Paused as pause:
+            state, pending = "paused", pause.requests
         except asyncio.CancelledError:
-            await self._close_open_requests("run cancelled")
-            state = "cancelled"
-            await emit(RunCancelled)
+            if self.emitter.ended:
+                pass  # cancelled while a notify hook handled the terminal event: it stands
+            else:
+                await self.asking.close_all("run cancelled")
+                state = "cancelled"
+                await emit(RunCancelled)
         except Exception as exc:
             cause = _first_error(exc)
-            await self._close_open_requests("run failed")
+            await self.asking.close_all("run failed")
             state, error = "failed", f"{type(cause).__name__}: {cause}"
             await emit(RunFailed, error=str(cause), error_type=type(cause).__name__)
+        finally:
+            self.emitter.close()
+        assert state is not None
+        await self._finish(state)
         return RunResult(
             run_id=self.setup.run_id,
             state=state,
@@ -166,7 +201,24 @@ class Run:
             messages=self.messages,
             error=error,
             usage=self.usage,
+            pending_requests=pending,
         )
+
+    async def _resume(self, pending: StepState) -> tuple[RunState | None, bool]:
+        """Finish the step the run paused in. Returns ("stopped" or None, and whether the
+        step's model call was the gated thing and may now proceed)."""
+        if pending.model_request is not None:
+            allowed = await self._model_gate_decided(pending.step, pending.model_request)
+            return (None if allowed else "stopped"), True
+        stopped = await self.tool_calls.resume_step(pending)
+        return ("stopped" if stopped else None), False
+
+    async def _finish(self, state: RunState) -> None:
+        if self.durable is None:
+            return
+        if state != "paused":
+            await self.durable.checkpoint(state, None)
+        await self.durable.release()
 
     def _check_steps(self, done: int) -> None:
         limit = self.agent.max_steps
@@ -174,6 +226,31 @@ class Run:
             raise RunError(
                 f"max_steps={limit} reached: the agent made {limit} model calls without finishing"
             )
+
+    def snapshot(self, pending: StepState | None) -> RunSnapshot:
+        return RunSnapshot(
+            run_id=self.setup.run_id,
+            agent_name=self.agent.name,
+            user_message=self.setup.user_message,
+            thread_id=self.setup.thread_id,
+            requested_by=self.setup.requested_by,
+            context=dict(self.setup.context or {}),
+            step=self.step,
+            seq=self.emitter.seq,
+            messages=list(self.messages),
+            executions=list(self.tool_calls.executions),
+            usage=self.usage,
+            active_s=self.clock.used(),
+            pending_step=pending,
+        )
+
+    async def checkpoint_step(self, pending: StepState, requests: list[Request]) -> None:
+        """Persist the step whose requests were just opened. External mode stops here."""
+        if self.durable is None:
+            return
+        if not self.external:
+            self.durable.keep_lease()  # this process keeps waiting: others must not resume it
+        await self.durable.checkpoint("paused", pending, requests)
 
     # -- the model -----------------------------------------------------------------------
     async def _call_model(self, step: int) -> AssistantMessage:
@@ -232,9 +309,24 @@ class Run:
             return True
         if decision.action == "deny":
             return False
-        request = self.new_request(step, decision, tool_name=None, tool_args={}, tool_call_id=None)
-        await self.open_step_requests(step, [request])
-        answer, decided_by = await self.ask(step, request)
+        asking = self.asking
+        request = asking.new_request(
+            step, decision, tool_name=None, tool_args={}, tool_call_id=None
+        )
+        [asked] = await asking.open(step, [request])
+        try:
+            pending = StepState(step=step, paused_ids=(request.request_id,), model_request=request)
+            await self.checkpoint_step(pending, [request])
+            if self.external:
+                raise Paused([request])
+            return await self._model_gate_decided(step, request, asked)
+        finally:
+            discard(asked)
+
+    async def _model_gate_decided(self, step: int, request: Request, asked: Any = None) -> bool:
+        if self.setup.snapshot is not None and request not in self.asking.open_requests:
+            self.asking.open_requests.append(request)
+        answer, decided_by = await self.asking.ask(step, request, asked=asked)
         if answer.kind == "deny":
             return False
         if isinstance(answer, UserInputDecision) and decided_by == "human" and answer.value:
@@ -264,158 +356,6 @@ class Run:
             reason=decision.reason,
         )
 
-    # -- asking humans -------------------------------------------------------------------
-    def new_request(
-        self,
-        step: int,
-        decision: PolicyDecision,
-        *,
-        tool_name: str | None,
-        tool_args: dict[str, Any],
-        tool_call_id: str | None,
-        tool_schema: dict[str, Any] | None = None,
-    ) -> Request:
-        now = time.time()
-        common: dict[str, Any] = dict(
-            request_id=f"req_{uuid.uuid4().hex}",
-            run_id=self.setup.run_id,
-            step=step,
-            agent_name=self.agent.name,
-            thread_id=self.setup.thread_id,
-            tool_name=tool_name,
-            tool_args=json_copy(tool_args),
-            tool_call_id=tool_call_id,
-            tool_schema=tool_schema,
-            rule_id=decision.rule_id,
-            reason=decision.reason,
-            created_at=now,
-        )
-        if decision.action == "request_user_input":
-            return UserInputRequest(
-                **common,
-                expires_at=now + self.config.input_timeout_s,
-                prompt=decision.reason or "Input requested",
-                input_target_arg=decision.input_target_arg,
-            )
-        return ApprovalRequest(**common, expires_at=now + self.config.approval_timeout_s)
-
-    async def open_step_requests(self, step: int, requests: Sequence[Request]) -> None:
-        """Announce a step's requests together; pause once, after the last of them."""
-        for request in requests:
-            self.open_requests.append(request)
-            if isinstance(request, ApprovalRequest):
-                await self.emitter.emit(ApprovalRequested, step, request=request)
-            else:
-                await self.emitter.emit(UserInputRequested, step, request=request)
-        if requests and not self.headless:
-            self._paused = tuple(r.request_id for r in requests)
-            await self.emitter.emit(RunPaused, step, request_ids=self._paused)
-            self.clock.pause()
-
-    async def ask(
-        self, step: int, request: Request, *, stoppable: Any = None
-    ) -> tuple[Decision, DecidedBy]:
-        """Wait for the decision on one open request and record it.
-
-        ``stoppable.stopped_by_sibling`` tells whether a cancellation came from a sibling's
-        ``stop_run`` (the request then closes with a fallback deny) rather than from the run
-        being cancelled. One frame on purpose: a waiting run's memory is mostly its frames.
-        """
-        decision: Decision
-        decided_by: DecidedBy = "human"
-        if self.headless:
-            decision, decided_by = self._fallback(request, "headless mode"), "fallback"
-            await self.record_decision(step, request, decision, decided_by)
-            return decision, decided_by
-        provider = self.setup.provider
-        is_approval = isinstance(request, ApprovalRequest)
-        ask = provider.request_approval if is_approval else provider.request_user_input
-        try:
-            async with asyncio.timeout(max(request.expires_at - time.time(), 0.0)) as limit:
-                decision = await ask(request)
-        except asyncio.CancelledError:
-            if stoppable is None or not stoppable.stopped_by_sibling:
-                raise
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()
-            decision, decided_by = self._closed(request, "run stopped", "fallback")
-        except TimeoutError:
-            if limit.expired():
-                decision, decided_by = self._closed(request, "timed out", "timeout")
-            else:
-                decision, decided_by = self._closed(request, "provider timeout", "error")
-        except Exception as exc:
-            why = f"interaction provider raised {type(exc).__name__}: {exc}"
-            decision, decided_by = self._closed(request, why, "error")
-        else:
-            expected = ApprovalDecision if is_approval else UserInputDecision
-            if not isinstance(decision, expected):
-                got = type(decision).__name__
-                why = f"interaction provider returned {got}, not {expected.__name__}"
-                decision, decided_by = _deny(request, why), "error"
-        await self.record_decision(step, request, decision, decided_by)
-        return decision, decided_by
-
-    async def record_decision(
-        self, step: int, request: Request, decision: Decision, decided_by: DecidedBy
-    ) -> None:
-        if request in self.open_requests:
-            self.open_requests.remove(request)
-        event_cls = ApprovalResolved if isinstance(request, ApprovalRequest) else UserInputResolved
-        await self.emitter.emit(
-            event_cls,
-            step,
-            request_id=request.request_id,
-            decision=decision,
-            approver=decision.approver,
-            decided_by=decided_by,
-        )
-        if self._paused and not any(r.request_id in self._paused for r in self.open_requests):
-            ids, self._paused = self._paused, ()
-            await self.emitter.emit(RunResumed, step, request_ids=ids)
-            self.clock.resume()
-
-    def _closed(self, request: Request, why: str, by: DecidedBy) -> tuple[Decision, DecidedBy]:
-        """Close a request the run stops waiting for. A decision accepted first still wins."""
-        late = self._expire(request.request_id, why)
-        if late is not None:
-            return late, "human"
-        if by == "timeout":
-            return self._fallback(request, why), by
-        return _deny(request, why), by
-
-    def _fallback(self, request: Request, why: str) -> Decision:
-        if isinstance(request, ApprovalRequest):
-            kind = self.config.approval_fallback
-            return ApprovalDecision(kind=kind, reason=f"{why}: approval_fallback={kind}")
-        kind = self.config.input_fallback
-        if kind == "allow":
-            # Fallback "allow" for input means: run with the original arguments, no text.
-            return UserInputDecision(kind="allow", value="", reason=f"{why}: input_fallback=allow")
-        return UserInputDecision(kind="deny", reason=f"{why}: input_fallback=deny")
-
-    def _expire(self, request_id: str, note: str) -> Decision | None:
-        expire = getattr(self.setup.provider, "expire", None)
-        if not callable(expire):
-            return None
-        late = expire(request_id, note)
-        return late if isinstance(late, ApprovalDecision | UserInputDecision) else None
-
-    async def _close_open_requests(self, why: str) -> None:
-        for request in list(self.open_requests):
-            late = self._expire(request.request_id, why)
-            if late is not None:
-                await self.record_decision(request.step, request, late, "human")
-            else:
-                await self.record_decision(request.step, request, _deny(request, why), "fallback")
-
-
-def _deny(request: Request, reason: str) -> Decision:
-    if isinstance(request, ApprovalRequest):
-        return ApprovalDecision(kind="deny", reason=reason)
-    return UserInputDecision(kind="deny", reason=reason)
-
 
 def _first_error(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
@@ -425,6 +365,3 @@ def _first_error(exc: BaseException) -> BaseException:
 
 def new_tool_call_id() -> str:
     return f"call_{uuid.uuid4().hex[:24]}"
-
-
-__all__ = ["Run", "RunSetup", "ToolCall"]

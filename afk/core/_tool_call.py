@@ -7,6 +7,7 @@ or run) → request and decision → execution. Results go back in the model's c
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,13 +22,35 @@ from afk.agents.interaction import (
     UserInputRequest,
 )
 from afk.agents.policy import PolicyDecision, PolicyEvent
+from afk.core._snapshot import CallState, SettledCall, StepState
 from afk.core.events import ToolCompleted, ToolStarted
 from afk.core.result import ToolExecution
+from afk.errors import RunError
 from afk.llms.messages import ToolCall, ToolMessage
 from afk.tools.tool import Tool, ToolArgumentsInvalid, ToolContext
 
 if TYPE_CHECKING:
     from afk.core._run import Run
+
+
+class Paused(Exception):
+    """Control flow: the run was checkpointed and stops here until its requests are decided."""
+
+    def __init__(self, requests: list[Request]) -> None:
+        self.requests = requests
+        super().__init__("paused")
+
+
+UNKNOWN_OUTCOME = (
+    "outcome unknown: the process stopped while this call was running, and the tool is not "
+    "declared idempotent, so it was not run again"
+)
+
+
+def discard(asked: Any) -> None:
+    """Close a provider coroutine that was created up front but will never be awaited."""
+    if inspect.iscoroutine(asked) and inspect.getcoroutinestate(asked) == inspect.CORO_CREATED:
+        asked.close()
 
 
 def json_copy(value: Any) -> Any:
@@ -66,6 +89,7 @@ class _Call:
     execution: ToolExecution | None = None
     message: ToolMessage | None = None
     task: asyncio.Task[None] | None = None
+    asked: Any = None  # the provider's pending answer, when it was asked up front
     waiting: bool = False
     stopped_by_sibling: bool = False
     stop: bool = False
@@ -83,8 +107,12 @@ class ToolCallRunner:
         self.run = run
         self.executions: list[ToolExecution] = []
 
-    async def run_step(self, step: int, calls: Sequence[ToolCall]) -> bool:
-        """Handle every tool call of a step. Returns True when the run must stop."""
+    async def prepare_step(self, step: int, calls: Sequence[ToolCall]) -> list[_Call]:
+        """Policy for every call, then validation and requests; checkpoint when gated.
+
+        Returns the calls for :meth:`complete` (a separate await, so a waiting run carries
+        one frame less). External mode raises :class:`Paused` after the checkpoint.
+        """
         items = [_Call(call=c, tool=self.run.agent.tools.get(c.name)) for c in calls]
         for item in items:
             item.policy = await self._evaluate(step, item)
@@ -94,20 +122,81 @@ class ToolCallRunner:
             await self._prepare(step, item, rule_stop)
             if item.request is not None:
                 requests.append(item.request)
-        await self.run.open_step_requests(step, requests)
-        if len(items) == 1:
-            if items[0].message is None:
-                await self._finish(step, items[0], items)
-        else:
-            async with asyncio.TaskGroup() as group:
-                for item in items:
-                    if item.message is None:
-                        item.task = group.create_task(self._finish(step, item, items))
+        run = self.run
+        for item, asked in zip(
+            (i for i in items if i.request is not None),
+            await run.asking.open(step, requests),
+            strict=True,
+        ):
+            item.asked = asked
+        try:
+            if requests:
+                await run.checkpoint_step(self._state(step, items), requests)
+                if run.external:
+                    await self._pause(step, items, requests)
+        except BaseException:
+            for item in items:
+                discard(item.asked)
+            raise
+        return items
+
+    async def resume_step(self, state: StepState) -> bool:
+        """Finish the step a run paused in, from its checkpoint: settled calls keep their
+        outcome, gated ones take their decision from the store."""
+        items = []
+        for saved in state.calls:
+            item = _Call(call=saved.call, tool=self.run.agent.tools.get(saved.call.name))
+            item.policy, item.request = saved.policy, saved.request
+            if saved.settled is not None:
+                item.message, item.execution = saved.settled.message, saved.settled.execution
+            elif saved.request is not None:
+                self.run.asking.open_requests.append(saved.request)
+            items.append(item)
+        return await self.complete(state.step, items)
+
+    async def _pause(self, step: int, items: list[_Call], requests: list[Request]) -> None:
+        """External mode: run what is allowed now, checkpoint again, and stop the run."""
+        allowed = [i for i in items if i.message is None and i.request is None]
+        for item in allowed:
+            await self._execute(step, item, item.call.arguments)
+        if allowed:
+            await self.run.checkpoint_step(self._state(step, items), [])
+        raise Paused(requests)
+
+    async def complete(self, step: int, items: list[_Call]) -> bool:
+        """Decide and run every unsettled call; hand the results to the model in call order.
+        Returns True when the run must stop."""
+        try:
+            if len(items) == 1:
+                if items[0].message is None:
+                    await self._finish(step, items[0], items)
+            else:
+                async with asyncio.TaskGroup() as group:
+                    for item in items:
+                        if item.message is None:
+                            item.task = group.create_task(self._finish(step, item, items))
+        finally:
+            for item in items:
+                discard(item.asked)
         for item in items:
             assert item.message is not None and item.execution is not None
             self.run.messages.append(item.message)
             self.executions.append(item.execution)
-        return rule_stop is not None or any(i.stop for i in items)
+        return any(i.stop for i in items)
+
+    @staticmethod
+    def _state(step: int, items: list[_Call]) -> StepState:
+        calls = []
+        for item in items:
+            assert item.policy is not None
+            settled = None
+            if item.message is not None and item.execution is not None:
+                settled = SettledCall(message=item.message, execution=item.execution)
+            calls.append(
+                CallState(call=item.call, policy=item.policy, request=item.request, settled=settled)
+            )
+        paused = tuple(i.request.request_id for i in items if i.request is not None)
+        return StepState(step=step, calls=calls, paused_ids=paused)
 
     async def _evaluate(self, step: int, item: _Call) -> PolicyDecision:
         run = self.run
@@ -131,9 +220,11 @@ class ToolCallRunner:
         policy = item.policy
         assert policy is not None
         if policy.action == "deny":
+            item.stop = policy.stop_run
             await self._denied(step, item, policy.reason or "denied by policy")
             return
         if rule_stop is not None:
+            item.stop = True
             await self._denied(step, item, f"run stopped by rule {rule_stop.rule_id!r}")
             return
         if item.tool is not None:  # unknown tools skip validation; they fail at execution
@@ -141,7 +232,7 @@ class ToolCallRunner:
             if not await self._valid(step, item, ignore=ignore):
                 return
         if policy.action in ("request_approval", "request_user_input"):
-            item.request = self.run.new_request(
+            item.request = self.run.asking.new_request(
                 step,
                 policy,
                 tool_name=item.call.name,
@@ -166,7 +257,9 @@ class ToolCallRunner:
         if request is not None:
             item.waiting = True
             try:
-                decision, decided_by = await self.run.ask(step, request, stoppable=item)
+                decision, decided_by = await self.run.asking.ask(
+                    step, request, asked=item.asked, stoppable=item
+                )
             finally:
                 item.waiting = False
             item.decision, item.decided_by = decision, decided_by
@@ -196,39 +289,59 @@ class ToolCallRunner:
         tool = item.tool
         if tool is None:
             known = ", ".join(sorted(self.run.agent.tools)) or "none"
-            await self._settle(
-                step, item, args, error=f"unknown tool {item.call.name!r} (tools: {known})"
-            )
+            error = f"unknown tool {item.call.name!r} (tools: {known})"
+            await self._settle(step, item, args, error=error)
             return
+        run = self.run
+        durable = run.durable
+        if durable is not None and item.request is not None:
+            # Execute what the store holds, and only if it is still what was approved.
+            verified = await durable.verified_args(item.request)
+            if isinstance(verified, str):
+                await self._settle(step, item, args, error=verified)
+                return
+            args = verified
         try:
             validated = tool.validate(args)
         except ToolArgumentsInvalid as exc:
             await self._settle(step, item, args, error=str(exc))
             return
-        run = self.run
         run.clock.check()
+        key = item.request.request_id if item.request else f"{run.setup.run_id}:{item.id}"
         ctx = ToolContext(
             run_id=run.setup.run_id,
             agent_name=run.agent.name,
             tool_call_id=item.id,
-            idempotency_key=item.request.request_id if item.request else item.id,
+            idempotency_key=key,
             context=run.context,
         )
-        await run.emitter.emit(
-            ToolStarted, step, tool_name=tool.name, tool_call_id=item.id, args=args
-        )
-        try:
-            async with asyncio.timeout(run.clock.remaining()) as budget:
-                output = await tool.invoke(validated, ctx)
-        except TimeoutError:
-            if budget.expired():
-                raise run.clock.exceeded() from None
-            await self._settle(step, item, args, error="TimeoutError", executed=True)
-            return
-        except Exception as exc:
-            await self._settle(
-                step, item, args, error=f"{type(exc).__name__}: {exc}", executed=True
+
+        async def invoke() -> Any:
+            await run.emitter.emit(
+                ToolStarted, step, tool_name=tool.name, tool_call_id=item.id, args=args
             )
+            try:
+                async with asyncio.timeout(run.clock.remaining()) as budget:
+                    return await tool.invoke(validated, ctx)
+            except TimeoutError:
+                if budget.expired():
+                    raise run.clock.exceeded() from None
+                raise
+
+        if durable is not None:
+            outcome = await durable.execute_once(
+                key, item.id, args, idempotent=tool.idempotent, invoke=invoke
+            )
+            failed = UNKNOWN_OUTCOME if outcome.unknown else outcome.error
+            await self._settle(step, item, args, output=outcome.output, error=failed, executed=True)
+            return
+        try:
+            output = await invoke()
+        except RunError:
+            raise
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            await self._settle(step, item, args, error=error, executed=True)
             return
         await self._settle(step, item, args, output=output, executed=True)
 
@@ -265,7 +378,7 @@ class ToolCallRunner:
             tool_call_id=item.id,
             args=args,
             success=success,
-            output=output,
+            output=shown,
             error=failure,
             denied=denied is not None,
             executed=executed,

@@ -204,3 +204,8 @@ def event_to_dict(event: Event) -> dict[str, Any]:
 def event_from_dict(data: dict[str, Any]) -> Event:
     result: Event = _adapter().validate_python(data)
     return result
+
+
+def event_to_json(event: Event) -> str:
+    data: bytes = _adapter().dump_json(event)
+    return data.decode()

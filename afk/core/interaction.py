@@ -74,10 +74,13 @@ class _Entry:
     request: Request
     state: _State
     future: asyncio.Future[Any] | None = None
-    loop: asyncio.AbstractEventLoop | None = None
     decision: Decision | None = None
     closed_at: float = 0.0
     note: str = ""
+
+
+async def _answer(future: asyncio.Future[Any]) -> Any:
+    return await future
 
 
 def _deliver(future: asyncio.Future[Any], value: Any) -> None:
@@ -103,26 +106,25 @@ class InMemoryInteractiveProvider:
         self._history_s = history_s
 
     # -- the runner's side ---------------------------------------------------------------
-    # Plain functions returning the waiter coroutine: one frame less per waiting run.
+    # Plain functions returning a coroutine: the request is registered the moment the runner
+    # asks, before it announces the request, so pending() and a notify() hook already see it.
+    # The runner awaits the coroutine under its own timeout and closes the request through
+    # expire() when it stops waiting.
     def request_approval(self, request: ApprovalRequest) -> Coroutine[Any, Any, ApprovalDecision]:
-        return self._wait(request)
+        return _answer(self._register(request))
 
     def request_user_input(
         self, request: UserInputRequest
     ) -> Coroutine[Any, Any, UserInputDecision]:
-        return self._wait(request)
+        return _answer(self._register(request))
 
-    async def _wait(self, request: Request) -> Any:
+    def _register(self, request: Request) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
-        entry = _Entry(request=request, state="pending", future=loop.create_future(), loop=loop)
+        future: asyncio.Future[Any] = loop.create_future()
+        entry = _Entry(request=request, state="pending", future=future)
         with self._lock:
             self._open[request.request_id] = entry
-        try:
-            assert entry.future is not None
-            return await entry.future
-        finally:
-            # Timed out or cancelled: close it, unless a decision got in first.
-            self.expire(request.request_id, "no decision before the wait ended")
+        return future
 
     def expire(self, request_id: str, note: str = "expired") -> Decision | None:
         """Close a pending request. Returns the decision if one was accepted before."""
@@ -163,10 +165,11 @@ class InMemoryInteractiveProvider:
                 )
             validate_decision(entry.request, decision)  # invalid: raises, stays pending
             del self._open[request_id]
-            future, loop = entry.future, entry.loop
+            future = entry.future
             entry.state, entry.decision = "decided", decision
             self._remember(entry)
-        assert future is not None and loop is not None
+        assert future is not None
+        loop = future.get_loop()
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
@@ -194,7 +197,7 @@ class InMemoryInteractiveProvider:
     def _remember(self, entry: _Entry) -> None:
         now = time.time()
         entry.closed_at = now
-        entry.future = entry.loop = None
+        entry.future = None
         self._closed[entry.request.request_id] = entry
         horizon = now - self._history_s
         while len(self._closed) > self._history:

@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import socket
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from afk.agents.agent import Agent
+from afk.agents.interaction import Decision, Request
 from afk.agents.policy import PolicyEngine
+from afk.core import _durable_api
+from afk.core._durable import ensure_ready, load_request
 from afk.core._run import Run, RunSetup
+from afk.core._snapshot import RunSnapshot
 from afk.core.config import RunnerConfig
 from afk.core.events import Event
 from afk.core.interaction import HeadlessInteractionProvider, InMemoryInteractiveProvider
 from afk.core.result import RunResult
-from afk.errors import ConfigurationError
+from afk.errors import ConfigurationError, RunLockedError, RunNotResumableError
 from afk.llms.registry import resolve_model
+from afk.store.store import RunStore
 
 
 class RunHandle:
@@ -36,7 +45,12 @@ class RunHandle:
         return await asyncio.shield(self._task)
 
     def cancel(self) -> None:
-        self._task.cancel()
+        if not self._run.emitter.events:
+            # Not started yet: a task cancelled before its first step never runs its body,
+            # so ask the run to cancel itself and still end with a proper run_cancelled.
+            self._run.cancel_requested = True
+        else:
+            self._task.cancel()
 
     def done(self) -> bool:
         return self._task.done()
@@ -44,13 +58,21 @@ class RunHandle:
 
 class Runner:
     """Runs agents. Configuration errors raise here or before ``run_started``; failures
-    during a run end it in a state (``failed``, ``stopped``, ...) and never raise."""
+    during a run end it in a state (``failed``, ``stopped``, ...) and never raise.
+
+    With a ``store`` (an object, a URL such as ``"sqlite:///runs.db"``, or ``AFK_STORE``),
+    runs are durable: every request and decision is on disk, ``external`` mode returns
+    ``paused`` runs, and :meth:`resume` continues them from any process.
+    """
 
     def __init__(
         self,
         policy_engine: PolicyEngine | None = None,
         interaction_provider: Any = None,
         config: RunnerConfig | None = None,
+        *,
+        store: Any = None,
+        lease_ttl_s: float = 30.0,
     ) -> None:
         config = RunnerConfig() if config is None else config
         if not isinstance(config, RunnerConfig):
@@ -61,11 +83,15 @@ class Runner:
             raise ConfigurationError(
                 f"Runner policy_engine must be a PolicyEngine, got {type(policy_engine).__name__}"
             )
-        _check_provider(config, interaction_provider)
+        self.store: RunStore | None = _open_store(store)
+        _check_provider(config, interaction_provider, has_store=self.store is not None)
         self.config = config
         self.policy_engine = policy_engine
         self.interaction_provider = interaction_provider
+        self.lease_ttl_s = lease_ttl_s
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
+    # -- starting runs -------------------------------------------------------------------
     def run_stream(
         self,
         agent: Agent,
@@ -73,6 +99,7 @@ class Runner:
         user_message: str,
         context: dict[str, Any] | None = None,
         thread_id: str | None = None,
+        requested_by: str | None = None,
     ) -> RunHandle:
         """Start a run on the running event loop and return its handle."""
         try:
@@ -82,7 +109,7 @@ class Runner:
                 "run_stream() must be called inside a running event loop; "
                 "use run_sync() from plain code"
             ) from None
-        run = Run(self._setup(agent, user_message, context, thread_id))
+        run = Run(self._setup(agent, user_message, context, thread_id, requested_by))
         return RunHandle(run, asyncio.create_task(run.execute()))
 
     async def run(
@@ -92,8 +119,9 @@ class Runner:
         user_message: str,
         context: dict[str, Any] | None = None,
         thread_id: str | None = None,
+        requested_by: str | None = None,
     ) -> RunResult:
-        run = Run(self._setup(agent, user_message, context, thread_id))
+        run = Run(self._setup(agent, user_message, context, thread_id, requested_by))
         return await run.execute()
 
     def run_sync(
@@ -103,18 +131,91 @@ class Runner:
         user_message: str,
         context: dict[str, Any] | None = None,
         thread_id: str | None = None,
+        requested_by: str | None = None,
     ) -> RunResult:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass
-        else:
-            raise ConfigurationError(
-                "run_sync() cannot be called from a running event loop; use `await runner.run()`"
-            )
+        _no_running_loop("run_sync")
         return asyncio.run(
-            self.run(agent, user_message=user_message, context=context, thread_id=thread_id)
+            self.run(
+                agent,
+                user_message=user_message,
+                context=context,
+                thread_id=thread_id,
+                requested_by=requested_by,
+            )
         )
+
+    # -- durable runs ----------------------------------------------------------------------
+    async def resolve(self, request_id: str, decision: Decision) -> None:
+        """Record a human's decision in the store, from any process. Single use: refused
+        (and logged) when unknown, already decided (naming the first decision), expired or
+        malformed."""
+        store = await self._ready_store("resolve")
+        await _durable_api.resolve(store, request_id, decision)
+
+    async def pending_requests(self) -> list[Request]:
+        """Every undecided request in the store, across runs, oldest first."""
+        store = await self._ready_store("pending_requests")
+        return [load_request(r) for r in await store.list_requests(status="pending")]
+
+    async def resume(self, run_id: str, agent: Agent) -> RunResult:
+        """Continue a paused run from its checkpoint. Returns it still ``paused`` when some
+        request is undecided and not yet expired."""
+        store = await self._ready_store("resume")
+        snapshot = await _durable_api.claim(store, run_id, agent, self.owner, self.lease_ttl_s)
+        if isinstance(snapshot, RunResult):
+            return snapshot
+        setup = self._setup(
+            agent,
+            snapshot.user_message,
+            snapshot.context,
+            snapshot.thread_id,
+            snapshot.requested_by,
+            run_id=snapshot.run_id,
+            snapshot=snapshot,
+        )
+        run = Run(setup)
+        assert run.durable is not None
+        run.durable.keep_lease()
+        return await run.execute()
+
+    async def resume_ready(self, agents: Sequence[Agent]) -> list[RunResult]:
+        """Resume every paused run whose requests are all decided (or expired)."""
+        store = await self._ready_store("resume_ready")
+        by_name = {a.name: a for a in agents}
+        results = []
+        for record in await store.ready_runs(now=time.time()):
+            agent = by_name.get(record.agent_name)
+            if agent is None:
+                continue
+            try:
+                results.append(await self.resume(record.run_id, agent))
+            except (RunLockedError, RunNotResumableError):
+                continue  # another worker got there first
+        return results
+
+    async def work(
+        self,
+        agents: Sequence[Agent],
+        *,
+        poll_s: float = 0.25,
+        stop: asyncio.Event | None = None,
+    ) -> None:
+        """A worker loop: resume ready runs until ``stop`` is set."""
+        stop = stop or asyncio.Event()
+        while not stop.is_set():
+            done = await self.resume_ready(agents)
+            if not done:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), poll_s)
+
+    async def _ready_store(self, what: str) -> RunStore:
+        if self.store is None:
+            raise ConfigurationError(
+                f"Runner.{what}() needs a run store: Runner(..., store='sqlite:///runs.db') "
+                "or set AFK_STORE"
+            )
+        await ensure_ready(self.store)
+        return self.store
 
     def _setup(
         self,
@@ -122,6 +223,10 @@ class Runner:
         user_message: str,
         context: dict[str, Any] | None,
         thread_id: str | None,
+        requested_by: str | None,
+        *,
+        run_id: str | None = None,
+        snapshot: RunSnapshot | None = None,
     ) -> RunSetup:
         if not isinstance(agent, Agent):
             raise ConfigurationError(f"run() needs an Agent, got {type(agent).__name__}")
@@ -137,18 +242,41 @@ class Runner:
             config=self.config,
             provider=self.interaction_provider,
             user_message=user_message,
-            context=dict(context) if context else {},
+            context=dict(context) if context else None,
             thread_id=thread_id,
-            run_id=f"run_{uuid.uuid4().hex}",
+            run_id=run_id or f"run_{uuid.uuid4().hex}",
+            requested_by=requested_by,
+            store=self.store,
+            owner=self.owner,
+            lease_ttl_s=self.lease_ttl_s,
+            snapshot=snapshot,
         )
 
 
-def _check_provider(config: RunnerConfig, provider: Any) -> None:
+def _no_running_loop(what: str) -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise ConfigurationError(
+        f"{what}() cannot be called from a running event loop; await the async method instead"
+    )
+
+
+def _open_store(spec: Any) -> RunStore | None:
+    from afk.store import open_store, store_from_env
+
+    if spec is None:
+        return store_from_env()
+    return open_store(spec)
+
+
+def _check_provider(config: RunnerConfig, provider: Any, *, has_store: bool) -> None:
     mode = config.interaction_mode
-    if mode == "external":
+    if mode == "external" and not has_store:
         raise ConfigurationError(
-            "interaction_mode='external' needs a run store to persist paused runs; "
-            "durable runs are not available in this version (use 'interactive' with a provider)"
+            "interaction_mode='external' needs a run store to persist paused runs: "
+            "Runner(..., store='sqlite:///runs.db') or set AFK_STORE"
         )
     if mode == "interactive":
         if provider is None:

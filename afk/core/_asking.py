@@ -1,0 +1,284 @@
+"""Asking humans: opening requests, waiting for decisions under the runner's timeout,
+applying fallbacks, and recording each decision once (in the store too, when there is one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from afk.agents.interaction import (
+    ApprovalDecision,
+    ApprovalRequest,
+    DecidedBy,
+    Decision,
+    Request,
+    UserInputDecision,
+    UserInputRequest,
+)
+from afk.agents.policy import PolicyDecision
+from afk.core._tool_call import json_copy
+from afk.core.events import (
+    ApprovalRequested,
+    ApprovalResolved,
+    RunPaused,
+    RunResumed,
+    UserInputRequested,
+    UserInputResolved,
+)
+from afk.errors import RunError
+
+if TYPE_CHECKING:
+    from afk.core._run import Run
+
+# How often a run waiting in interactive mode checks the store for a decision made by
+# another process (Postgres wakes it sooner through LISTEN/NOTIFY).
+STORE_POLL_S = 0.25
+
+
+class Asking:
+    __slots__ = ("open_requests", "paused", "run")
+
+    def __init__(self, run: Run, paused: tuple[str, ...] = ()) -> None:
+        self.run = run
+        self.open_requests: list[Request] = []  # a handful at most; a list is smallest
+        self.paused = paused
+
+    def new_request(
+        self,
+        step: int,
+        decision: PolicyDecision,
+        *,
+        tool_name: str | None,
+        tool_args: dict[str, Any],
+        tool_call_id: str | None,
+        tool_schema: dict[str, Any] | None = None,
+    ) -> Request:
+        run = self.run
+        now = time.time()
+        common: dict[str, Any] = dict(
+            request_id=f"req_{uuid.uuid4().hex}",
+            run_id=run.setup.run_id,
+            step=step,
+            agent_name=run.agent.name,
+            thread_id=run.setup.thread_id,
+            tool_name=tool_name,
+            tool_args=json_copy(tool_args),
+            tool_call_id=tool_call_id,
+            tool_schema=tool_schema,
+            rule_id=decision.rule_id,
+            reason=decision.reason,
+            created_at=now,
+        )
+        if decision.action == "request_user_input":
+            return UserInputRequest(
+                **common,
+                expires_at=now + run.config.input_timeout_s,
+                prompt=decision.reason or "Input requested",
+                input_target_arg=decision.input_target_arg,
+            )
+        return ApprovalRequest(**common, expires_at=now + run.config.approval_timeout_s)
+
+    async def open(self, step: int, requests: Sequence[Request]) -> list[Any]:
+        """Announce a step's requests together; pause once, after the last of them.
+
+        A provider whose ``request_*`` is a plain function (it registers the request when
+        called, like InMemoryInteractiveProvider) is asked before the request is announced,
+        so its ``pending()`` and ``notify`` hooks see it. Returns those awaitables, by request.
+        """
+        emit = self.run.emitter.emit
+        asked: list[Any] = []
+        for request in requests:
+            self.open_requests.append(request)
+            asked.append(self._ask_early(request))
+            if isinstance(request, ApprovalRequest):
+                await emit(ApprovalRequested, step, request=request)
+            else:
+                await emit(UserInputRequested, step, request=request)
+        if requests and not self.run.headless:
+            self.paused = tuple(r.request_id for r in requests)
+            await emit(RunPaused, step, request_ids=self.paused)
+            self.run.clock.pause()
+        return asked
+
+    def _ask_early(self, request: Request) -> Any:
+        run = self.run
+        if run.headless or run.external:
+            return None
+        fn = self._provider_method(request)
+        if inspect.iscoroutinefunction(fn):
+            return None  # a coroutine would only run when awaited; ask() calls it then
+        return fn(request)
+
+    def _provider_method(self, request: Request) -> Any:
+        provider = self.run.setup.provider
+        if isinstance(request, ApprovalRequest):
+            return provider.request_approval
+        return provider.request_user_input
+
+    async def ask(
+        self, step: int, request: Request, *, asked: Any = None, stoppable: Any = None
+    ) -> tuple[Decision, DecidedBy]:
+        """Wait for the decision on one open request and record it.
+
+        The runner enforces the timeout; a provider that raises counts as a deny. The
+        provider wait is inline on purpose: a waiting run's memory is mostly its frames.
+        ``stoppable.stopped_by_sibling`` tells whether a cancellation came from a sibling's
+        ``stop_run`` (the request then closes with a fallback deny) rather than from the run
+        being cancelled.
+        """
+        run = self.run
+        got: tuple[Decision, DecidedBy]
+        limit: asyncio.Timeout | None = None
+        try:
+            if run.headless:
+                got = (self.fallback_decision(request, "headless mode"), "fallback")
+            elif run.durable is not None:
+                got = await self._from_store(request, asked)
+            else:
+                async with asyncio.timeout(max(request.expires_at - time.time(), 0.0)) as limit:
+                    if asked is None:
+                        asked = self._provider_method(request)(request)
+                    got = _checked(request, await asked)
+        except asyncio.CancelledError:
+            if stoppable is None or not stoppable.stopped_by_sibling:
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            got = await self._closed(request, "run stopped", "fallback")
+        except TimeoutError:
+            if limit is not None and limit.expired():
+                got = await self._closed(request, "timed out", "timeout")
+            else:
+                got = await self._closed(request, "provider timeout", "error")
+        except Exception as exc:
+            why = f"interaction provider raised {type(exc).__name__}: {exc}"
+            got = await self._closed(request, why, "error")
+        decision, decided_by = got
+        await self.record(step, request, decision, decided_by)
+        return decision, decided_by
+
+    async def _from_store(self, request: Request, early: Any) -> tuple[Decision, DecidedBy]:
+        """With a store the store is the truth: a decision made by any process (the CLI, a
+        web inbox, this process's provider) is read from there, and the first one stands."""
+        durable = self.run.durable
+        assert durable is not None
+        stored = await durable.stored_decision(request)
+        if stored is not None:
+            return stored
+        if self.run.external:
+            raise RunError(f"request {request.request_id} is still pending on resume")
+        if early is None:
+            early = self._provider_method(request)(request)
+        asked: asyncio.Future[Any] = asyncio.ensure_future(early)
+        try:
+            while True:
+                left = request.expires_at - time.time()
+                if left <= 0:
+                    return await durable.record(
+                        request, self.fallback_decision(request, "timed out"), "timeout"
+                    )
+                watch = asyncio.ensure_future(
+                    durable.wait_for_store(request, min(left, STORE_POLL_S * 40))
+                )
+                await asyncio.wait({asked, watch}, return_when=asyncio.FIRST_COMPLETED)
+                watch.cancel()
+                if asked.done():
+                    return await self._provider_answer(request, asked)
+                stored = await durable.stored_decision(request)
+                if stored is not None:
+                    return stored
+        finally:
+            if not asked.done():
+                asked.cancel()
+                self._expire(request.request_id, "decided elsewhere")
+
+    async def _provider_answer(
+        self, request: Request, asked: asyncio.Future[Any]
+    ) -> tuple[Decision, DecidedBy]:
+        durable = self.run.durable
+        assert durable is not None
+        try:
+            decision = asked.result()
+        except Exception as exc:
+            why = f"interaction provider raised {type(exc).__name__}: {exc}"
+            return await durable.record(request, _deny(request, why), "error")
+        return await durable.record(request, *_checked(request, decision))
+
+    async def record(
+        self, step: int, request: Request, decision: Decision, decided_by: DecidedBy
+    ) -> None:
+        if request in self.open_requests:
+            self.open_requests.remove(request)
+        event_cls = ApprovalResolved if isinstance(request, ApprovalRequest) else UserInputResolved
+        emit = self.run.emitter.emit
+        await emit(
+            event_cls,
+            step,
+            request_id=request.request_id,
+            decision=decision,
+            approver=decision.approver,
+            decided_by=decided_by,
+        )
+        if self.paused and not any(r.request_id in self.paused for r in self.open_requests):
+            ids, self.paused = self.paused, ()
+            await emit(RunResumed, step, request_ids=ids)
+            self.run.clock.resume()
+
+    def fallback_decision(self, request: Request, why: str) -> Decision:
+        config = self.run.config
+        if isinstance(request, ApprovalRequest):
+            kind = config.approval_fallback
+            return ApprovalDecision(kind=kind, reason=f"{why}: approval_fallback={kind}")
+        if config.input_fallback == "allow":
+            # Fallback "allow" for input means: run with the original arguments, no text.
+            return UserInputDecision(kind="allow", value="", reason=f"{why}: input_fallback=allow")
+        return UserInputDecision(kind="deny", reason=f"{why}: input_fallback=deny")
+
+    async def _closed(
+        self, request: Request, why: str, by: DecidedBy
+    ) -> tuple[Decision, DecidedBy]:
+        """Close a request the run stops waiting for. A decision accepted first still wins."""
+        late = self._expire(request.request_id, why)
+        if late is not None:
+            got: tuple[Decision, DecidedBy] = (late, "human")
+        elif by == "timeout":
+            got = (self.fallback_decision(request, why), by)
+        else:
+            got = (_deny(request, why), by)
+        if self.run.durable is not None:
+            got = await self.run.durable.record(request, *got)
+        return got
+
+    def _expire(self, request_id: str, note: str) -> Decision | None:
+        expire = getattr(self.run.setup.provider, "expire", None)
+        if not callable(expire):
+            return None
+        late = expire(request_id, note)
+        return late if isinstance(late, ApprovalDecision | UserInputDecision) else None
+
+    async def close_all(self, why: str) -> None:
+        """The run ends: every open request is closed, each with a recorded decision."""
+        for request in list(self.open_requests):
+            decision, by = await self._closed(request, why, "fallback")
+            await self.record(request.step, request, decision, by)
+
+
+def _checked(request: Request, decision: Any) -> tuple[Decision, DecidedBy]:
+    """A provider's answer, or a deny when it is not the decision type the request needs."""
+    expected = ApprovalDecision if isinstance(request, ApprovalRequest) else UserInputDecision
+    if isinstance(decision, expected):
+        return decision, "human"
+    why = f"interaction provider returned {type(decision).__name__}, not {expected.__name__}"
+    return _deny(request, why), "error"
+
+
+def _deny(request: Request, reason: str) -> Decision:
+    if isinstance(request, ApprovalRequest):
+        return ApprovalDecision(kind="deny", reason=reason)
+    return UserInputDecision(kind="deny", reason=reason)

@@ -1,0 +1,327 @@
+"""A run's link to its store: checkpoints, decisions, exactly-once execution, its lease.
+
+Private machinery used by :mod:`afk.core._run` when the runner has a store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from afk.agents.interaction import (
+    ApprovalDecision,
+    ApprovalRequest,
+    DecidedBy,
+    Decision,
+    Request,
+    UserInputDecision,
+)
+from afk.core._snapshot import (
+    SCHEMA_VERSION,
+    StepState,
+    args_digest,
+    canonical_json,
+    dump_snapshot,
+    from_json,
+    to_json,
+)
+from afk.core.events import event_to_json
+from afk.errors import AlreadyDecidedError, RequestExpiredError
+from afk.store.store import (
+    EventRow,
+    ExecutionRecord,
+    LogEntry,
+    RequestRecord,
+    RunRecord,
+    RunStatus,
+    RunStore,
+)
+
+if TYPE_CHECKING:
+    from afk.core._run import Run
+
+DECISION_TYPES: dict[str, Any] = {"approval": ApprovalDecision, "user_input": UserInputDecision}
+
+_READY: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+async def ensure_ready(store: RunStore) -> None:
+    """``store.setup()`` once per store object and process."""
+    if store not in _READY:
+        await store.setup()
+        _READY.add(store)
+
+
+def request_record(request: Request) -> RequestRecord:
+    return RequestRecord(
+        request_id=request.request_id,
+        run_id=request.run_id,
+        kind=request.kind,
+        request=to_json(request, type(request)),
+        args_digest=args_digest(request.tool_args),
+        status="pending",
+        created_at=request.created_at,
+        expires_at=request.expires_at,
+        tool_name=request.tool_name,
+    )
+
+
+def load_request(record: RequestRecord) -> Request:
+    kind = ApprovalRequest if record.kind == "approval" else _input_request_type()
+    request: Request = from_json(record.request, kind)
+    return request
+
+
+def _input_request_type() -> Any:
+    from afk.agents.interaction import UserInputRequest
+
+    return UserInputRequest
+
+
+def load_decision(record: RequestRecord) -> Decision:
+    assert record.decision is not None
+    decision: Decision = from_json(record.decision, DECISION_TYPES[record.kind])
+    return decision
+
+
+def approved_args(request: Request, decision: Decision) -> dict[str, Any]:
+    """The arguments a decision approves: the human's edit, or the request's own."""
+    if isinstance(decision, ApprovalDecision) and decision.updated_tool_args is not None:
+        return dict(decision.updated_tool_args)
+    return dict(request.tool_args)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredOutcome:
+    """What exactly-once execution found or produced for one call."""
+
+    ran: bool  # the body ran in this process
+    output: Any = None
+    error: str | None = None
+    unknown: bool = False  # found mid-execution after a crash, not re-run
+
+
+class Durable:
+    """Everything a run writes to or reads from its store."""
+
+    def __init__(self, run: Run, store: RunStore, *, owner: str, lease_ttl_s: float) -> None:
+        self.run = run
+        self.store = store
+        self.owner = owner
+        self.lease_ttl_s = lease_ttl_s
+        self.flushed_seq = run.emitter.seq
+        self._lease_task: asyncio.Task[None] | None = None
+
+    # -- checkpoints -----------------------------------------------------------------------
+    async def ready(self) -> None:
+        await ensure_ready(self.store)
+
+    async def checkpoint(
+        self,
+        status: RunStatus,
+        pending: StepState | None,
+        new_requests: Sequence[Request] = (),
+    ) -> None:
+        """Persist the run, its new requests and unflushed events in one transaction."""
+        run = self.run
+        now = time.time()
+        snapshot = dump_snapshot(run.snapshot(pending))
+        record = RunRecord(
+            run_id=run.setup.run_id,
+            agent_name=run.agent.name,
+            status=status,
+            snapshot=snapshot,
+            schema_version=SCHEMA_VERSION,
+            created_at=run.started_at,
+            updated_at=now,
+            thread_id=run.setup.thread_id,
+            requested_by=run.setup.requested_by,
+            lease_owner=self.owner if status == "paused" and self._lease_task else None,
+            lease_expires_at=now + self.lease_ttl_s if self._lease_task else None,
+        )
+        events = [
+            EventRow(run_id=e.run_id, seq=e.seq, type=e.type, payload=event_to_json(e), ts=e.ts)
+            for e in run.emitter.events
+            if e.seq > self.flushed_seq
+        ]
+        log = [
+            LogEntry(
+                kind="request_opened",
+                run_id=r.run_id,
+                request_id=r.request_id,
+                payload=canonical_json(
+                    {
+                        "tool": r.tool_name,
+                        "args_digest": args_digest(r.tool_args),
+                        "rule": r.rule_id,
+                    }
+                ),
+                at=now,
+            )
+            for r in new_requests
+        ]
+        await self.store.save_run(
+            record, requests=[request_record(r) for r in new_requests], events=events, log=log
+        )
+        if events:
+            self.flushed_seq = events[-1].seq
+
+    # -- decisions -------------------------------------------------------------------------
+    async def stored_decision(self, request: Request) -> tuple[Decision, DecidedBy] | None:
+        """The request's decision from the store; applies the fallback once past expiry."""
+        record = await self.store.get_request(request.request_id)
+        if record is None:
+            return None
+        if record.status != "pending":
+            return load_decision(record), _decided_by(record.decided_by)
+        if time.time() <= record.expires_at:
+            return None
+        fallback = self.run.asking.fallback_decision(request, "expired")
+        return await self.record(request, fallback, "timeout")
+
+    async def record(
+        self, request: Request, decision: Decision, decided_by: DecidedBy
+    ) -> tuple[Decision, DecidedBy]:
+        """Write a decision the run obtained itself; if another one got in first, that one
+        stands and is returned."""
+        try:
+            await self.store.decide(
+                request.request_id,
+                decision=to_json(decision, type(decision)),
+                decided_by=decided_by,
+                approver=decision.approver,
+                bound_digest=args_digest(approved_args(request, decision)),
+                now=time.time(),
+                honour_expiry=decided_by == "human",
+                log=[_decision_log(request, decision, decided_by)],
+            )
+        except (AlreadyDecidedError, RequestExpiredError):
+            stored = await self.store.get_request(request.request_id)
+            if stored is not None and stored.decision is not None:
+                return load_decision(stored), _decided_by(stored.decided_by)
+            return self.run.asking.fallback_decision(request, "expired"), "timeout"
+        return decision, decided_by
+
+    async def wait_for_store(self, request: Request, timeout_s: float) -> None:
+        await self.store.wait_for_decisions([request.request_id], timeout_s=timeout_s)
+
+    # -- exactly once ----------------------------------------------------------------------
+    async def verified_args(self, request: Request) -> dict[str, Any] | str:
+        """The approved arguments as stored, checked against the digest the decision bound;
+        a string explains a refusal (tampering) instead."""
+        record = await self.store.get_request(request.request_id)
+        if record is None or record.decision is None:
+            return "no stored decision for this request"
+        stored_request = load_request(record)
+        decision = load_decision(record)
+        args = approved_args(stored_request, decision)
+        if args_digest(stored_request.tool_args) != record.args_digest or (
+            record.bound_digest is not None and args_digest(args) != record.bound_digest
+        ):
+            await self.store.log_refusal(
+                LogEntry(
+                    kind="tamper_detected",
+                    run_id=record.run_id,
+                    request_id=record.request_id,
+                    payload=canonical_json({"expected": record.bound_digest}),
+                    at=time.time(),
+                )
+            )
+            return "refused: the stored arguments no longer match what was approved"
+        return args
+
+    async def execute_once(
+        self,
+        key: str,
+        tool_call_id: str,
+        args: dict[str, Any],
+        *,
+        idempotent: bool,
+        invoke: Callable[[], Awaitable[Any]],
+    ) -> StoredOutcome:
+        run_id = self.run.setup.run_id
+        digest = args_digest(args)
+        created, record = await self.store.begin_execution(
+            ExecutionRecord(
+                key=key,
+                run_id=run_id,
+                tool_call_id=tool_call_id,
+                args_digest=digest,
+                status="executing",
+                started_at=time.time(),
+            ),
+            log=[LogEntry(kind="execution_started", run_id=run_id, request_id=key, at=time.time())],
+        )
+        if not created and record.status == "done":
+            assert record.result is not None
+            stored = json.loads(record.result)
+            return StoredOutcome(ran=False, output=stored.get("output"), error=stored.get("error"))
+        if not created and not idempotent:
+            return StoredOutcome(ran=False, unknown=True)
+        output: Any = None
+        error: str | None = None
+        try:
+            output = await invoke()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        from pydantic_core import to_jsonable_python
+
+        result = {"output": to_jsonable_python(output, fallback=repr), "error": error}
+        await self.store.finish_execution(
+            key,
+            result=canonical_json(result),
+            now=time.time(),
+            log=[
+                LogEntry(kind="execution_finished", run_id=run_id, request_id=key, at=time.time())
+            ],
+        )
+        return StoredOutcome(ran=True, output=result["output"], error=error)
+
+    # -- lease -----------------------------------------------------------------------------
+    def keep_lease(self) -> None:
+        if self._lease_task is None:
+            self._lease_task = asyncio.get_running_loop().create_task(self._renew())
+
+    async def _renew(self) -> None:
+        while True:
+            await self.store.acquire_lease(
+                self.run.setup.run_id, owner=self.owner, ttl_s=self.lease_ttl_s, now=time.time()
+            )
+            await asyncio.sleep(self.lease_ttl_s / 3)
+
+    async def release(self) -> None:
+        if self._lease_task is not None:
+            self._lease_task.cancel()
+            self._lease_task = None
+        await self.store.release_lease(self.run.setup.run_id, owner=self.owner)
+
+
+def _decided_by(value: str | None) -> DecidedBy:
+    if value in ("human", "timeout", "fallback", "error"):
+        return value  # type: ignore[return-value]
+    return "human"
+
+
+def _decision_log(request: Request, decision: Decision, decided_by: DecidedBy) -> LogEntry:
+    return LogEntry(
+        kind="expired" if decided_by == "timeout" else "decided",
+        run_id=request.run_id,
+        request_id=request.request_id,
+        actor=decision.approver or decided_by,
+        payload=canonical_json(
+            {
+                "kind": decision.kind,
+                "decided_by": decided_by,
+                "reason": decision.reason,
+                "args_digest": args_digest(approved_args(request, decision)),
+            }
+        ),
+        at=time.time(),
+    )

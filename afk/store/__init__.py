@@ -1,0 +1,75 @@
+"""Durable run stores: where a run waiting for a human is kept until someone decides.
+
+``open_store`` turns a spec (``AFK_STORE``) into a store. Importing this package stays cheap:
+``PostgresStore`` and psycopg load only when asked for.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from afk.errors import ConfigurationError
+from afk.store._common import StoreError
+from afk.store.sqlite import SQLiteStore
+from afk.store.store import EventRow, ExecutionRecord, LogEntry, RequestRecord, RunRecord, RunStore
+
+if TYPE_CHECKING:
+    from afk.store.postgres import PostgresStore
+
+_SQLITE_PREFIX = "sqlite:///"
+_SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+_POSTGRES_PREFIXES = ("postgresql://", "postgres://")
+_ACCEPTED = (
+    "a RunStore object, 'sqlite:///relative.db', 'sqlite:////absolute/path.db', a file path "
+    "ending in .db/.sqlite/.sqlite3, or 'postgresql://user@host:5432/dbname'"
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PostgresStore":
+        from afk.store.postgres import PostgresStore
+
+        return PostgresStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def open_store(spec: RunStore | str | os.PathLike[str]) -> RunStore:
+    """A store for ``spec``; the caller still awaits ``setup()`` before using it."""
+    if isinstance(spec, RunStore):
+        return spec
+    if isinstance(spec, os.PathLike):
+        spec = os.fspath(spec)
+    if not isinstance(spec, str):
+        raise ConfigurationError(f"cannot open a store from {spec!r}; expected {_ACCEPTED}")
+    text = spec.strip()
+    if text.startswith(_SQLITE_PREFIX) and len(text) > len(_SQLITE_PREFIX):
+        return SQLiteStore(text[len(_SQLITE_PREFIX) :])
+    if text.startswith(_POSTGRES_PREFIXES):
+        from afk.store.postgres import PostgresStore
+
+        return PostgresStore(text)
+    if "://" not in text and text.lower().endswith(_SQLITE_SUFFIXES):
+        return SQLiteStore(text)
+    raise ConfigurationError(f"cannot open a store from {spec!r}; expected {_ACCEPTED}")
+
+
+def store_from_env() -> RunStore | None:
+    """The store named by ``AFK_STORE``, or None when it is unset or empty."""
+    spec = os.environ.get("AFK_STORE", "").strip()
+    return open_store(spec) if spec else None
+
+
+__all__ = [
+    "EventRow",
+    "ExecutionRecord",
+    "LogEntry",
+    "PostgresStore",
+    "RequestRecord",
+    "RunRecord",
+    "RunStore",
+    "SQLiteStore",
+    "StoreError",
+    "open_store",
+    "store_from_env",
+]

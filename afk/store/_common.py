@@ -1,0 +1,272 @@
+"""What both store backends share: the schema, the SQL where the dialects agree, row mapping
+and the rules of ``decide``.
+
+SQL here is written once with ``{t}`` for the table prefix (a quoted schema on Postgres,
+nothing on SQLite) and ``?`` placeholders; :func:`render` adapts it to a backend.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from afk.errors import AfkError, AlreadyDecidedError, RequestExpiredError, UnknownRequestError
+from afk.store.store import EventRow, ExecutionRecord, LogEntry, RequestRecord, RunRecord
+
+STORE_SCHEMA_VERSION = 1
+DECISIONS_CHANNEL = "afk_decisions"
+
+
+class StoreError(AfkError):
+    """The store could not carry out an operation (database error, bad schema version,
+    duplicate event, finishing an execution that is not executing)."""
+
+
+RUN_COLS = (
+    "run_id",
+    "agent_name",
+    "status",
+    "snapshot",
+    "schema_version",
+    "created_at",
+    "updated_at",
+    "thread_id",
+    "requested_by",
+    "lease_owner",
+    "lease_expires_at",
+)
+REQUEST_COLS = (
+    "request_id",
+    "run_id",
+    "kind",
+    "request",
+    "args_digest",
+    "status",
+    "created_at",
+    "expires_at",
+    "tool_name",
+    "decision",
+    "decided_by",
+    "approver",
+    "decided_at",
+    "bound_digest",
+)
+EXECUTION_COLS = (
+    "key",
+    "run_id",
+    "tool_call_id",
+    "args_digest",
+    "status",
+    "started_at",
+    "result",
+    "finished_at",
+)
+EVENT_COLS = ("run_id", "seq", "type", "payload", "ts")
+LOG_COLS = ("id", "kind", "run_id", "request_id", "actor", "payload", "at")
+
+# Dialect differences are confined to the two column types below.
+DDL = (
+    "CREATE TABLE IF NOT EXISTS {t}meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS {t}runs (
+        run_id TEXT PRIMARY KEY, agent_name TEXT NOT NULL, status TEXT NOT NULL,
+        snapshot TEXT NOT NULL, schema_version INTEGER NOT NULL,
+        created_at {real} NOT NULL, updated_at {real} NOT NULL,
+        thread_id TEXT, requested_by TEXT, lease_owner TEXT, lease_expires_at {real})""",
+    "CREATE INDEX IF NOT EXISTS runs_status_updated ON {t}runs (status, updated_at)",
+    """CREATE TABLE IF NOT EXISTS {t}requests (
+        request_id TEXT PRIMARY KEY, run_id TEXT NOT NULL, kind TEXT NOT NULL,
+        request TEXT NOT NULL, args_digest TEXT NOT NULL, status TEXT NOT NULL,
+        created_at {real} NOT NULL, expires_at {real} NOT NULL, tool_name TEXT,
+        decision TEXT, decided_by TEXT, approver TEXT, decided_at {real}, bound_digest TEXT)""",
+    "CREATE INDEX IF NOT EXISTS requests_status_created ON {t}requests (status, created_at)",
+    "CREATE INDEX IF NOT EXISTS requests_run ON {t}requests (run_id)",
+    """CREATE TABLE IF NOT EXISTS {t}executions (
+        key TEXT PRIMARY KEY, run_id TEXT NOT NULL, tool_call_id TEXT NOT NULL,
+        args_digest TEXT NOT NULL, status TEXT NOT NULL, started_at {real} NOT NULL,
+        result TEXT, finished_at {real})""",
+    """CREATE TABLE IF NOT EXISTS {t}events (
+        run_id TEXT NOT NULL, seq BIGINT NOT NULL, type TEXT NOT NULL, payload TEXT NOT NULL,
+        ts {real} NOT NULL, PRIMARY KEY (run_id, seq))""",
+    """CREATE TABLE IF NOT EXISTS {t}log (
+        id {serial}, kind TEXT NOT NULL, run_id TEXT NOT NULL, request_id TEXT, actor TEXT,
+        payload TEXT NOT NULL, at {real} NOT NULL)""",
+)
+
+SELECT_VERSION = "SELECT value FROM {t}meta WHERE key = 'store_schema_version'"
+INSERT_VERSION = (
+    "INSERT INTO {t}meta (key, value) VALUES ('store_schema_version', ?) "
+    "ON CONFLICT (key) DO NOTHING"
+)
+
+
+def _cols(cols: Sequence[str]) -> str:
+    return ", ".join(cols)
+
+
+def _insert(table: str, cols: Sequence[str]) -> str:
+    marks = ", ".join("?" for _ in cols)
+    return f"INSERT INTO {{t}}{table} ({_cols(cols)}) VALUES ({marks})"
+
+
+# Leases and created_at are deliberately not overwritten: leases belong to
+# acquire_lease/release_lease, and a run is created once.
+_RUN_FIXED = {"run_id", "created_at", "lease_owner", "lease_expires_at"}
+_RUN_UPDATABLE = [col for col in RUN_COLS if col not in _RUN_FIXED]
+UPSERT_RUN = (
+    _insert("runs", RUN_COLS)
+    + " ON CONFLICT (run_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _RUN_UPDATABLE)
+)
+INSERT_REQUEST = _insert("requests", REQUEST_COLS) + " ON CONFLICT (request_id) DO NOTHING"
+INSERT_EVENT = _insert("events", EVENT_COLS)
+INSERT_LOG = _insert("log", LOG_COLS[1:])
+INSERT_EXECUTION = _insert("executions", EXECUTION_COLS) + " ON CONFLICT (key) DO NOTHING"
+
+SELECT_RUN = f"SELECT {_cols(RUN_COLS)} FROM {{t}}runs WHERE run_id = ?"
+LIST_RUNS = f"SELECT {_cols(RUN_COLS)} FROM {{t}}runs ORDER BY updated_at DESC, run_id LIMIT ?"
+LIST_RUNS_BY_STATUS = (
+    f"SELECT {_cols(RUN_COLS)} FROM {{t}}runs WHERE status = ? "
+    "ORDER BY updated_at DESC, run_id LIMIT ?"
+)
+SELECT_REQUEST = f"SELECT {_cols(REQUEST_COLS)} FROM {{t}}requests WHERE request_id = ?"
+DECIDE = (
+    "UPDATE {t}requests SET status = ?, decision = ?, decided_by = ?, approver = ?, "
+    "decided_at = ?, bound_digest = ? WHERE request_id = ?"
+)
+SELECT_EXECUTION = f"SELECT {_cols(EXECUTION_COLS)} FROM {{t}}executions WHERE key = ?"
+FINISH_EXECUTION = (
+    "UPDATE {t}executions SET status = 'done', result = ?, finished_at = ? "
+    "WHERE key = ? AND status = 'executing'"
+)
+LIST_EVENTS = (
+    f"SELECT {_cols(EVENT_COLS)} FROM {{t}}events WHERE run_id = ? AND seq > ? ORDER BY seq"
+)
+LIST_LOG = f"SELECT {_cols(LOG_COLS)} FROM {{t}}log WHERE id > ? ORDER BY id LIMIT ?"
+ACQUIRE_LEASE = (
+    "UPDATE {t}runs SET lease_owner = ?, lease_expires_at = ? WHERE run_id = ? "
+    "AND (lease_owner IS NULL OR lease_owner = ? OR lease_expires_at < ?)"
+)
+RELEASE_LEASE = (
+    "UPDATE {t}runs SET lease_owner = NULL, lease_expires_at = NULL "
+    "WHERE run_id = ? AND lease_owner = ?"
+)
+# "No pending request, or all of them past their deadline" is the same as "no pending
+# request still within its deadline", which the requests_run index answers per run.
+READY_RUNS = (
+    f"SELECT {_cols(RUN_COLS)} FROM {{t}}runs r WHERE r.status = 'paused' "
+    "AND (r.lease_owner IS NULL OR r.lease_expires_at < ?) "
+    "AND NOT EXISTS (SELECT 1 FROM {t}requests q WHERE q.run_id = r.run_id "
+    "AND q.status = 'pending' AND q.expires_at >= ?) "
+    "ORDER BY r.updated_at, r.run_id LIMIT ?"
+)
+
+
+def list_requests_sql(*, by_run: bool, by_status: bool) -> str:
+    where = [c for c, on in (("run_id = ?", by_run), ("status = ?", by_status)) if on]
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    return (
+        f"SELECT {_cols(REQUEST_COLS)} FROM {{t}}requests{clause} ORDER BY created_at, request_id"
+    )
+
+
+def any_decided_sql(n: int) -> str:
+    marks = ", ".join("?" for _ in range(n))
+    return f"SELECT 1 FROM {{t}}requests WHERE status <> 'pending' AND request_id IN ({marks})"
+
+
+def render(template: str, *, prefix: str, postgres: bool, real: str = "", serial: str = "") -> str:
+    """Fill the table prefix (and DDL types); switch placeholders to psycopg's ``%s``."""
+    sql = template.replace("{t}", prefix).replace("{real}", real).replace("{serial}", serial)
+    return sql.replace("?", "%s") if postgres else sql
+
+
+def check_schema_version(found: str | None, where: str) -> None:
+    if found is not None and int(found) > STORE_SCHEMA_VERSION:
+        raise StoreError(
+            f"the store at {where} has store_schema_version {int(found)}, newer than the "
+            f"{STORE_SCHEMA_VERSION} this afk understands; upgrade afk-agents"
+        )
+
+
+# -- rows ----------------------------------------------------------------------------------
+def run_from_row(row: Sequence[Any]) -> RunRecord:
+    return RunRecord(**dict(zip(RUN_COLS, row, strict=True)))
+
+
+def request_from_row(row: Sequence[Any]) -> RequestRecord:
+    return RequestRecord(**dict(zip(REQUEST_COLS, row, strict=True)))
+
+
+def execution_from_row(row: Sequence[Any]) -> ExecutionRecord:
+    return ExecutionRecord(**dict(zip(EXECUTION_COLS, row, strict=True)))
+
+
+def event_from_row(row: Sequence[Any]) -> EventRow:
+    return EventRow(**dict(zip(EVENT_COLS, row, strict=True)))
+
+
+def log_from_row(row: Sequence[Any]) -> LogEntry:
+    return LogEntry(**dict(zip(LOG_COLS, row, strict=True)))
+
+
+def params(record: Any, cols: Sequence[str]) -> tuple[Any, ...]:
+    return tuple(getattr(record, c) for c in cols)
+
+
+def log_params(entry: LogEntry) -> tuple[Any, ...]:
+    # The store assigns ids so they increase with commit order; a caller-provided id is
+    # ignored rather than trusted, since the log is append-only and later hash-chained.
+    at = entry.at or time.time()
+    return (entry.kind, entry.run_id, entry.request_id, entry.actor, entry.payload, at)
+
+
+# -- decide --------------------------------------------------------------------------------
+def decided_record(
+    current: RequestRecord | None,
+    request_id: str,
+    *,
+    decision: str,
+    decided_by: str,
+    approver: str | None,
+    bound_digest: str,
+    now: float,
+    honour_expiry: bool,
+) -> RequestRecord:
+    """The record ``decide`` should store, or the refusal it must raise (writing nothing)."""
+    if current is None:
+        raise UnknownRequestError(f"no request {request_id!r}", request_id=request_id)
+    if current.status == "decided":
+        raise AlreadyDecidedError(
+            f"request {request_id!r} was already decided",
+            request_id=request_id,
+            first_decision=current.decision,
+        )
+    if current.status == "expired":
+        raise RequestExpiredError(f"request {request_id!r} has expired", request_id=request_id)
+    if honour_expiry and now > current.expires_at:
+        raise RequestExpiredError(
+            f"request {request_id!r} expired at {current.expires_at}", request_id=request_id
+        )
+    return dataclasses.replace(
+        current,
+        status="expired" if decided_by == "timeout" else "decided",
+        decision=decision,
+        decided_by=decided_by,
+        approver=approver,
+        decided_at=now,
+        bound_digest=bound_digest,
+    )
+
+
+def decide_params(new: RequestRecord) -> tuple[Any, ...]:
+    return (
+        new.status,
+        new.decision,
+        new.decided_by,
+        new.approver,
+        new.decided_at,
+        new.bound_digest,
+        new.request_id,
+    )

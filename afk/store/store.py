@@ -1,0 +1,188 @@
+"""The run store: what a durable run keeps, and the one interface both backends implement.
+
+Everything here is plain data. Payloads (``snapshot``, ``request``, ``decision``, ``result``,
+event ``payload``) are JSON text produced by afk's one serializer; the store never parses
+them except where a method says so. Every method that changes state does so in ONE
+transaction, together with the decision-log entries it is given, and commits durably
+(SQLite ``synchronous=FULL``) before returning: what a method acknowledged is on disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+RunStatus = Literal["running", "paused", "completed", "stopped", "failed", "cancelled"]
+RequestStatus = Literal["pending", "decided", "expired"]
+ExecutionStatus = Literal["executing", "done"]
+TERMINAL_RUN_STATES: frozenset[str] = frozenset({"completed", "stopped", "failed", "cancelled"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunRecord:
+    run_id: str
+    agent_name: str
+    status: RunStatus
+    snapshot: str  # JSON; carries its own schema_version
+    schema_version: int
+    created_at: float
+    updated_at: float
+    thread_id: str | None = None
+    requested_by: str | None = None
+    lease_owner: str | None = None
+    lease_expires_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestRecord:
+    request_id: str
+    run_id: str
+    kind: Literal["approval", "user_input"]
+    request: str  # JSON of the ApprovalRequest / UserInputRequest
+    args_digest: str  # sha256 hex of the canonical JSON of the request's tool_args
+    status: RequestStatus
+    created_at: float
+    expires_at: float
+    tool_name: str | None = None
+    decision: str | None = None  # JSON of the decision, once decided (or expired with fallback)
+    decided_by: str | None = None  # human | timeout | fallback | error
+    approver: str | None = None
+    decided_at: float | None = None
+    bound_digest: str | None = None  # digest of the arguments the decision approved
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecutionRecord:
+    key: str  # idempotency key: the request id, or "<run_id>:<tool_call_id>"
+    run_id: str
+    tool_call_id: str
+    args_digest: str
+    status: ExecutionStatus
+    started_at: float
+    result: str | None = None  # JSON, once done
+    finished_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventRow:
+    run_id: str
+    seq: int
+    type: str
+    payload: str  # JSON of the event
+    ts: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogEntry:
+    """One decision-log entry (issue #5 hash-chains these). Appended in the same transaction
+    as the change it records. ``id`` and ``at`` are assigned by the store when 0."""
+
+    kind: str  # request_opened | decided | refused | expired | execution_started | ...
+    run_id: str
+    request_id: str | None = None
+    actor: str | None = None
+    payload: str = "{}"  # JSON details
+    at: float = 0.0
+    id: int = 0
+
+
+@runtime_checkable
+class RunStore(Protocol):
+    """Both backends implement exactly this; the contract tests run against each."""
+
+    url: str
+
+    async def setup(self) -> None:
+        """Create or migrate the schema (idempotent, safe to call from many processes)."""
+
+    async def close(self) -> None: ...
+
+    # -- runs ------------------------------------------------------------------------------
+    async def save_run(
+        self,
+        run: RunRecord,
+        *,
+        requests: Sequence[RequestRecord] = (),
+        events: Sequence[EventRow] = (),
+        log: Sequence[LogEntry] = (),
+    ) -> None:
+        """Upsert the run; insert new requests (existing ids are left untouched); append
+        events (a duplicate (run_id, seq) is an error) and log entries. One transaction."""
+
+    async def load_run(self, run_id: str) -> RunRecord | None: ...
+
+    async def list_runs(
+        self, *, status: RunStatus | None = None, limit: int = 100
+    ) -> list[RunRecord]:
+        """Newest first (by updated_at)."""
+
+    # -- requests --------------------------------------------------------------------------
+    async def get_request(self, request_id: str) -> RequestRecord | None: ...
+
+    async def list_requests(
+        self, *, run_id: str | None = None, status: RequestStatus | None = "pending"
+    ) -> list[RequestRecord]:
+        """Oldest first (by created_at). ``status=None`` lists all."""
+
+    async def decide(
+        self,
+        request_id: str,
+        *,
+        decision: str,
+        decided_by: str,
+        approver: str | None,
+        bound_digest: str,
+        now: float,
+        honour_expiry: bool = True,
+        log: Sequence[LogEntry] = (),
+    ) -> RequestRecord:
+        """Compare-and-set pending → decided, in one transaction with ``log``.
+
+        Raises (from ``afk.errors``): UnknownRequestError; AlreadyDecidedError (with
+        ``first_decision`` = the stored decision JSON) when decided; RequestExpiredError when
+        status is expired, or when ``honour_expiry`` and ``now > expires_at`` (the row is then
+        left pending: the run applies its fallback itself with ``honour_expiry=False``).
+        Refusals write nothing. Returns the updated record.
+
+        ``decided_by="timeout"`` (the run applying its fallback after the deadline, called
+        with ``honour_expiry=False``) stores the decision with status ``expired``; a second
+        such call then raises RequestExpiredError and the caller reads the stored record.
+        """
+
+    async def log_refusal(self, entry: LogEntry) -> None:
+        """Record a refused decision (unauthorized, invalid, too late) in the decision log."""
+
+    # -- executions (exactly once) ---------------------------------------------------------
+    async def begin_execution(
+        self, record: ExecutionRecord, *, log: Sequence[LogEntry] = ()
+    ) -> tuple[bool, ExecutionRecord]:
+        """Insert ``record`` (status executing) unless ``key`` exists. Returns (created, the
+        stored record). Committed durably before the tool runs."""
+
+    async def finish_execution(
+        self, key: str, *, result: str, now: float, log: Sequence[LogEntry] = ()
+    ) -> None:
+        """executing → done with ``result``."""
+
+    async def get_execution(self, key: str) -> ExecutionRecord | None: ...
+
+    # -- events and log --------------------------------------------------------------------
+    async def list_events(self, run_id: str, *, after_seq: int = 0) -> list[EventRow]: ...
+
+    async def list_log(self, *, after_id: int = 0, limit: int = 10_000) -> list[LogEntry]: ...
+
+    # -- leases and readiness --------------------------------------------------------------
+    async def acquire_lease(self, run_id: str, *, owner: str, ttl_s: float, now: float) -> bool:
+        """Take or renew the run's lease when it is free, expired, or already ``owner``'s."""
+
+    async def release_lease(self, run_id: str, *, owner: str) -> None: ...
+
+    async def ready_runs(self, *, now: float, limit: int = 100) -> list[RunRecord]:
+        """Paused runs with no pending request left, or whose pending requests all passed
+        ``expires_at`` before ``now`` (they resume to apply the fallback), and no live lease
+        held by someone else. Oldest first."""
+
+    async def wait_for_decisions(self, request_ids: Sequence[str], *, timeout_s: float) -> None:
+        """Return soon after any of these requests leaves ``pending`` (or after
+        ``timeout_s``). Postgres: LISTEN/NOTIFY; SQLite: a poll every <= 250 ms."""
