@@ -10,7 +10,7 @@ from afk.errors import AfkError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from afk.cli import demo, policy_cmd
+    from afk.cli import approvals_cmd, demo, policy_cmd, runs_cmd, worker_cmd
 
     parser = argparse.ArgumentParser(
         prog="afk", description="Run LLM agents whose risky actions wait for a human."
@@ -19,6 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo.register(sub)
     policy_cmd.register(sub)
+    runs_cmd.register(sub)
+    approvals_cmd.register(sub)
+    worker_cmd.register(sub)
     return parser
 
 

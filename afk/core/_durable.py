@@ -89,10 +89,15 @@ def load_decision(record: RequestRecord) -> Decision:
     return decision
 
 
-def approved_args(request: Request, decision: Decision) -> dict[str, Any]:
-    """The arguments a decision approves: the human's edit, or the request's own."""
+def approved_args(request: Request, decision: Decision, decided_by: str) -> dict[str, Any]:
+    """The arguments a decision approves: the human's edit, the request's own arguments with
+    the human's input put into ``input_target_arg``, or the request's own. A fallback's
+    "allow" for input runs the original arguments."""
     if isinstance(decision, ApprovalDecision) and decision.updated_tool_args is not None:
         return dict(decision.updated_tool_args)
+    target = getattr(request, "input_target_arg", None)
+    if isinstance(decision, UserInputDecision) and target and decided_by == "human":
+        return {**request.tool_args, target: decision.value}
     return dict(request.tool_args)
 
 
@@ -195,7 +200,7 @@ class Durable:
                 decision=to_json(decision, type(decision)),
                 decided_by=decided_by,
                 approver=decision.approver,
-                bound_digest=args_digest(approved_args(request, decision)),
+                bound_digest=args_digest(approved_args(request, decision, decided_by)),
                 now=time.time(),
                 honour_expiry=decided_by == "human",
                 log=[_decision_log(request, decision, decided_by)],
@@ -219,7 +224,7 @@ class Durable:
             return "no stored decision for this request"
         stored_request = load_request(record)
         decision = load_decision(record)
-        args = approved_args(stored_request, decision)
+        args = approved_args(stored_request, decision, record.decided_by or "human")
         if args_digest(stored_request.tool_args) != record.args_digest or (
             record.bound_digest is not None and args_digest(args) != record.bound_digest
         ):
@@ -320,7 +325,7 @@ def _decision_log(request: Request, decision: Decision, decided_by: DecidedBy) -
                 "kind": decision.kind,
                 "decided_by": decided_by,
                 "reason": decision.reason,
-                "args_digest": args_digest(approved_args(request, decision)),
+                "args_digest": args_digest(approved_args(request, decision, decided_by)),
             }
         ),
         at=time.time(),

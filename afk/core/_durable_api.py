@@ -33,7 +33,7 @@ async def resolve(store: RunStore, request_id: str, decision: Decision) -> None:
             decision=to_json(decision, type(decision)),
             decided_by="human",
             approver=decision.approver,
-            bound_digest=args_digest(approved_args(request, decision)),
+            bound_digest=args_digest(approved_args(request, decision, "human")),
             now=time.time(),
             log=[_decision_log(request, decision, "human")],
         )

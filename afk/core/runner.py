@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import socket
 import time
@@ -22,9 +23,11 @@ from afk.core.config import RunnerConfig
 from afk.core.events import Event
 from afk.core.interaction import HeadlessInteractionProvider, InMemoryInteractiveProvider
 from afk.core.result import RunResult
-from afk.errors import ConfigurationError, RunLockedError, RunNotResumableError
+from afk.errors import AfkError, ConfigurationError, RunLockedError, RunNotResumableError
 from afk.llms.registry import resolve_model
 from afk.store.store import RunStore
+
+_log = logging.getLogger("afk.runner")
 
 
 class RunHandle:
@@ -84,6 +87,8 @@ class Runner:
                 f"Runner policy_engine must be a PolicyEngine, got {type(policy_engine).__name__}"
             )
         self.store: RunStore | None = _open_store(store)
+        # A store opened here from a URL (or AFK_STORE) is ours to close; an object is not.
+        self._owns_store = self.store is not None and not isinstance(store, RunStore)
         _check_provider(config, interaction_provider, has_store=self.store is not None)
         self.config = config
         self.policy_engine = policy_engine
@@ -134,15 +139,38 @@ class Runner:
         requested_by: str | None = None,
     ) -> RunResult:
         _no_running_loop("run_sync")
-        return asyncio.run(
-            self.run(
-                agent,
-                user_message=user_message,
-                context=context,
-                thread_id=thread_id,
-                requested_by=requested_by,
-            )
-        )
+
+        async def run_and_release() -> RunResult:
+            try:
+                return await self.run(
+                    agent,
+                    user_message=user_message,
+                    context=context,
+                    thread_id=thread_id,
+                    requested_by=requested_by,
+                )
+            finally:
+                await self._release_store()
+
+        return asyncio.run(run_and_release())
+
+    async def _release_store(self) -> None:
+        # Store connections belong to the event loop that opened them, and run_sync's loop
+        # ends here: close them, and keep a fresh store (same URL) for the next call.
+        if self._owns_store and self.store is not None:
+            await self.store.close()
+            self.store = _open_store(self.store.url)
+
+    async def aclose(self) -> None:
+        """Close the store connections this runner opened."""
+        if self._owns_store and self.store is not None:
+            await self.store.close()
+
+    async def __aenter__(self) -> Runner:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     # -- durable runs ----------------------------------------------------------------------
     async def resolve(self, request_id: str, decision: Decision) -> None:
@@ -191,6 +219,9 @@ class Runner:
                 results.append(await self.resume(record.run_id, agent))
             except (RunLockedError, RunNotResumableError):
                 continue  # another worker got there first
+            except AfkError as exc:
+                # One unreadable run (say, a snapshot from a newer afk) must not stop the rest.
+                _log.error("cannot resume run %s: %s: %s", record.run_id, type(exc).__name__, exc)
         return results
 
     async def work(

@@ -9,8 +9,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from afk.errors import ConfigurationError
-from afk.store._common import StoreError
+from afk.errors import ConfigurationError, StoreError
 from afk.store.sqlite import SQLiteStore
 from afk.store.store import EventRow, ExecutionRecord, LogEntry, RequestRecord, RunRecord, RunStore
 
@@ -48,10 +47,23 @@ def open_store(spec: RunStore | str | os.PathLike[str]) -> RunStore:
     if text.startswith(_POSTGRES_PREFIXES):
         from afk.store.postgres import PostgresStore
 
-        return PostgresStore(text)
+        dsn, schema = _split_schema(text)
+        return PostgresStore(dsn, schema=schema) if schema else PostgresStore(dsn)
     if "://" not in text and text.lower().endswith(_SQLITE_SUFFIXES):
         return SQLiteStore(text)
     raise ConfigurationError(f"cannot open a store from {spec!r}; expected {_ACCEPTED}")
+
+
+def _split_schema(url: str) -> tuple[str, str | None]:
+    """``?afk_schema=NAME`` picks the Postgres schema (default ``afk``); it is ours, not
+    libpq's, so it is taken out of the URL before connecting."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = next((v for k, v in query if k == "afk_schema"), None)
+    rest = urlencode([(k, v) for k, v in query if k != "afk_schema"])
+    return urlunsplit(parts._replace(query=rest)), schema
 
 
 def store_from_env() -> RunStore | None:

@@ -12,16 +12,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from afk.errors import AfkError, AlreadyDecidedError, RequestExpiredError, UnknownRequestError
+from afk.errors import AlreadyDecidedError, RequestExpiredError, StoreError, UnknownRequestError
 from afk.store.store import EventRow, ExecutionRecord, LogEntry, RequestRecord, RunRecord
 
 STORE_SCHEMA_VERSION = 1
 DECISIONS_CHANNEL = "afk_decisions"
-
-
-class StoreError(AfkError):
-    """The store could not carry out an operation (database error, bad schema version,
-    duplicate event, finishing an execution that is not executing)."""
 
 
 RUN_COLS = (

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from afk.errors import StoreError
 from afk.store import _common as c
 from afk.store.store import (
     EventRow,
@@ -76,7 +77,7 @@ class SQLiteStore:
     # -- plumbing ------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
         if self._closed:
-            raise c.StoreError(f"{self!r} is closed")
+            raise StoreError(f"{self!r} is closed")
         if self._conn is None:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
             # isolation_level=None: no implicit transactions; every write is explicit.
@@ -95,7 +96,7 @@ class SQLiteStore:
             try:
                 return fn(conn)
             except sqlite3.Error as exc:
-                raise c.StoreError(f"sqlite store {self.path}: {exc}") from exc
+                raise StoreError(f"sqlite store {self.path}: {exc}") from exc
 
     async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await asyncio.to_thread(self._locked, fn)
@@ -154,7 +155,7 @@ class SQLiteStore:
                     rows = [c.params(e, c.EVENT_COLS) for e in events]
                     conn.executemany(_sql(c.INSERT_EVENT), rows)
                 except sqlite3.IntegrityError as exc:
-                    raise c.StoreError(f"duplicate event for run {run.run_id!r}: {exc}") from exc
+                    raise StoreError(f"duplicate event for run {run.run_id!r}: {exc}") from exc
                 _insert_log(conn, log)
 
         await self._call(work)
@@ -244,7 +245,7 @@ class SQLiteStore:
             with _write(conn):
                 cur = conn.execute(_sql(c.FINISH_EXECUTION), (result, now, key))
                 if cur.rowcount != 1:
-                    raise c.StoreError(f"execution {key!r} is unknown or already finished")
+                    raise StoreError(f"execution {key!r} is unknown or already finished")
                 _insert_log(conn, log)
 
         await self._call(work)

@@ -1,0 +1,207 @@
+"""Shared plumbing of the durable-run commands: the ``--store``/``--json`` options, opening the
+store, and turning records into tables, times and JSON."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from afk.errors import ConfigurationError
+from afk.store import RunStore, SQLiteStore, open_store
+
+T = TypeVar("T")
+
+NO_STORE = "no run store: pass --store URL (e.g. --store sqlite:///runs.db) or set AFK_STORE"
+# Payload columns hold JSON text; --json output parses them so consumers don't decode twice.
+_JSON_FIELDS = ("request", "decision", "snapshot", "payload")
+# Anything the terminal would interpret: model and tool text is untrusted and must not be
+# able to move the cursor, recolour the screen or forge extra output lines.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+# -- common options ------------------------------------------------------------------------
+def common_options() -> argparse.ArgumentParser:
+    """A parent parser with ``--store`` and ``--json``, shared by every durable-run command."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--store", metavar="URL", help="run store, e.g. sqlite:///runs.db (default: $AFK_STORE)"
+    )
+    parent.add_argument("--json", action="store_true", help="print one JSON document")
+    return parent
+
+
+def store_spec(args: argparse.Namespace) -> str | None:
+    spec: str | None = args.store or os.environ.get("AFK_STORE", "").strip() or None
+    return spec
+
+
+def open_cli_store(args: argparse.Namespace, *, must_exist: bool = True) -> RunStore:
+    """The store named by ``--store`` or ``AFK_STORE``. A SQLite file that does not exist is
+    refused when ``must_exist``: reading commands would otherwise create an empty store and
+    report "nothing here" for what is really a typo in the path."""
+    spec = store_spec(args)
+    if spec is None:
+        raise ConfigurationError(NO_STORE)
+    store = open_store(spec)
+    if must_exist and isinstance(store, SQLiteStore) and not os.path.exists(store.path):
+        raise ConfigurationError(f"no run store at {store.path}: the SQLite file does not exist")
+    return store
+
+
+def with_store(
+    args: argparse.Namespace, work: Callable[[RunStore], Awaitable[T]], *, must_exist: bool = True
+) -> T:
+    """Open the store, run ``work`` on a fresh event loop, and always close the store."""
+    store = open_cli_store(args, must_exist=must_exist)
+
+    async def main() -> T:
+        from afk.core._durable import ensure_ready
+
+        try:
+            await ensure_ready(store)  # once per store: Runner.resolve would repeat it
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+# -- text ----------------------------------------------------------------------------------
+def clean(text: object) -> str:
+    """One terminal-safe line: newlines become ``⏎``, other control characters are escaped."""
+    value = str(text).replace("\r\n", "\n").replace("\n", " ⏎ ")
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
+
+
+def shorten(text: object, width: int = 80) -> str:
+    value = clean(text)
+    return value if len(value) <= width else value[: width - 1] + "…"
+
+
+def compact_json(value: Any) -> str:
+    """The exact JSON of ``value`` on one line, key order kept (it is what the model sent)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def pretty_json(value: Any, indent: str = "") -> str:
+    text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    return "\n".join(indent + line for line in text.splitlines())
+
+
+def table(
+    headers: Sequence[str],
+    rows: Iterable[Sequence[object]],
+    *,
+    max_widths: Mapping[str, int] | None = None,
+) -> str:
+    """Columns as wide as their widest cell; cells are cleaned to one line and shortened only
+    in the columns named in ``max_widths``."""
+    limits = max_widths or {}
+    cells = [
+        [
+            shorten(cell, limits[h]) if h in limits else clean(cell)
+            for h, cell in zip(headers, row, strict=True)
+        ]
+        for row in rows
+    ]
+    body = [list(headers), *cells]
+    widths = [max(len(row[i]) for row in body) for i in range(len(headers))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in body
+    )
+
+
+def fields(pairs: Sequence[tuple[str, object]], *, width: int | None = None) -> str:
+    """``label  value`` lines, labels padded to ``width`` (default: the longest label)."""
+    width = width or max(len(label) for label, _ in pairs)
+    return "\n".join(f"{label.ljust(width)}  {clean(value)}".rstrip() for label, value in pairs)
+
+
+# -- times ---------------------------------------------------------------------------------
+def _span(seconds: float) -> str:
+    s = round(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60}s" if s < 600 and s % 60 else f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60}m"
+    return f"{s // 86400}d {s % 86400 // 3600}h"
+
+
+def iso(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds")
+
+
+def relative(ts: float | None, now: float | None = None) -> str:
+    """``5s ago`` / ``in 4m 59s``; beyond a week, the ISO time reads better."""
+    if ts is None:
+        return "-"
+    delta = ts - (time.time() if now is None else now)
+    if abs(delta) < 1:
+        return "just now"
+    if abs(delta) >= 7 * 86400:
+        return iso(ts)
+    return f"in {_span(delta)}" if delta > 0 else f"{_span(-delta)} ago"
+
+
+def when(ts: float | None, now: float | None = None) -> str:
+    """The ISO time with the relative one beside it."""
+    return "-" if ts is None else f"{iso(ts)} ({relative(ts, now)})"
+
+
+def expires(ts: float, now: float | None = None) -> str:
+    now = time.time() if now is None else now
+    rel = relative(ts, now)
+    return rel if ts > now else f"expired {rel}"
+
+
+# -- JSON ----------------------------------------------------------------------------------
+def record_json(record: Any, *, drop: Sequence[str] = ()) -> dict[str, Any]:
+    """A store record as a JSON object, its JSON-text payload columns parsed."""
+    data: dict[str, Any] = dataclasses.asdict(record)
+    for name in drop:
+        data.pop(name, None)
+    for name in _JSON_FIELDS:
+        text = data.get(name)
+        if isinstance(text, str):
+            # Unparseable text stays as it is: showing it beats failing the whole command.
+            with contextlib.suppress(json.JSONDecodeError):
+                data[name] = json.loads(text)
+    return data
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def decision_text(decision_json: str | None) -> str:
+    """One line for a stored decision: ``allow``, ``deny: too much``, ``allow with args {...}``."""
+    if decision_json is None:
+        return "-"
+    try:
+        data = json.loads(decision_json)
+    except json.JSONDecodeError:
+        return shorten(decision_json)
+    text = str(data.get("kind", "?"))
+    if data.get("updated_tool_args") is not None:
+        text += f" with args {compact_json(data['updated_tool_args'])}"
+    if data.get("value") is not None:
+        text += f" {json.dumps(data['value'], ensure_ascii=False)}"
+    if data.get("stop_run"):
+        text += " (stop run)"
+    if data.get("reason"):
+        text += f": {data['reason']}"
+    return text

@@ -1,0 +1,307 @@
+"""``afk approvals list|show|approve|deny`` and ``afk input``: answer what paused runs wait for.
+
+Decisions go through :meth:`Runner.resolve`, so the command line gets exactly the checks of
+the Python API: single use, expiry, schema validation of edited arguments, and a decision-log
+entry for every refusal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from typing import Any
+
+from afk.agents.interaction import ApprovalDecision, Decision, UserInputDecision
+from afk.cli._output import (
+    common_options,
+    compact_json,
+    decision_text,
+    expires,
+    fields,
+    pretty_json,
+    print_json,
+    record_json,
+    relative,
+    table,
+    when,
+    with_store,
+)
+from afk.errors import (
+    AlreadyDecidedError,
+    ConfigurationError,
+    InteractionError,
+    InvalidDecisionError,
+    RequestExpiredError,
+)
+from afk.store import RequestRecord, RunStore
+from afk.store.store import RequestStatus
+
+_EXIT_REFUSED = 1
+_DECIDE_EPILOG = (
+    "Exit status: 0 when recorded; 1 when the request is unknown, already decided (the first "
+    "decision stands), expired, or the decision is refused (e.g. edited arguments the tool's "
+    "schema rejects); 2 for usage or store errors. The run continues when a worker resumes it "
+    "(afk worker / afk resume)."
+)
+
+
+def register(subparsers: Any) -> None:
+    """Add ``approvals`` (list, show, approve, deny) and ``input`` to ``afk``."""
+    common = common_options()
+    decider = argparse.ArgumentParser(add_help=False)
+    decider.add_argument("--reason", metavar="TEXT", help="why; the run's model sees it")
+    decider.add_argument(
+        "--as",
+        dest="approver",
+        metavar="NAME",
+        help="who decides (default: $AFK_USER, else the login name)",
+    )
+    approvals = subparsers.add_parser(
+        "approvals", help="list, inspect and decide the requests paused runs wait for"
+    )
+    commands = approvals.add_subparsers(
+        dest="approvals_command", metavar="SUBCOMMAND", required=True
+    )
+    listing = commands.add_parser(
+        "list", parents=[common], help="pending requests across runs, oldest first"
+    )
+    listing.add_argument("--all", action="store_true", help="every request, decided ones too")
+    listing.set_defaults(func=list_requests)
+    show = commands.add_parser("show", parents=[common], help="everything about one request")
+    show.add_argument("request", metavar="REQUEST", help="request id")
+    show.set_defaults(func=show_request)
+    approve = commands.add_parser(
+        "approve", parents=[common, decider], help="approve a request", epilog=_DECIDE_EPILOG
+    )
+    approve.add_argument("request", metavar="REQUEST", help="request id")
+    approve.add_argument(
+        "--args",
+        dest="edited_args",
+        metavar="JSON",
+        help="approve with these arguments instead (a JSON object, checked against the "
+        "tool's schema); exactly these execute",
+    )
+    approve.set_defaults(func=approve_request)
+    deny = commands.add_parser(
+        "deny", parents=[common, decider], help="deny a request", epilog=_DECIDE_EPILOG
+    )
+    deny.add_argument("request", metavar="REQUEST", help="request id")
+    deny.add_argument("--stop-run", action="store_true", help="also end the run")
+    deny.set_defaults(func=deny_request)
+    answer = subparsers.add_parser(
+        "input",
+        parents=[common, decider],
+        help="answer a user-input request",
+        description="Answer a request for user input with TEXT, or refuse it with --deny.",
+        epilog=_DECIDE_EPILOG,
+    )
+    answer.add_argument("request", metavar="REQUEST", help="request id")
+    answer.add_argument("text", metavar="TEXT", nargs="?", help="the answer")
+    answer.add_argument("--deny", action="store_true", help="refuse to answer")
+    answer.add_argument("--stop-run", action="store_true", help="with --deny: end the run")
+    answer.set_defaults(func=answer_input)
+
+
+# -- reading -------------------------------------------------------------------------------
+def list_requests(args: argparse.Namespace) -> int:
+    status: RequestStatus | None = None if args.all else "pending"
+    records = with_store(args, lambda store: store.list_requests(status=status))
+    if args.json:
+        print_json([record_json(r) for r in records])
+        return 0
+    if not records:
+        print("no requests" if args.all else "no pending requests")
+        return 0
+    headers = ["REQUEST", "RUN", "KIND", "TOOL", "ARGS", "RULE", "REASON", "EXPIRES"]
+    if args.all:
+        headers += ["STATUS", "DECISION"]
+    rows = []
+    for r in records:
+        request = _request(r)
+        row = [
+            r.request_id,
+            r.run_id,
+            "input" if r.kind == "user_input" else r.kind,
+            r.tool_name or "(model call)",
+            # The exact arguments, never shortened: this is what executes if approved.
+            compact_json(request.get("tool_args")),
+            request.get("rule_id") or "-",
+            request.get("reason") or "-",
+            expires(r.expires_at) if r.status == "pending" else "-",
+        ]
+        if args.all:
+            row += [r.status, decision_text(r.decision)]
+        rows.append(row)
+    print(table(headers, rows, max_widths={"REASON": 60, "DECISION": 60}))
+    return 0
+
+
+def show_request(args: argparse.Namespace) -> int:
+    record = with_store(args, lambda store: store.get_request(args.request))
+    if record is None:
+        print(f"afk: no request with id {args.request!r}", file=sys.stderr)
+        return _EXIT_REFUSED
+    if args.json:
+        print_json(record_json(record))
+        return 0
+    request = _request(record)
+    head: list[tuple[str, object]] = [
+        ("request", record.request_id),
+        ("kind", record.kind),
+        ("run", record.run_id),
+        ("agent", request.get("agent_name") or "-"),
+        ("step", request.get("step", "-")),
+        ("tool", record.tool_name or "(model call)"),
+    ]
+    if record.kind == "user_input":
+        target = request.get("input_target_arg")
+        head += [
+            ("prompt", request.get("prompt") or "-"),
+            ("answer goes to", f"argument {target!r}" if target else "the model, as the result"),
+        ]
+    tail: list[tuple[str, object]] = [
+        ("args digest", record.args_digest),
+        ("rule", request.get("rule_id") or "-"),
+        ("reason", request.get("reason") or "-"),
+        ("created", when(record.created_at)),
+        ("expires", when(record.expires_at)),
+        ("status", record.status),
+        ("decision", decision_text(record.decision)),
+        ("approver", record.approver or "-"),
+        ("decided by", record.decided_by or "-"),
+        ("decided at", when(record.decided_at)),
+    ]
+    if record.bound_digest and record.bound_digest != record.args_digest:
+        tail.append(("approved digest", record.bound_digest))
+    width = max(len(label) for label, _ in head + tail)
+    print(fields(head, width=width))
+    print("arguments")
+    print(pretty_json(request.get("tool_args"), indent="  "))
+    print(fields(tail, width=width))
+    return 0
+
+
+# -- deciding ------------------------------------------------------------------------------
+def approve_request(args: argparse.Namespace) -> int:
+    edited = _edited_args(args.edited_args)
+    decision = ApprovalDecision(
+        kind="allow", reason=args.reason, approver=_approver(args), updated_tool_args=edited
+    )
+    return _decide(args, decision)
+
+
+def deny_request(args: argparse.Namespace) -> int:
+    decision = ApprovalDecision(
+        kind="deny", reason=args.reason, approver=_approver(args), stop_run=args.stop_run
+    )
+    return _decide(args, decision)
+
+
+def answer_input(args: argparse.Namespace) -> int:
+    if args.deny == (args.text is not None):
+        raise ConfigurationError("give either the answer TEXT or --deny")
+    if args.stop_run and not args.deny:
+        raise ConfigurationError("--stop-run goes only with --deny")
+    decision = UserInputDecision(
+        kind="deny" if args.deny else "allow",
+        value=args.text,
+        reason=args.reason,
+        approver=_approver(args),
+        stop_run=args.stop_run,
+    )
+    return _decide(args, decision)
+
+
+def _decide(args: argparse.Namespace, decision: Decision) -> int:
+    from afk.core.runner import Runner
+
+    async def work(store: RunStore) -> RequestRecord | str:
+        try:
+            await Runner(store=store).resolve(args.request, decision)
+        except InteractionError as exc:
+            return await _refusal(store, args.request, decision, exc)
+        record = await store.get_request(args.request)
+        assert record is not None  # it was just decided
+        return record
+
+    outcome = with_store(args, work)
+    if isinstance(outcome, str):
+        print(f"afk: {outcome}", file=sys.stderr)
+        return _EXIT_REFUSED
+    if args.json:
+        print_json(record_json(outcome))
+        return 0
+    call = f"{outcome.tool_name or 'model call'} {compact_json(_request(outcome).get('tool_args'))}"
+    decided = decision_text(outcome.decision)
+    print(f"{outcome.request_id} ({call}): {decided}, by {outcome.approver}")
+    print(f"run {outcome.run_id} continues when a worker resumes it (afk worker / afk resume)")
+    return 0
+
+
+async def _refusal(
+    store: RunStore, request_id: str, decision: Decision, exc: InteractionError
+) -> str:
+    """A message for a refused decision, naming what stands instead."""
+    record = await store.get_request(request_id)
+    if record is None:
+        return f"no request with id {request_id!r}"
+    if isinstance(exc, AlreadyDecidedError) and record.decision is not None:
+        who = record.approver or record.decided_by or "?"
+        return (
+            f"request {request_id} was already decided: {decision_text(record.decision)}, "
+            f"by {who}, {relative(record.decided_at)}; the first decision stands"
+        )
+    if isinstance(exc, RequestExpiredError):
+        fallback = f"; stored decision: {decision_text(record.decision)}" if record.decision else ""
+        return (
+            f"request {request_id} expired {relative(record.expires_at)}; the run applies "
+            f"its fallback when it resumes{fallback}"
+        )
+    if record.kind == "user_input" and isinstance(decision, ApprovalDecision):
+        return f"request {request_id} asks for input: answer it with afk input {request_id} TEXT"
+    if record.kind == "approval" and isinstance(decision, UserInputDecision):
+        return f"request {request_id} is an approval: use afk approvals approve/deny {request_id}"
+    if isinstance(exc, InvalidDecisionError):
+        return f"refused: {exc} (the request is still {record.status})"
+    return str(exc)
+
+
+def _edited_args(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"--args is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ConfigurationError(
+            f"--args must be a JSON object of argument name to value, got {type(value).__name__}"
+        )
+    return value
+
+
+def _approver(args: argparse.Namespace) -> str:
+    if args.approver:
+        return str(args.approver)
+    name = os.environ.get("AFK_USER", "").strip()
+    if name:
+        return name
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError, ImportError):
+        # No login name (e.g. a container user without a passwd entry): refuse rather than
+        # record an anonymous decision.
+        raise ConfigurationError(
+            "cannot tell who is deciding: pass --as NAME or set AFK_USER"
+        ) from None
+
+
+def _request(record: RequestRecord) -> dict[str, Any]:
+    try:
+        data = json.loads(record.request)
+    except json.JSONDecodeError:
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -1,0 +1,262 @@
+"""``afk runs list`` and ``afk runs show RUN``: what a durable run store holds."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from typing import Any, get_args
+
+from afk.cli._output import (
+    common_options,
+    compact_json,
+    decision_text,
+    fields,
+    print_json,
+    record_json,
+    relative,
+    shorten,
+    table,
+    when,
+    with_store,
+)
+from afk.cli._render import render
+from afk.errors import AfkError
+from afk.store import EventRow, RequestRecord, RunRecord, RunStore
+from afk.store.store import RunStatus
+
+RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
+_TEXT = 100  # how much of a message or tool output a summary line shows
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def register(subparsers: Any) -> None:
+    """Add ``runs list`` and ``runs show`` to the ``afk`` command's sub-parsers."""
+    common = common_options()
+    runs = subparsers.add_parser("runs", help="list and inspect durable runs in a run store")
+    commands = runs.add_subparsers(dest="runs_command", metavar="SUBCOMMAND", required=True)
+    listing = commands.add_parser(
+        "list",
+        parents=[common],
+        help="list runs, newest first",
+        description="List stored runs, most recently updated first, with their pending "
+        "request count. Exit status: 0, or 2 when the store is missing or unusable.",
+    )
+    listing.add_argument("--status", choices=RUN_STATUSES, help="only runs in this state")
+    listing.add_argument(
+        "--limit", type=positive_int, default=50, metavar="N", help="at most N runs (50)"
+    )
+    listing.set_defaults(func=run_list)
+    show = commands.add_parser(
+        "show",
+        parents=[common],
+        help="show one run: record, conversation, requests, events",
+        description="Show one run: its record, its conversation as checkpointed, its "
+        "requests and decisions, and its event log. Exit status: 0, 1 when there is no such "
+        "run, 2 when the store is missing or unusable.",
+    )
+    show.add_argument("run", metavar="RUN", help="run id")
+    show.set_defaults(func=run_show)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    async def work(store: RunStore) -> tuple[list[RunRecord], Counter[str]]:
+        runs = await store.list_runs(status=args.status, limit=args.limit)
+        pending = Counter(r.run_id for r in await store.list_requests(status="pending"))
+        return runs, pending
+
+    runs, pending = with_store(args, work)
+    if args.json:
+        print_json(
+            [
+                {**record_json(r, drop=("snapshot",)), "pending_requests": pending[r.run_id]}
+                for r in runs
+            ]
+        )
+        return 0
+    if not runs:
+        print("no runs" + (f" with status {args.status}" if args.status else ""))
+        return 0
+    now = time.time()
+    rows = [
+        [r.run_id, r.agent_name, r.status, relative(r.updated_at, now), pending[r.run_id]]
+        for r in runs
+    ]
+    print(table(["RUN", "AGENT", "STATUS", "UPDATED", "PENDING"], rows))
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    async def work(
+        store: RunStore,
+    ) -> tuple[RunRecord, list[RequestRecord], list[EventRow]] | None:
+        record = await store.load_run(args.run)
+        if record is None:
+            return None
+        requests = await store.list_requests(run_id=args.run, status=None)
+        return record, requests, await store.list_events(args.run)
+
+    found = with_store(args, work)
+    if found is None:
+        print(f"afk: no run with id {args.run!r}", file=sys.stderr)
+        return 1
+    record, requests, events = found
+    if args.json:
+        print_json(
+            {
+                "run": record_json(record, drop=("snapshot",)),
+                "snapshot": record_json(record)["snapshot"],
+                "requests": [record_json(r) for r in requests],
+                "events": [record_json(e) for e in events],
+            }
+        )
+        return 0
+    sections = [
+        _record_text(record),
+        _conversation_text(record),
+        _requests_text(requests),
+        _events_text(events),
+    ]
+    print("\n\n".join(s for s in sections if s))
+    return 0
+
+
+def _record_text(record: RunRecord) -> str:
+    lease = "-"
+    if record.lease_owner:
+        lease = f"{record.lease_owner} until {when(record.lease_expires_at)}"
+    return fields(
+        [
+            ("run", record.run_id),
+            ("agent", record.agent_name),
+            ("status", record.status),
+            ("created", when(record.created_at)),
+            ("updated", when(record.updated_at)),
+            ("thread", record.thread_id or "-"),
+            ("requested by", record.requested_by or "-"),
+            ("lease", lease),
+        ]
+    )
+
+
+def _conversation_text(record: RunRecord) -> str:
+    from afk.core._snapshot import load_snapshot
+
+    try:
+        snapshot = load_snapshot(record.snapshot)
+    except (AfkError, ValueError) as exc:
+        # The rest of the run is still worth showing when its snapshot is from another version.
+        return f"Conversation: cannot read the checkpoint: {shorten(exc, 200)}"
+    lines = [_message_row(i, m) for i, m in enumerate(snapshot.messages, 1)]
+    text = f"Conversation ({len(lines)} messages, step {snapshot.step})\n"
+    text += _indent(table(["#", "ROLE", "CONTENT"], lines))
+    if snapshot.executions:
+        rows = [
+            [
+                e.tool_name,
+                compact_json(e.args),
+                _outcome(e.executed, e.denied, e.success, e.output, e.error),
+                _who(e.decision, e.decided_by, e.policy),
+            ]
+            for e in snapshot.executions
+        ]
+        text += f"\n\nTool calls ({len(rows)})\n"
+        text += _indent(table(["TOOL", "ARGS", "RESULT", "DECISION"], rows))
+    return text
+
+
+def _message_row(index: int, message: Any) -> list[object]:
+    from afk.llms.messages import AssistantMessage, ToolMessage
+
+    if isinstance(message, AssistantMessage):
+        parts = [shorten(message.text, _TEXT)] if message.text else []
+        # Arguments are shown whole: they are what a tool was (or will be) called with.
+        parts += [f"calls {c.name}({compact_json(c.arguments)})" for c in message.tool_calls]
+        return [index, "assistant", "; ".join(parts) or "(empty turn)"]
+    if isinstance(message, ToolMessage):
+        flag = " [error]" if message.is_error else ""
+        return [index, "tool", f"{message.tool_name} -> {shorten(message.content, _TEXT)}{flag}"]
+    return [index, message.role, shorten(message.content, _TEXT)]
+
+
+def _outcome(executed: bool, denied: bool, success: bool, output: Any, error: str | None) -> str:
+    if denied:
+        return shorten(error or "denied", _TEXT)
+    if not success:
+        return "failed: " + shorten(error, _TEXT)
+    text = output if isinstance(output, str) else json.dumps(output, default=str)
+    return ("ran -> " if executed else "answered -> ") + shorten(text, _TEXT)
+
+
+def _who(decision: Any, decided_by: str | None, policy: Any) -> str:
+    if decision is not None:
+        return f"{decision.kind} by {decision.approver or decided_by or 'human'}"
+    if policy is not None:
+        return f"{policy.action} by policy" + (f" ({policy.rule_id})" if policy.rule_id else "")
+    return "-"
+
+
+def _requests_text(requests: list[RequestRecord]) -> str:
+    if not requests:
+        return "Requests: none"
+    rows = [
+        [
+            r.request_id,
+            r.kind,
+            r.tool_name or "(model call)",
+            compact_json(_request_field(r, "tool_args")),
+            r.status,
+            decision_text(r.decision),
+            r.approver or "-",
+            r.decided_by or "-",
+        ]
+        for r in requests
+    ]
+    headers = ["REQUEST", "KIND", "TOOL", "ARGS", "STATUS", "DECISION", "APPROVER", "DECIDED BY"]
+    return f"Requests ({len(rows)})\n" + _indent(
+        table(headers, rows, max_widths={"DECISION": _TEXT})
+    )
+
+
+def _events_text(events: list[EventRow]) -> str:
+    if not events:
+        return "Events: none"
+    rows = [[e.seq, e.type, _event_summary(e)] for e in events]
+    return f"Events ({len(rows)})\n" + _indent(
+        table(["SEQ", "TYPE", "SUMMARY"], rows, max_widths={"SUMMARY": 120})
+    )
+
+
+def _event_summary(row: EventRow) -> str:
+    from afk.core.events import event_from_dict
+
+    try:
+        data = json.loads(row.payload)
+        event = event_from_dict(data)
+    except (AfkError, ValueError):
+        return "(payload unreadable by this afk version)"
+    if event.type == "llm_called":
+        return f"model {data.get('model')} called with {data.get('message_count')} messages"
+    return render(event) or "-"
+
+
+def _request_field(record: RequestRecord, name: str) -> Any:
+    try:
+        return json.loads(record.request).get(name)
+    except (ValueError, AttributeError):
+        return None
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line if line else line for line in text.splitlines())

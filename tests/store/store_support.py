@@ -1,0 +1,128 @@
+"""Record builders and backend plumbing shared by the store tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from afk.store import PostgresStore, SQLiteStore
+from afk.store.store import EventRow, ExecutionRecord, LogEntry, RequestRecord, RunRecord, RunStore
+
+PG_DSN = os.environ.get("AFK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+FAR = 4_000_000_000.0  # an expires_at that never passes in these tests
+
+
+@dataclass
+class Backend:
+    """Where one test's store lives; ``open()`` gives a fresh store (its own connection)."""
+
+    name: str
+    location: str  # a file path (sqlite) or a DSN (postgres)
+    schema: str = ""
+
+    def open(self) -> RunStore:
+        if self.name == "sqlite":
+            return SQLiteStore(self.location)
+        return PostgresStore(self.location, schema=self.schema)
+
+    def table(self, name: str) -> str:
+        return f'"{self.schema}".{name}' if self.schema else name
+
+    async def execute(self, sql: str) -> None:
+        """Run raw SQL outside any store (to corrupt or inspect what a store wrote)."""
+        if self.name == "sqlite":
+            with sqlite3.connect(self.location) as conn:
+                conn.execute(sql)
+            return
+        import psycopg
+
+        async with await psycopg.AsyncConnection.connect(self.location, autocommit=True) as conn:
+            await conn.execute(sql.encode())
+
+
+def new_schema() -> str:
+    return f"afk_test_{uuid.uuid4().hex[:12]}"
+
+
+def snapshot(run_id: str, *, pad: int = 0) -> str:
+    """A paused run's snapshot, shaped like the runner's (messages, pending call, usage)."""
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": "You are a careful database assistant."},
+        {"role": "user", "content": "Clean up the old_logs table, it is taking space."},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "call_1", "name": "drop_table", "arguments": {"name": "old_logs"}}
+            ],
+        },
+    ]
+    data = {
+        "schema_version": 1,
+        "run_id": run_id,
+        "agent": {"name": "dba", "model": "openai:gpt-4o-mini", "instructions_hash": "ab" * 32},
+        "messages": messages,
+        "pending": [{"request_id": f"{run_id}-req", "tool_call_id": "call_1"}],
+        "usage": {"input_tokens": 1234, "output_tokens": 87, "steps": 2},
+        "notes": "x" * pad,
+    }
+    return json.dumps(data, separators=(",", ":"))
+
+
+def run(run_id: str = "run-1", **overrides: Any) -> RunRecord:
+    fields: dict[str, Any] = {
+        "run_id": run_id,
+        "agent_name": "dba",
+        "status": "paused",
+        "snapshot": snapshot(run_id),
+        "schema_version": 1,
+        "created_at": 100.0,
+        "updated_at": 100.0,
+        "thread_id": "thread-1",
+        "requested_by": "alice",
+    }
+    return RunRecord(**(fields | overrides))
+
+
+def request(request_id: str, run_id: str = "run-1", **overrides: Any) -> RequestRecord:
+    args = {"name": "old_logs"}
+    fields: dict[str, Any] = {
+        "request_id": request_id,
+        "run_id": run_id,
+        "kind": "approval",
+        "request": json.dumps({"request_id": request_id, "tool_name": "drop_table", "args": args}),
+        "args_digest": "d" * 64,
+        "status": "pending",
+        "created_at": 100.0,
+        "expires_at": FAR,
+        "tool_name": "drop_table",
+    }
+    return RequestRecord(**(fields | overrides))
+
+
+def event(run_id: str, seq: int, type_: str = "step") -> EventRow:
+    payload = json.dumps({"type": type_, "seq": seq, "run_id": run_id})
+    return EventRow(run_id=run_id, seq=seq, type=type_, payload=payload, ts=100.0 + seq)
+
+
+def entry(kind: str, run_id: str = "run-1", request_id: str | None = None) -> LogEntry:
+    return LogEntry(kind=kind, run_id=run_id, request_id=request_id, actor="alice")
+
+
+def execution(key: str, run_id: str = "run-1", digest: str = "d" * 64) -> ExecutionRecord:
+    return ExecutionRecord(
+        key=key,
+        run_id=run_id,
+        tool_call_id="call_1",
+        args_digest=digest,
+        status="executing",
+        started_at=200.0,
+    )
+
+
+def decision(kind: str = "allow", approver: str = "alice") -> str:
+    return json.dumps({"kind": kind, "approver": approver})
