@@ -8,11 +8,14 @@ AfkError
 │   ├── UnknownRequestError   no such request
 │   ├── AlreadyDecidedError   the request was decided before; the first decision stands
 │   ├── RequestExpiredError   the request passed its deadline or its run ended
-│   └── InvalidDecisionError  the decision itself is malformed (bad kind, bad edited args)
+│   ├── InvalidDecisionError  the decision itself is malformed (bad kind, bad edited args)
+│   ├── UnauthorizedApproverError  this person may not decide this request (or not alone)
+│   └── DuplicateVoteError    this approver already voted on a request that needs a quorum
 ├── RunError                  a run could not continue (limits); ends the run ``failed``
 ├── RunNotFoundError          no stored run with this id
 ├── RunNotResumableError      the stored run already ended, or belongs to another agent
 ├── RunLockedError            another worker holds the run's lease
+├── GrantNotFoundError        no standing grant with this id
 └── StoreError                the run store failed or holds data this code cannot read
 """
 
@@ -72,6 +75,14 @@ class InvalidDecisionError(InteractionError, ValueError):
     """The decision is malformed: a bad ``kind``, or edited arguments the tool does not accept."""
 
 
+class UnauthorizedApproverError(InteractionError):
+    """The approver is not among the request's approvers, or approves their own run."""
+
+
+class DuplicateVoteError(InteractionError):
+    """This approver already voted; a quorum needs distinct approvers."""
+
+
 class RunError(AfkError):
     """A run hit one of its limits (``max_steps``, ``max_run_time_s``)."""
 
@@ -91,6 +102,13 @@ class RunLockedError(AfkError):
     """Another worker holds the run's lease; it is being resumed there."""
 
 
+class GrantNotFoundError(AfkError, KeyError):
+    """No standing grant with this id."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class StoreError(AfkError):
     """The run store failed, or holds data this version of afk cannot read."""
 
@@ -99,6 +117,8 @@ __all__ = [
     "AfkError",
     "AlreadyDecidedError",
     "ConfigurationError",
+    "DuplicateVoteError",
+    "GrantNotFoundError",
     "InteractionError",
     "InvalidDecisionError",
     "ModelError",
@@ -109,5 +129,6 @@ __all__ = [
     "RunNotFoundError",
     "RunNotResumableError",
     "StoreError",
+    "UnauthorizedApproverError",
     "UnknownRequestError",
 ]

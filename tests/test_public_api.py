@@ -12,6 +12,8 @@ EXPECTED = {
         "Agent",
         "ApprovalDecision",
         "ApprovalRequest",
+        "ApproverDirectory",
+        "GrantSpec",
         "PolicyDecision",
         "PolicyEngine",
         "PolicyEvent",
@@ -19,6 +21,7 @@ EXPECTED = {
         "PolicyRule",
         "RuleExplanation",
         "ShadowResult",
+        "StaticDirectory",
         "UserInputDecision",
         "UserInputRequest",
     ],
@@ -35,7 +38,7 @@ def test_all_is_locked(module: str) -> None:
 
 
 def test_every_public_name_resolves() -> None:
-    for module in ("afk.core", "afk.llms", "afk.errors", "afk.cli"):
+    for module in ("afk.core", "afk.llms", "afk.errors", "afk.cli", "afk.store", "afk.audit"):
         mod = importlib.import_module(module)
         for name in mod.__all__:
             assert hasattr(mod, name), f"{module}.{name}"

@@ -2,9 +2,11 @@
 
 from afk.agents._policy_explain import PolicyExplanation, RuleExplanation
 from afk.agents.agent import Agent
+from afk.agents.approvals import ApproverDirectory, StaticDirectory
 from afk.agents.interaction import (
     ApprovalDecision,
     ApprovalRequest,
+    GrantSpec,
     UserInputDecision,
     UserInputRequest,
 )
@@ -20,6 +22,8 @@ __all__ = [
     "Agent",
     "ApprovalDecision",
     "ApprovalRequest",
+    "ApproverDirectory",
+    "GrantSpec",
     "PolicyDecision",
     "PolicyEngine",
     "PolicyEvent",
@@ -27,6 +31,7 @@ __all__ = [
     "PolicyRule",
     "RuleExplanation",
     "ShadowResult",
+    "StaticDirectory",
     "UserInputDecision",
     "UserInputRequest",
 ]

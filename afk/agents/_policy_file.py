@@ -64,6 +64,10 @@ _TOP_FIELDS: dict[str, tuple[dict[str, Any], str]] = {
     "description": ({"type": "string"}, "a string"),
     "default_action": ({"enum": list(ACTIONS)}, f"one of {_ACTION_LIST}"),
     "shadow": _BOOL,
+    "groups": (
+        {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+        "a mapping of group name to a list of member names",
+    ),
     "rules": ({"type": "array"}, "a list of rules"),
 }
 SCHEMA: dict[str, Any] = {
@@ -130,6 +134,7 @@ def engine_from_dict(data: object, source: str = "<dict>") -> PolicyEngine:
             rules,
             default_action=data.get("default_action", "allow"),
             shadow=data.get("shadow", False),
+            groups=data.get("groups"),
         )
     except ConfigurationError as exc:
         raise ConfigurationError(f"{source}: {exc}") from None

@@ -34,6 +34,14 @@ class ApprovalRequest:
     expires_at: float
     thread_id: str | None = None
     tool_schema: dict[str, Any] | None = None
+    # Who may decide (names, groups already expanded), how many must agree, and escalation.
+    approvers: tuple[str, ...] = ()
+    quorum: int = 1
+    allow_self_approval: bool = False
+    requested_by: str | None = None
+    remind_at: float | None = None
+    escalate_at: float | None = None
+    escalate_to: tuple[str, ...] = ()
     kind: Literal["approval"] = "approval"
 
 
@@ -56,6 +64,7 @@ class UserInputRequest:
     input_target_arg: str | None = None
     thread_id: str | None = None
     tool_schema: dict[str, Any] | None = None
+    requested_by: str | None = None
     kind: Literal["user_input"] = "user_input"
 
 
@@ -67,6 +76,34 @@ def _check_common(kind: object, stop_run: bool, what: str) -> None:
         raise InvalidDecisionError(f"{what}.kind must be one of {_KINDS}, got {kind!r}")
     if stop_run and kind != "deny":
         raise InvalidDecisionError(f"{what}.stop_run=True goes only with kind='deny'")
+
+
+GrantScope = Literal["thread", "agent", "user"]
+GRANT_SCOPES: tuple[str, ...] = ("thread", "agent", "user")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GrantSpec:
+    """Part of an allow decision: "keep allowing this tool, for calls whose arguments match
+    ``when``, within this thread / agent / user, until ``until`` (epoch seconds)"."""
+
+    scope: GrantScope
+    until: float
+    when: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.scope not in GRANT_SCOPES:
+            raise InvalidDecisionError(
+                f"GrantSpec.scope must be one of {GRANT_SCOPES}, got {self.scope!r}"
+            )
+        if not isinstance(self.until, int | float) or isinstance(self.until, bool):
+            raise InvalidDecisionError("GrantSpec.until must be epoch seconds (a number)")
+        from afk.agents._matchers import SpecError, compile_predicates
+
+        try:
+            compile_predicates(self.when, "when")  # validated now, not at first use
+        except SpecError as exc:
+            raise InvalidDecisionError(f"GrantSpec.when: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,9 +119,16 @@ class ApprovalDecision:
     approver: str | None = None
     updated_tool_args: dict[str, Any] | None = None
     stop_run: bool = False
+    grant: GrantSpec | None = None
 
     def __post_init__(self) -> None:
         _check_common(self.kind, self.stop_run, "ApprovalDecision")
+        if self.grant is not None and (
+            self.kind != "allow" or not isinstance(self.grant, GrantSpec)
+        ):
+            raise InvalidDecisionError(
+                "ApprovalDecision.grant takes a GrantSpec and goes only with kind='allow'"
+            )
         if self.updated_tool_args is not None:
             if self.kind != "allow":
                 raise InvalidDecisionError(
@@ -127,6 +171,17 @@ def validate_decision(request: Request, decision: Decision) -> None:
             f"request {request.request_id} asks for input: answer with UserInputDecision",
             request_id=request.request_id,
         )
+    if isinstance(decision, ApprovalDecision) and decision.grant is not None:
+        scope = decision.grant.scope
+        value = {"thread": request.thread_id, "agent": request.agent_name}.get(
+            scope, getattr(request, "requested_by", None)
+        )
+        if request.tool_name is None or value is None:
+            raise InvalidDecisionError(
+                f"a {scope!r} grant needs a tool call in a run with a {scope} "
+                f"({'thread_id' if scope == 'thread' else 'requested_by'} is not set)",
+                request_id=request.request_id,
+            )
     if isinstance(decision, ApprovalDecision) and decision.updated_tool_args is not None:
         schema = request.tool_schema
         if schema is None:

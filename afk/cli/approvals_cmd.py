@@ -12,9 +12,10 @@ import getpass
 import json
 import os
 import sys
+import time
 from typing import Any
 
-from afk.agents.interaction import ApprovalDecision, Decision, UserInputDecision
+from afk.agents.interaction import ApprovalDecision, Decision, GrantSpec, UserInputDecision
 from afk.cli._output import (
     common_options,
     compact_json,
@@ -83,6 +84,19 @@ def register(subparsers: Any) -> None:
         metavar="JSON",
         help="approve with these arguments instead (a JSON object, checked against the "
         "tool's schema); exactly these execute",
+    )
+    approve.add_argument(
+        "--grant-scope",
+        choices=("thread", "agent", "user"),
+        help="also keep allowing this tool within this thread / agent / requesting user",
+    )
+    approve.add_argument(
+        "--grant-for", type=float, metavar="SECONDS", help="how long the grant lasts"
+    )
+    approve.add_argument(
+        "--grant-when",
+        metavar="JSON",
+        help='argument predicates later calls must match, e.g. \'{"amount": {"lte": 500}}\'',
     )
     approve.set_defaults(func=approve_request)
     deny = commands.add_parser(
@@ -188,9 +202,24 @@ def show_request(args: argparse.Namespace) -> int:
 def approve_request(args: argparse.Namespace) -> int:
     edited = _edited_args(args.edited_args)
     decision = ApprovalDecision(
-        kind="allow", reason=args.reason, approver=_approver(args), updated_tool_args=edited
+        kind="allow",
+        reason=args.reason,
+        approver=_approver(args),
+        updated_tool_args=edited,
+        grant=_grant(args),
     )
     return _decide(args, decision)
+
+
+def _grant(args: argparse.Namespace) -> GrantSpec | None:
+    if args.grant_scope is None:
+        if args.grant_for is not None or args.grant_when is not None:
+            raise ConfigurationError("--grant-for and --grant-when need --grant-scope")
+        return None
+    if args.grant_for is None or args.grant_for <= 0:
+        raise ConfigurationError("--grant-scope needs --grant-for SECONDS (> 0)")
+    when = _edited_args(args.grant_when) if args.grant_when else {}
+    return GrantSpec(scope=args.grant_scope, until=time.time() + args.grant_for, when=when or {})
 
 
 def deny_request(args: argparse.Namespace) -> int:
@@ -224,7 +253,7 @@ def _decide(args: argparse.Namespace, decision: Decision) -> int:
         except InteractionError as exc:
             return await _refusal(store, args.request, decision, exc)
         record = await store.get_request(args.request)
-        assert record is not None  # it was just decided
+        assert record is not None  # it was just decided, or voted on
         return record
 
     outcome = with_store(args, work)
@@ -235,6 +264,10 @@ def _decide(args: argparse.Namespace, decision: Decision) -> int:
         print_json(record_json(outcome))
         return 0
     call = f"{outcome.tool_name or 'model call'} {compact_json(_request(outcome).get('tool_args'))}"
+    if outcome.status == "pending":  # a vote towards a quorum
+        quorum = _request(outcome).get("quorum", 1)
+        print(f"{outcome.request_id} ({call}): vote recorded; it needs {quorum} approvers")
+        return 0
     decided = decision_text(outcome.decision)
     print(f"{outcome.request_id} ({call}): {decided}, by {outcome.approver}")
     print(f"run {outcome.run_id} continues when a worker resumes it (afk worker / afk resume)")

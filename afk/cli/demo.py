@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sqlite3
-import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -82,56 +81,106 @@ policy = PolicyEngine(
 )
 
 
-async def _run(args: argparse.Namespace, db_path: Path) -> int:
-    agent = Agent(
+DEMO_DIR = Path(".afk-demo")
+DEMO_STORE = f"sqlite:///{DEMO_DIR / 'runs.db'}"
+REQUEST = "Drop old production tables"
+
+
+def _agent(db_path: Path) -> Agent:
+    register_model(DEMO_MODEL, FunctionModel(_scripted_change_manager, name=DEMO_MODEL))
+    return Agent(
         name="change-manager",
         model=DEMO_MODEL,
         instructions="You manage infrastructure changes. Always use available tools.",
         tools=_build_tools(db_path),
     )
+
+
+def _database() -> Path:
+    return Path(os.environ.get("AFK_DEMO_DATABASE", DEMO_DIR / "production.db"))
+
+
+def app() -> dict[str, Any]:
+    """For ``afk worker --app afk.cli.demo:app``: resumes the demo's paused runs."""
+    db_path = _database()
+    runner = Runner(
+        policy_engine=policy,
+        config=RunnerConfig(interaction_mode="external"),
+        store=os.environ.get("AFK_STORE") or DEMO_STORE,
+    )
+    return {"runner": runner, "agents": [_agent(db_path)]}
+
+
+def _runner(args: argparse.Namespace) -> Runner:
     if args.headless:
-        runner = Runner(
-            policy_engine=policy,
-            config=RunnerConfig(interaction_mode="headless", approval_fallback="deny"),
-        )
-    else:
-        runner = Runner(
-            policy_engine=policy,
-            interaction_provider=ConsoleInteractionProvider(approver=args.approver),
-            config=RunnerConfig(interaction_mode="interactive", approval_timeout_s=args.timeout),
-        )
+        mode = RunnerConfig(interaction_mode="headless", approval_fallback="deny")
+        return Runner(policy_engine=policy, config=mode, store=args.store)
+    if args.external:
+        mode = RunnerConfig(interaction_mode="external", approval_timeout_s=args.timeout)
+        return Runner(policy_engine=policy, config=mode, store=args.store)
+    return Runner(
+        policy_engine=policy,
+        interaction_provider=ConsoleInteractionProvider(approver=args.approver),
+        config=RunnerConfig(interaction_mode="interactive", approval_timeout_s=args.timeout),
+        store=args.store,
+    )
+
+
+async def _run(args: argparse.Namespace, db_path: Path) -> int:
     print(f"database {db_path}: tables {_tables(db_path)}")
-    handle = runner.run_stream(agent, user_message="Drop old production tables")
-    async for event in handle:
-        if isinstance(event, TextDelta):
-            continue
-        line = render(event)
-        if line:
-            print(f"  [{event.seq:>2}] {line}", flush=True)
-    result = await handle.result()
+    print(f"runs are stored in {args.store}")
+    async with _runner(args) as runner:
+        handle = runner.run_stream(_agent(db_path), user_message=REQUEST)
+        async for event in handle:
+            if isinstance(event, TextDelta):
+                continue
+            line = render(event)
+            if line:
+                print(f"  [{event.seq:>2}] {line}", flush=True)
+        result = await handle.result()
     print(f"State: {result.state}")
     print(f"database {db_path}: tables {_tables(db_path)}")
-    return 0 if result.state in ("completed", "stopped") else 1
+    store = f"--store {args.store}"
+    if result.state == "paused":
+        print("\nThe run is saved and nothing is waiting in memory. From any shell:")
+        print(f"  afk approvals list {store}")
+        print(f"  afk approvals approve REQUEST {store} --as you   (or: deny --reason ...)")
+        print(f"  afk worker --once --app afk.cli.demo:app {store}")
+    else:
+        print(f"See the stored run: afk runs show {result.run_id} {store}")
+    return 0 if result.state in ("completed", "stopped", "paused") else 1
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    register_model(DEMO_MODEL, FunctionModel(_scripted_change_manager, name=DEMO_MODEL))
-    with tempfile.TemporaryDirectory(prefix="afk-demo-") as tmp:
-        db_path = Path(args.database) if args.database else Path(tmp) / "production.db"
-        _demo_database(db_path)
-        return asyncio.run(_run(args, db_path))
+    db_path = Path(args.database) if args.database else _database()
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    if args.store.startswith("sqlite:///"):
+        Path(args.store.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    _demo_database(db_path)
+    return asyncio.run(_run(args, db_path))
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
-        "demo", help="run the change-manager scenario: a scripted agent asks to drop tables"
+        "demo",
+        help="run the change-manager scenario: a scripted agent asks to drop tables",
+        description="A scripted gpt-5.2-mini asks to drop two tables of a real SQLite "
+        "database; you approve or deny each at the terminal. Runs are durable: they are "
+        f"kept in {DEMO_STORE} (see afk runs list).",
     )
-    p.add_argument("--headless", action="store_true", help="no human: the fallback denies")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--headless", action="store_true", help="no human: the fallback denies")
+    mode.add_argument(
+        "--external",
+        action="store_true",
+        help="pause and exit; approve with afk approvals, resume with afk worker",
+    )
     p.add_argument("--approver", default="console", help="name recorded on your decisions")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait per approval")
-    p.add_argument("--database", help="SQLite file to use (default: a temporary one)")
+    p.add_argument("--database", help=f"the demo's SQLite 'production' database ({DEMO_DIR}/)")
+    p.add_argument(
+        "--store",
+        default=os.environ.get("AFK_STORE") or DEMO_STORE,
+        help=f"run store (default: $AFK_STORE, else {DEMO_STORE})",
+    )
     p.set_defaults(func=run_demo)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(run_demo(argparse.Namespace(headless=True, approver="x", timeout=1, database=None)))

@@ -10,7 +10,7 @@ from afk.errors import AfkError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from afk.cli import approvals_cmd, demo, policy_cmd, runs_cmd, worker_cmd
+    from afk.cli import approvals_cmd, audit_cmd, demo, grants_cmd, policy_cmd, runs_cmd, worker_cmd
 
     parser = argparse.ArgumentParser(
         prog="afk", description="Run LLM agents whose risky actions wait for a human."
@@ -22,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     runs_cmd.register(sub)
     approvals_cmd.register(sub)
     worker_cmd.register(sub)
+    grants_cmd.register(sub)
+    audit_cmd.register(sub)
     return parser
 
 

@@ -8,9 +8,11 @@ from afk.agents.interaction import (
 )
 from afk.core.config import RunnerConfig
 from afk.core.events import (
+    ApprovalReminder,
     ApprovalRequested,
     ApprovalResolved,
     Event,
+    GrantUsed,
     LLMCalled,
     LLMCompleted,
     PolicyDecisionEvent,
@@ -40,10 +42,12 @@ from afk.core.runner import RunHandle, Runner
 
 __all__ = [
     "ApprovalDecision",
+    "ApprovalReminder",
     "ApprovalRequest",
     "ApprovalRequested",
     "ApprovalResolved",
     "Event",
+    "GrantUsed",
     "HeadlessInteractionProvider",
     "InMemoryInteractiveProvider",
     "InteractionProvider",

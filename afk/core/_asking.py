@@ -9,8 +9,9 @@ import inspect
 import time
 import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
+from afk.agents.approvals import expand_approvers
 from afk.agents.interaction import (
     ApprovalDecision,
     ApprovalRequest,
@@ -23,6 +24,7 @@ from afk.agents.interaction import (
 from afk.agents.policy import PolicyDecision
 from afk.core._tool_call import json_copy
 from afk.core.events import (
+    ApprovalReminder,
     ApprovalRequested,
     ApprovalResolved,
     RunPaused,
@@ -30,7 +32,7 @@ from afk.core.events import (
     UserInputRequested,
     UserInputResolved,
 )
-from afk.errors import RunError
+from afk.errors import AfkError, RunError
 
 if TYPE_CHECKING:
     from afk.core._run import Run
@@ -73,6 +75,7 @@ class Asking:
             rule_id=decision.rule_id,
             reason=decision.reason,
             created_at=now,
+            requested_by=run.setup.requested_by,
         )
         if decision.action == "request_user_input":
             return UserInputRequest(
@@ -81,7 +84,17 @@ class Asking:
                 prompt=decision.reason or "Input requested",
                 input_target_arg=decision.input_target_arg,
             )
-        return ApprovalRequest(**common, expires_at=now + run.config.approval_timeout_s)
+        directory = run.setup.directory
+        return ApprovalRequest(
+            **common,
+            expires_at=now + (decision.expires_after_s or run.config.approval_timeout_s),
+            approvers=expand_approvers(decision.approvers, directory),
+            quorum=decision.quorum,
+            allow_self_approval=decision.allow_self_approval,
+            remind_at=_after(now, decision.remind_after_s),
+            escalate_at=_after(now, decision.escalate_after_s),
+            escalate_to=expand_approvers(decision.escalate_to, directory),
+        )
 
     async def open(self, step: int, requests: Sequence[Request]) -> list[Any]:
         """Announce a step's requests together; pause once, after the last of them.
@@ -137,13 +150,20 @@ class Asking:
         try:
             if run.headless:
                 got = (self.fallback_decision(request, "headless mode"), "fallback")
+                if run.durable is not None:  # the stored request must not stay pending
+                    got = await run.durable.record(request, *got)
             elif run.durable is not None:
                 got = await self._from_store(request, asked)
             else:
-                async with asyncio.timeout(max(request.expires_at - time.time(), 0.0)) as limit:
-                    if asked is None:
-                        asked = self._provider_method(request)(request)
-                    got = _checked(request, await asked)
+                reminders = self._remind(step, request)
+                try:
+                    async with asyncio.timeout(max(request.expires_at - time.time(), 0.0)) as limit:
+                        if asked is None:
+                            asked = self._provider_method(request)(request)
+                        got = _checked(request, await asked)
+                finally:
+                    if reminders is not None:
+                        reminders.cancel()
         except asyncio.CancelledError:
             if stoppable is None or not stoppable.stopped_by_sibling:
                 raise
@@ -162,6 +182,28 @@ class Asking:
         decision, decided_by = got
         await self.record(step, request, decision, decided_by)
         return decision, decided_by
+
+    def _remind(self, step: int, request: Request) -> asyncio.Task[None] | None:
+        """While waiting in this process, announce reminder and escalation times as events."""
+        due = _due_times(request)
+        if not due:
+            return None
+        return asyncio.get_running_loop().create_task(self._announce(step, request, due))
+
+    async def _announce(
+        self, step: int, request: Request, due: list[tuple[float, Literal["remind", "escalate"]]]
+    ) -> None:
+        from afk.agents.approvals import eligible
+
+        for at, kind in due:
+            await asyncio.sleep(max(at - time.time(), 0.0))
+            await self.run.emitter.emit(
+                ApprovalReminder,
+                step,
+                request_id=request.request_id,
+                kind=kind,
+                approvers=eligible(request, time.time()) or (),
+            )
 
     async def _from_store(self, request: Request, early: Any) -> tuple[Decision, DecidedBy]:
         """With a store the store is the truth: a decision made by any process (the CLI, a
@@ -215,6 +257,9 @@ class Asking:
     ) -> None:
         if request in self.open_requests:
             self.open_requests.remove(request)
+        grants = self.run.setup.grants
+        if grants is not None and decided_by == "human" and getattr(decision, "grant", None):
+            await grants.add(request, decision)
         event_cls = ApprovalResolved if isinstance(request, ApprovalRequest) else UserInputResolved
         emit = self.run.emitter.emit
         await emit(
@@ -263,10 +308,32 @@ class Asking:
         return late if isinstance(late, ApprovalDecision | UserInputDecision) else None
 
     async def close_all(self, why: str) -> None:
-        """The run ends: every open request is closed, each with a recorded decision."""
+        """The run ends: every open request is closed, each with a recorded decision.
+
+        Best effort by design: this runs while the run is failing or being cancelled, maybe
+        because the store itself failed, and must not turn that ending into an exception.
+        """
         for request in list(self.open_requests):
-            decision, by = await self._closed(request, why, "fallback")
+            try:
+                decision, by = await self._closed(request, why, "fallback")
+            except AfkError:
+                decision, by = _deny(request, why), "fallback"
             await self.record(request.step, request, decision, by)
+
+
+def _due_times(request: Request) -> list[tuple[float, Literal["remind", "escalate"]]]:
+    remind = getattr(request, "remind_at", None)
+    escalate = getattr(request, "escalate_at", None)
+    due: list[tuple[float, Literal["remind", "escalate"]]] = []
+    if remind is not None:
+        due.append((remind, "remind"))
+    if escalate is not None:
+        due.append((escalate, "escalate"))
+    return sorted(due)
+
+
+def _after(now: float, delay: float | None) -> float | None:
+    return None if delay is None else now + delay
 
 
 def _checked(request: Request, decision: Any) -> tuple[Decision, DecidedBy]:

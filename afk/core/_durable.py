@@ -40,9 +40,11 @@ from afk.store.store import (
     RunRecord,
     RunStatus,
     RunStore,
+    TimerRecord,
 )
 
 if TYPE_CHECKING:
+    from afk.agents.policy import PolicyDecision, PolicyEvent
     from afk.core._run import Run
 
 DECISION_TYPES: dict[str, Any] = {"approval": ApprovalDecision, "user_input": UserInputDecision}
@@ -121,6 +123,7 @@ class Durable:
         self.lease_ttl_s = lease_ttl_s
         self.flushed_seq = run.emitter.seq
         self._lease_task: asyncio.Task[None] | None = None
+        self._pending_log: list[LogEntry] = []
 
     # -- checkpoints -----------------------------------------------------------------------
     async def ready(self) -> None:
@@ -154,27 +157,42 @@ class Durable:
             for e in run.emitter.events
             if e.seq > self.flushed_seq
         ]
-        log = [
-            LogEntry(
-                kind="request_opened",
-                run_id=r.run_id,
-                request_id=r.request_id,
-                payload=canonical_json(
-                    {
-                        "tool": r.tool_name,
-                        "args_digest": args_digest(r.tool_args),
-                        "rule": r.rule_id,
-                    }
-                ),
-                at=now,
+        log = self._take_log(
+            *(
+                LogEntry(
+                    kind="request_opened",
+                    run_id=r.run_id,
+                    request_id=r.request_id,
+                    payload=canonical_json(
+                        {
+                            "tool": r.tool_name,
+                            "args_digest": args_digest(r.tool_args),
+                            "rule": r.rule_id,
+                        }
+                    ),
+                    at=now,
+                )
+                for r in new_requests
             )
-            for r in new_requests
-        ]
+        )
         await self.store.save_run(
             record, requests=[request_record(r) for r in new_requests], events=events, log=log
         )
         if events:
             self.flushed_seq = events[-1].seq
+        timers = []
+        for r in new_requests:
+            if isinstance(r, ApprovalRequest) and r.remind_at is not None:
+                timers.append(
+                    TimerRecord(request_id=r.request_id, kind="remind", due_at=r.remind_at)
+                )
+            if isinstance(r, ApprovalRequest) and r.escalate_at is not None:
+                timers.append(
+                    TimerRecord(request_id=r.request_id, kind="escalate", due_at=r.escalate_at)
+                )
+        if timers:
+            # Written after the run: a crash in between loses a reminder, never a decision.
+            await self.store.add_timers(timers)
 
     # -- decisions -------------------------------------------------------------------------
     async def stored_decision(self, request: Request) -> tuple[Decision, DecidedBy] | None:
@@ -203,7 +221,7 @@ class Durable:
                 bound_digest=args_digest(approved_args(request, decision, decided_by)),
                 now=time.time(),
                 honour_expiry=decided_by == "human",
-                log=[_decision_log(request, decision, decided_by)],
+                log=self._take_log(_decision_log(request, decision, decided_by)),
             )
         except (AlreadyDecidedError, RequestExpiredError):
             stored = await self.store.get_request(request.request_id)
@@ -260,7 +278,15 @@ class Durable:
                 status="executing",
                 started_at=time.time(),
             ),
-            log=[LogEntry(kind="execution_started", run_id=run_id, request_id=key, at=time.time())],
+            log=self._take_log(
+                LogEntry(
+                    kind="execution_started",
+                    run_id=run_id,
+                    request_id=key,
+                    payload=canonical_json({"tool_call_id": tool_call_id, "args_digest": digest}),
+                    at=time.time(),
+                )
+            ),
         )
         if not created and record.status == "done":
             assert record.result is not None
@@ -283,11 +309,52 @@ class Durable:
             key,
             result=canonical_json(result),
             now=time.time(),
-            log=[
-                LogEntry(kind="execution_finished", run_id=run_id, request_id=key, at=time.time())
-            ],
+            log=[_outcome_log(run_id, key, tool_call_id, digest, error)],
         )
         return StoredOutcome(ran=True, output=result["output"], error=error)
+
+    # -- ledger ----------------------------------------------------------------------------
+    async def log_policy(self, event: PolicyEvent, decision: PolicyDecision) -> None:
+        """Queue the policy's decision on one call (tool or model) for the decision ledger.
+
+        It is written with the run's next write, in that transaction: the execution record
+        it lets start, the request it opens, the decision it leads to, or the checkpoint.
+        That keeps it with the state change it explains, at no extra transaction per call."""
+        details: dict[str, Any] = {
+            "event": event.event_type,
+            "step": event.step,
+            "tool": event.tool_name,
+            "tool_call_id": event.tool_call_id,
+            "args_digest": args_digest(dict(event.tool_args)),
+            "action": decision.action,
+            "rule": decision.rule_id,
+            "matched": list(decision.matched_rules),
+            "reason": decision.reason,
+        }
+        if decision.shadow:
+            details["shadow"] = [
+                {"rule": s.rule_id, "action": s.action, "would_change": s.would_change}
+                for s in decision.shadow
+            ]
+        self._pending_log.append(
+            LogEntry(
+                kind="policy_decision",
+                run_id=self.run.setup.run_id,
+                actor="policy",
+                payload=canonical_json(details),
+                at=time.time(),
+            )
+        )
+
+    def _take_log(self, *entries: LogEntry) -> list[LogEntry]:
+        """Queued policy entries first (they came first), then this write's own."""
+        taken, self._pending_log = self._pending_log, []
+        return [*taken, *entries]
+
+    async def flush_log(self) -> None:
+        if self._pending_log:
+            for entry in self._take_log():
+                await self.store.log_refusal(entry)
 
     # -- lease -----------------------------------------------------------------------------
     def keep_lease(self) -> None:
@@ -328,5 +395,25 @@ def _decision_log(request: Request, decision: Decision, decided_by: DecidedBy) -
                 "args_digest": args_digest(approved_args(request, decision, decided_by)),
             }
         ),
+        at=time.time(),
+    )
+
+
+def _outcome_log(
+    run_id: str, key: str, tool_call_id: str, digest: str, error: str | None
+) -> LogEntry:
+    """The tool's outcome, for the ledger: success or the error (its first 1000 characters),
+    and the digest of the arguments that ran."""
+    details = {
+        "tool_call_id": tool_call_id,
+        "args_digest": digest,
+        "success": error is None,
+        "error": None if error is None else error[:1000],
+    }
+    return LogEntry(
+        kind="execution_finished",
+        run_id=run_id,
+        request_id=key,
+        payload=canonical_json(details),
         at=time.time(),
     )

@@ -3,11 +3,16 @@ and claim a paused run for resuming."""
 
 from __future__ import annotations
 
+import inspect
 import time
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 from afk.agents.agent import Agent
-from afk.agents.interaction import Decision, validate_decision
+from afk.agents.approvals import check_approver, eligible
+from afk.agents.interaction import ApprovalRequest, Decision, Request, validate_decision
 from afk.core._durable import _decision_log, approved_args, load_decision, load_request
+from afk.core._grants import add_grant
 from afk.core._snapshot import RunSnapshot, args_digest, canonical_json, load_snapshot, to_json
 from afk.core.result import RunResult
 from afk.errors import (
@@ -18,29 +23,50 @@ from afk.errors import (
     RunNotResumableError,
     UnknownRequestError,
 )
-from afk.store.store import TERMINAL_RUN_STATES, LogEntry, RunStore
+from afk.store.store import TERMINAL_RUN_STATES, LogEntry, RunStore, VoteRecord
 
 
-async def resolve(store: RunStore, request_id: str, decision: Decision) -> None:
+async def resolve(
+    store: RunStore, request_id: str, decision: Decision
+) -> Literal["decided", "pending"]:
     record = await store.get_request(request_id)
     if record is None:
         raise UnknownRequestError(f"no request with id {request_id!r}", request_id=request_id)
     request = load_request(record)
     try:
         validate_decision(request, decision)
-        await store.decide(
-            request_id,
-            decision=to_json(decision, type(decision)),
-            decided_by="human",
-            approver=decision.approver,
-            bound_digest=args_digest(approved_args(request, decision, "human")),
-            now=time.time(),
-            log=[_decision_log(request, decision, "human")],
-        )
+        check_approver(request, decision)
+        digest = args_digest(approved_args(request, decision, "human"))
+        text = to_json(decision, type(decision))
+        if isinstance(request, ApprovalRequest) and request.quorum > 1:
+            assert decision.approver is not None  # check_approver demands a name for quorums
+            vote = VoteRecord(
+                request_id=request_id,
+                approver=decision.approver,
+                kind=decision.kind,
+                decision=text,
+                bound_digest=digest,
+                at=time.time(),
+            )
+            stored, _ = await store.add_vote(
+                vote, quorum=request.quorum, now=vote.at, log=[_vote_log(request, decision)]
+            )
+            if stored.status == "pending":
+                return "pending"
+        else:
+            await store.decide(
+                request_id,
+                decision=text,
+                decided_by="human",
+                approver=decision.approver,
+                bound_digest=digest,
+                now=time.time(),
+                log=[_decision_log(request, decision, "human")],
+            )
     except AlreadyDecidedError as exc:
         await _refused(store, record.run_id, request_id, decision, exc)
-        stored = await store.get_request(request_id)
-        first = load_decision(stored) if stored and stored.decision else exc.first_decision
+        current = await store.get_request(request_id)
+        first = load_decision(current) if current and current.decision else exc.first_decision
         raise AlreadyDecidedError(
             f"request {request_id} was already decided ({first!r}); the first decision stands",
             request_id=request_id,
@@ -49,6 +75,13 @@ async def resolve(store: RunStore, request_id: str, decision: Decision) -> None:
     except InteractionError as exc:
         await _refused(store, record.run_id, request_id, decision, exc)
         raise
+    await add_grant(store, request, decision)
+    return "decided"
+
+
+def _vote_log(request: ApprovalRequest, decision: Decision) -> LogEntry:
+    entry = _decision_log(request, decision, "human")
+    return replace(entry, kind="vote")
 
 
 async def _refused(
@@ -60,7 +93,9 @@ async def _refused(
             run_id=run_id,
             request_id=request_id,
             actor=decision.approver,
-            payload=canonical_json({"kind": decision.kind, "why": type(exc).__name__}),
+            payload=canonical_json(
+                {"kind": decision.kind, "why": type(exc).__name__, "detail": str(exc)}
+            ),
             at=time.time(),
         )
     )
@@ -96,3 +131,44 @@ async def claim(
     except Exception:
         await store.release_lease(run_id, owner=owner)
         raise
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reminder:
+    """A pending request's reminder or escalation came due (sent to ``Runner(notifier=)``)."""
+
+    kind: Literal["remind", "escalate"]
+    request: Request
+    approvers: tuple[str, ...]  # who may decide now (widened when escalated)
+    due_at: float
+
+
+async def fire_due_timers(store: RunStore, notifier: Any) -> list[Reminder]:
+    now = time.time()
+    sent = []
+    for timer in await store.claim_due_timers(now=now):
+        record = await store.get_request(timer.request_id)
+        if record is None:
+            continue
+        request = load_request(record)
+        reminder = Reminder(
+            kind=timer.kind,
+            request=request,
+            approvers=eligible(request, now) or (),
+            due_at=timer.due_at,
+        )
+        await store.log_refusal(  # the decision log's generic append
+            LogEntry(
+                kind="escalated" if timer.kind == "escalate" else "reminded",
+                run_id=request.run_id,
+                request_id=request.request_id,
+                payload=canonical_json({"approvers": list(reminder.approvers)}),
+                at=now,
+            )
+        )
+        if notifier is not None:
+            outcome = notifier(reminder)
+            if inspect.isawaitable(outcome):
+                await outcome
+        sent.append(reminder)
+    return sent

@@ -16,11 +16,13 @@ from types import MappingProxyType
 from typing import Any
 
 from afk.agents.agent import Agent
+from afk.agents.approvals import ApproverDirectory
 from afk.agents.interaction import Request, UserInputDecision
 from afk.agents.policy import PolicyDecision, PolicyEngine, PolicyEvent, combine
 from afk.core._asking import Asking
 from afk.core._durable import Durable
 from afk.core._emitter import ActiveClock, Emitter
+from afk.core._grants import Grants
 from afk.core._snapshot import RunSnapshot, StepState
 from afk.core._tool_call import Paused, ToolCallRunner, discard
 from afk.core.config import RunnerConfig
@@ -60,6 +62,8 @@ class RunSetup:
     owner: str = ""
     lease_ttl_s: float = 30.0
     snapshot: RunSnapshot | None = None  # set when resuming
+    directory: ApproverDirectory | None = None
+    grants: Grants | None = None
 
 
 _NO_CONTEXT: MappingProxyType[str, Any] = MappingProxyType({})
@@ -214,11 +218,20 @@ class Run:
         return ("stopped" if stopped else None), False
 
     async def _finish(self, state: RunState) -> None:
+        """Persist the ending. A store failing here must not make run() raise: the result
+        says so in ``warnings``; a later resume finds the execution records and does not run
+        any tool body twice."""
         if self.durable is None:
             return
-        if state != "paused":
-            await self.durable.checkpoint(state, None)
-        await self.durable.release()
+        try:
+            if state != "paused":
+                await self.durable.checkpoint(state, None)
+            await self.durable.release()
+        except Exception as exc:
+            self.emitter.warnings.append(
+                f"could not record the run's end ({state}) in the store: "
+                f"{type(exc).__name__}: {exc}"
+            )
 
     def _check_steps(self, done: int) -> None:
         limit = self.agent.max_steps
@@ -355,6 +368,8 @@ class Run:
             matched_rules=decision.matched_rules,
             reason=decision.reason,
         )
+        if self.durable is not None:
+            await self.durable.log_policy(event, decision)
 
 
 def _first_error(exc: BaseException) -> BaseException:

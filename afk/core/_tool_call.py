@@ -22,8 +22,9 @@ from afk.agents.interaction import (
     UserInputRequest,
 )
 from afk.agents.policy import PolicyDecision, PolicyEvent
+from afk.core._grants import scope_values
 from afk.core._snapshot import CallState, SettledCall, StepState
-from afk.core.events import ToolCompleted, ToolStarted
+from afk.core.events import GrantUsed, ToolCompleted, ToolStarted
 from afk.core.result import ToolExecution
 from afk.errors import RunError
 from afk.llms.messages import ToolCall, ToolMessage
@@ -90,6 +91,7 @@ class _Call:
     message: ToolMessage | None = None
     task: asyncio.Task[None] | None = None
     asked: Any = None  # the provider's pending answer, when it was asked up front
+    grant_id: str | None = None
     waiting: bool = False
     stopped_by_sibling: bool = False
     stop: bool = False
@@ -231,6 +233,8 @@ class ToolCallRunner:
             ignore = policy.input_target_arg if policy.action == "request_user_input" else None
             if not await self._valid(step, item, ignore=ignore):
                 return
+        if policy.action == "request_approval" and await self._granted(step, item):
+            return  # a standing grant covers it: it runs without asking
         if policy.action in ("request_approval", "request_user_input"):
             item.request = self.run.asking.new_request(
                 step,
@@ -240,6 +244,31 @@ class ToolCallRunner:
                 tool_call_id=item.id,
                 tool_schema=item.tool.parameters if item.tool is not None else None,
             )
+
+    async def _granted(self, step: int, item: _Call) -> bool:
+        run = self.run
+        grants = run.setup.grants
+        if grants is None or item.tool is None:
+            return False
+        values = scope_values(
+            thread_id=run.setup.thread_id, agent_name=run.agent.name, user=run.setup.requested_by
+        )
+        grant = await grants.use(
+            item.call.name, item.call.arguments, values, run_id=run.setup.run_id, call_id=item.id
+        )
+        if grant is None:
+            return False
+        item.grant_id = grant.grant_id
+        assert item.policy is not None
+        await run.emitter.emit(
+            GrantUsed,
+            step,
+            grant_id=grant.grant_id,
+            tool_name=item.call.name,
+            tool_call_id=item.id,
+            rule_id=item.policy.rule_id,
+        )
+        return True
 
     async def _valid(self, step: int, item: _Call, *, ignore: str | None = None) -> bool:
         assert item.tool is not None
@@ -385,6 +414,7 @@ class ToolCallRunner:
             policy=item.policy,
             decision=item.decision,
             decided_by=item.decided_by,
+            grant_id=item.grant_id,
         )
         if denied is not None:
             content = f"Tool call denied: {denied}"

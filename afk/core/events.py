@@ -107,6 +107,28 @@ class UserInputResolved(_Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ApprovalReminder(_Event):
+    """A pending request reached its reminder time, or its escalation time (its approvers
+    now include ``escalate_to``)."""
+
+    type: Literal["approval_reminder"] = "approval_reminder"
+    request_id: str
+    kind: Literal["remind", "escalate"]
+    approvers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GrantUsed(_Event):
+    """A standing grant let a call run that its rule would otherwise have asked about."""
+
+    type: Literal["grant_used"] = "grant_used"
+    grant_id: str
+    tool_name: str
+    tool_call_id: str
+    rule_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunPaused(_Event):
     type: Literal["run_paused"] = "run_paused"
     request_ids: tuple[str, ...]
@@ -174,6 +196,8 @@ Event = (
     | ApprovalResolved
     | UserInputRequested
     | UserInputResolved
+    | ApprovalReminder
+    | GrantUsed
     | RunPaused
     | RunResumed
     | ToolStarted

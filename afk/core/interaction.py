@@ -10,6 +10,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from afk.agents.approvals import Vote, check_approver, tally
 from afk.agents.interaction import (
     ApprovalDecision,
     ApprovalRequest,
@@ -77,6 +78,7 @@ class _Entry:
     decision: Decision | None = None
     closed_at: float = 0.0
     note: str = ""
+    votes: list[Vote] | None = None
 
 
 async def _answer(future: asyncio.Future[Any]) -> Any:
@@ -143,13 +145,19 @@ class InMemoryInteractiveProvider:
         with self._lock:
             return [e.request for e in self._open.values()]
 
-    def resolve_approval(self, request_id: str, decision: ApprovalDecision) -> None:
-        self._resolve(request_id, decision)
+    def resolve_approval(
+        self, request_id: str, decision: ApprovalDecision
+    ) -> Literal["decided", "pending"]:
+        """Record a decision (or, for a request needing a quorum, one vote). Returns
+        "pending" while the quorum is not reached. Refusals raise and change nothing."""
+        return self._resolve(request_id, decision)
 
-    def resolve_input(self, request_id: str, decision: UserInputDecision) -> None:
-        self._resolve(request_id, decision)
+    def resolve_input(
+        self, request_id: str, decision: UserInputDecision
+    ) -> Literal["decided", "pending"]:
+        return self._resolve(request_id, decision)
 
-    def _resolve(self, request_id: str, decision: Decision) -> None:
+    def _resolve(self, request_id: str, decision: Decision) -> Literal["decided", "pending"]:
         with self._lock:
             entry = self._open.get(request_id)
             if entry is None:
@@ -164,6 +172,13 @@ class InMemoryInteractiveProvider:
                     request_id=request_id,
                 )
             validate_decision(entry.request, decision)  # invalid: raises, stays pending
+            check_approver(entry.request, decision)
+            vote = Vote(approver=decision.approver, decision=decision, at=time.time())
+            outcome = tally(entry.request, entry.votes or [], vote)
+            if outcome is None:
+                entry.votes = [*(entry.votes or []), vote]
+                return "pending"
+            decision = outcome
             del self._open[request_id]
             future = entry.future
             entry.state, entry.decision = "decided", decision
@@ -178,6 +193,7 @@ class InMemoryInteractiveProvider:
             _deliver(future, decision)
         else:
             loop.call_soon_threadsafe(_deliver, future, decision)
+        return "decided"
 
     def _refuse_closed(self, request_id: str) -> None:
         closed = self._closed.get(request_id)

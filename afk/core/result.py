@@ -32,6 +32,7 @@ class ToolExecution:
     policy: PolicyDecision | None = None
     decision: Decision | None = None
     decided_by: DecidedBy | None = None
+    grant_id: str | None = None  # set when a standing grant let the call run unasked
 
 
 @dataclass(slots=True, kw_only=True)

@@ -9,14 +9,17 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, Literal
 
 from afk.agents.agent import Agent
+from afk.agents.approvals import GROUP_PREFIX, ApproverDirectory, StaticDirectory
 from afk.agents.interaction import Decision, Request
 from afk.agents.policy import PolicyEngine
 from afk.core import _durable_api
 from afk.core._durable import ensure_ready, load_request
+from afk.core._durable_api import Reminder
+from afk.core._grants import Grants
 from afk.core._run import Run, RunSetup
 from afk.core._snapshot import RunSnapshot
 from afk.core.config import RunnerConfig
@@ -25,7 +28,7 @@ from afk.core.interaction import HeadlessInteractionProvider, InMemoryInteractiv
 from afk.core.result import RunResult
 from afk.errors import AfkError, ConfigurationError, RunLockedError, RunNotResumableError
 from afk.llms.registry import resolve_model
-from afk.store.store import RunStore
+from afk.store.store import GrantRecord, RunStore
 
 _log = logging.getLogger("afk.runner")
 
@@ -76,6 +79,8 @@ class Runner:
         *,
         store: Any = None,
         lease_ttl_s: float = 30.0,
+        directory: ApproverDirectory | None = None,
+        notifier: Callable[[Reminder], Any] | None = None,
     ) -> None:
         config = RunnerConfig() if config is None else config
         if not isinstance(config, RunnerConfig):
@@ -94,6 +99,10 @@ class Runner:
         self.policy_engine = policy_engine
         self.interaction_provider = interaction_provider
         self.lease_ttl_s = lease_ttl_s
+        self.directory = directory if directory is not None else _directory_of(policy_engine)
+        _check_groups(policy_engine, self.directory)
+        self._grants = Grants(self.store)
+        self.notifier = notifier
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     # -- starting runs -------------------------------------------------------------------
@@ -159,7 +168,7 @@ class Runner:
         # ends here: close them, and keep a fresh store (same URL) for the next call.
         if self._owns_store and self.store is not None:
             await self.store.close()
-            self.store = _open_store(self.store.url)
+            self.store = self._grants.store = _open_store(self.store.url)
 
     async def aclose(self) -> None:
         """Close the store connections this runner opened."""
@@ -173,12 +182,12 @@ class Runner:
         await self.aclose()
 
     # -- durable runs ----------------------------------------------------------------------
-    async def resolve(self, request_id: str, decision: Decision) -> None:
+    async def resolve(self, request_id: str, decision: Decision) -> Literal["decided", "pending"]:
         """Record a human's decision in the store, from any process. Single use: refused
         (and logged) when unknown, already decided (naming the first decision), expired or
         malformed."""
         store = await self._ready_store("resolve")
-        await _durable_api.resolve(store, request_id, decision)
+        return await _durable_api.resolve(store, request_id, decision)
 
     async def pending_requests(self) -> list[Request]:
         """Every undecided request in the store, across runs, oldest first."""
@@ -224,6 +233,12 @@ class Runner:
                 _log.error("cannot resume run %s: %s: %s", record.run_id, type(exc).__name__, exc)
         return results
 
+    async def fire_due_timers(self) -> list[Reminder]:
+        """Send each due reminder / escalation of a pending request to ``notifier`` once,
+        across all workers, and record it in the decision log."""
+        store = await self._ready_store("fire_due_timers")
+        return await _durable_api.fire_due_timers(store, self.notifier)
+
     async def work(
         self,
         agents: Sequence[Agent],
@@ -231,13 +246,27 @@ class Runner:
         poll_s: float = 0.25,
         stop: asyncio.Event | None = None,
     ) -> None:
-        """A worker loop: resume ready runs until ``stop`` is set."""
+        """A worker loop: fire due reminders and resume ready runs until ``stop`` is set."""
         stop = stop or asyncio.Event()
         while not stop.is_set():
+            await self.fire_due_timers()
             done = await self.resume_ready(agents)
             if not done:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), poll_s)
+
+    # -- standing grants -----------------------------------------------------------------
+    async def grants(self, *, active_only: bool = True) -> list[GrantRecord]:
+        """Standing grants (in the store when there is one), oldest first."""
+        if self.store is not None:
+            await ensure_ready(self.store)
+        return await self._grants.list(active_at=time.time() if active_only else None)
+
+    async def revoke_grant(self, grant_id: str, *, by: str | None = None) -> GrantRecord:
+        """Stop a grant from allowing anything more; the first revocation stands."""
+        if self.store is not None:
+            await ensure_ready(self.store)
+        return await self._grants.revoke(grant_id, by=by)
 
     async def _ready_store(self, what: str) -> RunStore:
         if self.store is None:
@@ -281,7 +310,29 @@ class Runner:
             owner=self.owner,
             lease_ttl_s=self.lease_ttl_s,
             snapshot=snapshot,
+            directory=self.directory,
+            grants=self._grants,
         )
+
+
+def _directory_of(engine: PolicyEngine | None) -> StaticDirectory:
+    return StaticDirectory(getattr(engine, "groups", None) or {})
+
+
+def _check_groups(engine: PolicyEngine | None, directory: ApproverDirectory) -> None:
+    """A rule naming a group the static directory does not know could never be approved."""
+    if engine is None or not isinstance(directory, StaticDirectory):
+        return
+    for rule in engine.rules:
+        for entry in (*rule.approvers, *rule.escalate_to):
+            group = entry.removeprefix(GROUP_PREFIX)
+            if entry.startswith(GROUP_PREFIX) and group not in directory.groups:
+                known = ", ".join(sorted(directory.groups)) or "none"
+                raise ConfigurationError(
+                    f"PolicyRule {rule.rule_id!r}: approvers group {group!r} is not in the "
+                    f"approver directory (groups: {known}); define it under 'groups:' in the "
+                    "policy file or pass Runner(directory=...)"
+                )
 
 
 def _no_running_loop(what: str) -> None:

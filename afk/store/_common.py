@@ -12,10 +12,12 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from afk.audit.chain import GENESIS, Checkpoint, entry_hash
 from afk.errors import AlreadyDecidedError, RequestExpiredError, StoreError, UnknownRequestError
 from afk.store.store import EventRow, ExecutionRecord, LogEntry, RequestRecord, RunRecord
 
-STORE_SCHEMA_VERSION = 1
+# 2: the log is hash-chained (prev_hash, hash) and signed checkpoints are kept (afk.audit).
+STORE_SCHEMA_VERSION = 2
 DECISIONS_CHANNEL = "afk_decisions"
 
 
@@ -59,7 +61,8 @@ EXECUTION_COLS = (
     "finished_at",
 )
 EVENT_COLS = ("run_id", "seq", "type", "payload", "ts")
-LOG_COLS = ("id", "kind", "run_id", "request_id", "actor", "payload", "at")
+LOG_COLS = ("id", "kind", "run_id", "request_id", "actor", "payload", "at", "prev_hash", "hash")
+CHECKPOINT_COLS = ("id", "head_id", "head_hash", "entries", "at", "mac")
 
 # Dialect differences are confined to the two column types below.
 DDL = (
@@ -86,13 +89,18 @@ DDL = (
         ts {real} NOT NULL, PRIMARY KEY (run_id, seq))""",
     """CREATE TABLE IF NOT EXISTS {t}log (
         id {serial}, kind TEXT NOT NULL, run_id TEXT NOT NULL, request_id TEXT, actor TEXT,
-        payload TEXT NOT NULL, at {real} NOT NULL)""",
+        payload TEXT NOT NULL, at {real} NOT NULL, prev_hash TEXT, hash TEXT)""",
+    """CREATE TABLE IF NOT EXISTS {t}ledger_checkpoints (
+        id {serial}, head_id BIGINT NOT NULL, head_hash TEXT NOT NULL, entries BIGINT NOT NULL,
+        at {real} NOT NULL, mac TEXT NOT NULL)""",
 )
 
 SELECT_VERSION = "SELECT value FROM {t}meta WHERE key = 'store_schema_version'"
+# An upsert, so a migrated store records its new version (check_schema_version has already
+# refused a store newer than this code).
 INSERT_VERSION = (
     "INSERT INTO {t}meta (key, value) VALUES ('store_schema_version', ?) "
-    "ON CONFLICT (key) DO NOTHING"
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 )
 
 
@@ -116,7 +124,7 @@ UPSERT_RUN = (
 )
 INSERT_REQUEST = _insert("requests", REQUEST_COLS) + " ON CONFLICT (request_id) DO NOTHING"
 INSERT_EVENT = _insert("events", EVENT_COLS)
-INSERT_LOG = _insert("log", LOG_COLS[1:])
+INSERT_LOG = _insert("log", LOG_COLS)
 INSERT_EXECUTION = _insert("executions", EXECUTION_COLS) + " ON CONFLICT (key) DO NOTHING"
 
 SELECT_RUN = f"SELECT {_cols(RUN_COLS)} FROM {{t}}runs WHERE run_id = ?"
@@ -139,6 +147,12 @@ LIST_EVENTS = (
     f"SELECT {_cols(EVENT_COLS)} FROM {{t}}events WHERE run_id = ? AND seq > ? ORDER BY seq"
 )
 LIST_LOG = f"SELECT {_cols(LOG_COLS)} FROM {{t}}log WHERE id > ? ORDER BY id LIMIT ?"
+LOG_HEAD = "SELECT id, hash FROM {t}log ORDER BY id DESC LIMIT 1"
+SET_LOG_HASH = "UPDATE {t}log SET prev_hash = ?, hash = ? WHERE id = ?"
+INSERT_CHECKPOINT = _insert("ledger_checkpoints", CHECKPOINT_COLS[1:])
+LATEST_CHECKPOINT = (
+    f"SELECT {_cols(CHECKPOINT_COLS)} FROM {{t}}ledger_checkpoints ORDER BY id DESC LIMIT 1"
+)
 ACQUIRE_LEASE = (
     "UPDATE {t}runs SET lease_owner = ?, lease_expires_at = ? WHERE run_id = ? "
     "AND (lease_owner IS NULL OR lease_owner = ? OR lease_expires_at < ?)"
@@ -203,18 +217,59 @@ def event_from_row(row: Sequence[Any]) -> EventRow:
 
 
 def log_from_row(row: Sequence[Any]) -> LogEntry:
-    return LogEntry(**dict(zip(LOG_COLS, row, strict=True)))
+    data = dict(zip(LOG_COLS, row, strict=True))
+    # A row without a hash (never chained) reads as "": the verifier reports it as altered.
+    data["prev_hash"], data["hash"] = data["prev_hash"] or "", data["hash"] or ""
+    return LogEntry(**data)
 
 
 def params(record: Any, cols: Sequence[str]) -> tuple[Any, ...]:
     return tuple(getattr(record, c) for c in cols)
 
 
-def log_params(entry: LogEntry) -> tuple[Any, ...]:
-    # The store assigns ids so they increase with commit order; a caller-provided id is
-    # ignored rather than trusted, since the log is append-only and later hash-chained.
-    at = entry.at or time.time()
-    return (entry.kind, entry.run_id, entry.request_id, entry.actor, entry.payload, at)
+# -- the hash-chained log (afk.audit) ------------------------------------------------------
+def chained_log_rows(log: Sequence[LogEntry], head: Sequence[Any] | None) -> list[tuple[Any, ...]]:
+    """INSERT_LOG rows for ``log``, continuing the chain from ``head`` (the LOG_HEAD row, read
+    in the same transaction while holding the log's write lock).
+
+    The store assigns ids (head id + 1, ...) so they are known before hashing and increase
+    with commit order; ids, hashes and prev_hashes a caller passes are ignored, not trusted.
+    """
+    last_id, prev = (int(head[0]), head[1] or GENESIS) if head else (0, GENESIS)
+    rows = []
+    for entry in log:
+        last_id += 1
+        at = float(entry.at or time.time())
+        row = (last_id, entry.kind, entry.run_id, entry.request_id, entry.actor, entry.payload)
+        digest = entry_hash(*row, at, prev)
+        rows.append((*row, at, prev, digest))
+        prev = digest
+    return rows
+
+
+def rehash(
+    rows: Sequence[Sequence[Any]], head: tuple[int, str]
+) -> tuple[list[tuple[str, str, int]], tuple[int, str]]:
+    """Migration to v2: SET_LOG_HASH parameters chaining LIST_LOG ``rows`` (in id order) after
+    ``head`` (``(0, GENESIS)`` to start), and the new head."""
+    updates = []
+    last_id, prev = head
+    for row in rows:
+        last_id = int(row[0])
+        id_, kind, run_id, request_id, actor, payload, at = row[:7]
+        digest = entry_hash(id_, kind, run_id, request_id, actor, payload, at, prev)
+        updates.append((prev, digest, last_id))
+        prev = digest
+    return updates, (last_id, prev)
+
+
+def needs_ledger_migration(found: str | None) -> bool:
+    """A store made before the log was chained: add the hash columns and hash old rows."""
+    return found is not None and int(found) < 2
+
+
+def checkpoint_from_row(row: Sequence[Any]) -> Checkpoint:
+    return Checkpoint(**dict(zip(CHECKPOINT_COLS, row, strict=True)))
 
 
 # -- decide --------------------------------------------------------------------------------

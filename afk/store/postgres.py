@@ -17,16 +17,21 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from afk.errors import ConfigurationError, StoreError
+from afk.audit.chain import GENESIS, Checkpoint
+from afk.errors import ConfigurationError, GrantNotFoundError, StoreError
+from afk.store import _approvals_sql as a
 from afk.store import _common as c
 from afk.store.store import (
     EventRow,
     ExecutionRecord,
+    GrantRecord,
     LogEntry,
     RequestRecord,
     RequestStatus,
     RunRecord,
     RunStatus,
+    TimerRecord,
+    VoteRecord,
 )
 
 if TYPE_CHECKING:
@@ -144,11 +149,13 @@ class PostgresStore:
     async def _insert_log(self, cur: Cursor, log: Sequence[LogEntry]) -> None:
         if not log:
             return
-        # Identity values are handed out before commit, so two concurrent writers could commit
-        # ids out of order and a reader tailing with after_id would skip one for good. Holding
-        # this lock until commit makes id order equal commit order.
+        # Holding this lock until commit serializes log writers: ids (head id + 1, ...) follow
+        # commit order, so a reader tailing with after_id never skips one, and the head read
+        # by the next statement (a fresh READ COMMITTED snapshot) is the chain's committed head.
         await cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._lock_key + ":log",))
-        await cur.executemany(self._sql(c.INSERT_LOG), [c.log_params(e) for e in log])
+        await cur.execute(self._sql(c.LOG_HEAD))
+        rows = c.chained_log_rows(log, await cur.fetchone())
+        await cur.executemany(self._sql(c.INSERT_LOG), rows)
 
     # -- lifecycle -----------------------------------------------------------------------
     async def setup(self) -> None:
@@ -161,9 +168,26 @@ class PostgresStore:
             await cur.execute(self._sql(c.SELECT_VERSION))
             found = await cur.fetchone()
             c.check_schema_version(found[0] if found else None, f"{self.url} ({self.schema})")
-            for ddl in c.DDL[1:]:
+            for ddl in (*c.DDL[1:], *a.DDL):
                 await cur.execute(self._sql(ddl))
+            if c.needs_ledger_migration(found[0] if found else None):
+                await self._migrate_log(cur)
             await cur.execute(self._sql(c.INSERT_VERSION), (str(c.STORE_SCHEMA_VERSION),))
+
+    async def _migrate_log(self, cur: Cursor) -> None:
+        """v1 → v2: add the hash columns and chain the existing rows in id order."""
+        await cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._lock_key + ":log",))
+        for column in ("prev_hash", "hash"):
+            add = f"ALTER TABLE {{t}}log ADD COLUMN IF NOT EXISTS {column} TEXT"
+            await cur.execute(self._sql(add))
+        head = (0, GENESIS)
+        while True:
+            await cur.execute(self._sql(c.LIST_LOG), (head[0], 1000))
+            rows = await cur.fetchall()
+            if not rows:
+                return
+            updates, head = c.rehash(rows, head)
+            await cur.executemany(self._sql(c.SET_LOG_HASH), updates)
 
     async def close(self) -> None:
         self._closed = True
@@ -289,6 +313,17 @@ class PostgresStore:
         rows = await self._all(c.LIST_LOG, (after_id, limit))
         return [c.log_from_row(r) for r in rows]
 
+    async def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Keep a signed ledger checkpoint (``afk.audit.checkpoint`` signs it)."""
+        async with self._tx() as cur:
+            await cur.execute(
+                self._sql(c.INSERT_CHECKPOINT), c.params(checkpoint, c.CHECKPOINT_COLS[1:])
+            )
+
+    async def latest_checkpoint(self) -> Checkpoint | None:
+        row = await self._one(c.LATEST_CHECKPOINT, ())
+        return c.checkpoint_from_row(row) if row else None
+
     # -- leases and readiness ------------------------------------------------------------
     async def acquire_lease(self, run_id: str, *, owner: str, ttl_s: float, now: float) -> bool:
         # A single conditional UPDATE: Postgres re-checks the WHERE clause after waiting on a
@@ -314,6 +349,96 @@ class PostgresStore:
             return await self._one(sql, list(request_ids)) is not None
 
         await self._listener.wait(set(request_ids), timeout_s, any_decided)
+
+    # -- approver votes --------------------------------------------------------------------
+    async def add_vote(
+        self, vote: VoteRecord, *, quorum: int, now: float, log: Sequence[LogEntry] = ()
+    ) -> tuple[RequestRecord, int]:
+        async with self._tx() as cur:
+            await cur.execute(self._sql(c.SELECT_REQUEST + " FOR UPDATE"), (vote.request_id,))
+            row = await cur.fetchone()
+            current = c.request_from_row(row) if row else None
+            decided = c.decided_record(  # raises the same refusals as decide()
+                current,
+                vote.request_id,
+                decision=vote.decision,
+                decided_by="human",
+                approver=vote.approver,
+                bound_digest=vote.bound_digest,
+                now=now,
+                honour_expiry=True,
+            )
+            await cur.execute(self._sql(a.SELECT_VOTER), (vote.request_id, vote.approver))
+            if await cur.fetchone():
+                raise a.duplicate_vote(vote)
+            await cur.execute(self._sql(a.INSERT_VOTE), a.vote_params(vote))
+            await cur.execute(self._sql(a.COUNT_AGREEING), (vote.request_id, vote.bound_digest))
+            counted = await cur.fetchone()
+            agreeing = int(counted[0]) if counted else 0
+            assert current is not None
+            if a.after_vote(current, vote, agreeing, quorum):
+                await cur.execute(self._sql(c.DECIDE), c.decide_params(decided))
+                await cur.execute(
+                    "SELECT pg_notify(%s, %s)", (c.DECISIONS_CHANNEL, vote.request_id)
+                )
+                current = decided
+            await self._insert_log(cur, log)
+        return current, agreeing
+
+    async def list_votes(self, request_id: str) -> list[VoteRecord]:
+        return [a.vote_from_row(r) for r in await self._all(a.LIST_VOTES, (request_id,))]
+
+    # -- standing grants -------------------------------------------------------------------
+    async def add_grant(self, grant: GrantRecord, *, log: Sequence[LogEntry] = ()) -> None:
+        async with self._tx() as cur:
+            await cur.execute(self._sql(a.INSERT_GRANT), a.grant_params(grant))
+            await self._insert_log(cur, log)
+
+    async def list_grants(self, *, active_at: float | None = None) -> list[GrantRecord]:
+        if active_at is None:
+            rows = await self._all(a.LIST_GRANTS, ())
+        else:
+            rows = await self._all(a.LIST_ACTIVE_GRANTS, (active_at,))
+        return [a.grant_from_row(r) for r in rows]
+
+    async def revoke_grant(
+        self, grant_id: str, *, by: str | None, now: float, log: Sequence[LogEntry] = ()
+    ) -> GrantRecord:
+        async with self._tx() as cur:
+            await cur.execute(self._sql(a.REVOKE_GRANT), (now, by, grant_id))
+            if cur.rowcount == 1:
+                await self._insert_log(cur, log)
+            await cur.execute(self._sql(a.SELECT_GRANT), (grant_id,))
+            row = await cur.fetchone()
+        if row is None:
+            raise GrantNotFoundError(f"no grant with id {grant_id!r}")
+        return a.grant_from_row(row)
+
+    async def use_grant(self, grant_id: str, *, now: float, log: Sequence[LogEntry] = ()) -> bool:
+        async with self._tx() as cur:
+            await cur.execute(self._sql(a.USE_GRANT), (grant_id, now))
+            used = cur.rowcount == 1
+            if used:
+                await self._insert_log(cur, log)
+        return used
+
+    # -- durable timers --------------------------------------------------------------------
+    async def add_timers(self, timers: Sequence[TimerRecord]) -> None:
+        if not timers:
+            return
+        async with self._tx() as cur:
+            rows = [(t.request_id, t.kind, t.due_at) for t in timers]
+            await cur.executemany(self._sql(a.INSERT_TIMER), rows)
+
+    async def claim_due_timers(self, *, now: float, limit: int = 100) -> list[TimerRecord]:
+        async with self._tx() as cur:
+            await cur.execute(
+                self._sql(a.DUE_TIMERS + " FOR UPDATE OF m SKIP LOCKED"), (now, limit)
+            )
+            due = [a.due_timer(r) for r in await cur.fetchall()]
+            for timer in due:
+                await cur.execute(self._sql(a.FIRE_TIMER), (now, timer.request_id, timer.kind))
+        return due
 
 
 class _Listener:

@@ -19,16 +19,21 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from afk.errors import StoreError
+from afk.audit.chain import GENESIS, Checkpoint
+from afk.errors import GrantNotFoundError, StoreError
+from afk.store import _approvals_sql as a
 from afk.store import _common as c
 from afk.store.store import (
     EventRow,
     ExecutionRecord,
+    GrantRecord,
     LogEntry,
     RequestRecord,
     RequestStatus,
     RunRecord,
     RunStatus,
+    TimerRecord,
+    VoteRecord,
 )
 
 T = TypeVar("T")
@@ -57,8 +62,23 @@ def _write(conn: sqlite3.Connection) -> Iterator[None]:
 
 
 def _insert_log(conn: sqlite3.Connection, log: Sequence[LogEntry]) -> None:
+    # Inside a BEGIN IMMEDIATE transaction: this connection is the only writer, so the head
+    # read here is the chain's head until commit.
     if log:
-        conn.executemany(_sql(c.INSERT_LOG), [c.log_params(e) for e in log])
+        head = conn.execute(_sql(c.LOG_HEAD)).fetchone()
+        conn.executemany(_sql(c.INSERT_LOG), c.chained_log_rows(log, head))
+
+
+def _migrate_log(conn: sqlite3.Connection) -> None:
+    """v1 → v2: add the hash columns (if missing) and chain the existing rows in id order."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(log)")}
+    for column in ("prev_hash", "hash"):
+        if column not in have:
+            conn.execute(f"ALTER TABLE log ADD COLUMN {column} TEXT")
+    head = (0, GENESIS)
+    while rows := conn.execute(_sql(c.LIST_LOG), (head[0], 1000)).fetchall():
+        updates, head = c.rehash(rows, head)
+        conn.executemany(_sql(c.SET_LOG_HASH), updates)
 
 
 class SQLiteStore:
@@ -121,8 +141,10 @@ class SQLiteStore:
                 conn.execute(_sql(c.DDL[0]))
                 found = conn.execute(_sql(c.SELECT_VERSION)).fetchone()
                 c.check_schema_version(found[0] if found else None, self.url)
-                for ddl in c.DDL[1:]:
+                for ddl in (*c.DDL[1:], *a.DDL):
                     conn.execute(_sql(ddl))
+                if c.needs_ledger_migration(found[0] if found else None):
+                    _migrate_log(conn)
                 conn.execute(_sql(c.INSERT_VERSION), (str(c.STORE_SCHEMA_VERSION),))
 
         await self._call(work)
@@ -263,6 +285,20 @@ class SQLiteStore:
         rows = await self._all(_sql(c.LIST_LOG), (after_id, limit))
         return [c.log_from_row(r) for r in rows]
 
+    async def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Keep a signed ledger checkpoint (``afk.audit.checkpoint`` signs it)."""
+        row = c.params(checkpoint, c.CHECKPOINT_COLS[1:])
+
+        def work(conn: sqlite3.Connection) -> None:
+            with _write(conn):
+                conn.execute(_sql(c.INSERT_CHECKPOINT), row)
+
+        await self._call(work)
+
+    async def latest_checkpoint(self) -> Checkpoint | None:
+        row = await self._one(_sql(c.LATEST_CHECKPOINT), ())
+        return c.checkpoint_from_row(row) if row else None
+
     # -- leases and readiness ------------------------------------------------------------
     async def acquire_lease(self, run_id: str, *, owner: str, ttl_s: float, now: float) -> bool:
         def work(conn: sqlite3.Connection) -> bool:
@@ -293,3 +329,101 @@ class SQLiteStore:
             if remaining <= 0:
                 return
             await asyncio.sleep(min(POLL_INTERVAL_S, remaining))
+
+    # -- approver votes --------------------------------------------------------------------
+    async def add_vote(
+        self, vote: VoteRecord, *, quorum: int, now: float, log: Sequence[LogEntry] = ()
+    ) -> tuple[RequestRecord, int]:
+        def work(conn: sqlite3.Connection) -> tuple[RequestRecord, int]:
+            with _write(conn):
+                row = conn.execute(_sql(c.SELECT_REQUEST), (vote.request_id,)).fetchone()
+                current = c.request_from_row(row) if row else None
+                decided = c.decided_record(  # raises the same refusals as decide()
+                    current,
+                    vote.request_id,
+                    decision=vote.decision,
+                    decided_by="human",
+                    approver=vote.approver,
+                    bound_digest=vote.bound_digest,
+                    now=now,
+                    honour_expiry=True,
+                )
+                voter = (vote.request_id, vote.approver)
+                if conn.execute(_sql(a.SELECT_VOTER), voter).fetchone():
+                    raise a.duplicate_vote(vote)
+                conn.execute(_sql(a.INSERT_VOTE), a.vote_params(vote))
+                agreeing = conn.execute(
+                    _sql(a.COUNT_AGREEING), (vote.request_id, vote.bound_digest)
+                ).fetchone()[0]
+                assert current is not None
+                if a.after_vote(current, vote, agreeing, quorum):
+                    conn.execute(_sql(c.DECIDE), c.decide_params(decided))
+                    current = decided
+                _insert_log(conn, log)
+                return current, agreeing
+
+        return await self._call(work)
+
+    async def list_votes(self, request_id: str) -> list[VoteRecord]:
+        rows = await self._all(_sql(a.LIST_VOTES), (request_id,))
+        return [a.vote_from_row(r) for r in rows]
+
+    # -- standing grants -------------------------------------------------------------------
+    async def add_grant(self, grant: GrantRecord, *, log: Sequence[LogEntry] = ()) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            with _write(conn):
+                conn.execute(_sql(a.INSERT_GRANT), a.grant_params(grant))
+                _insert_log(conn, log)
+
+        await self._call(work)
+
+    async def list_grants(self, *, active_at: float | None = None) -> list[GrantRecord]:
+        if active_at is None:
+            rows = await self._all(_sql(a.LIST_GRANTS), ())
+        else:
+            rows = await self._all(_sql(a.LIST_ACTIVE_GRANTS), (active_at,))
+        return [a.grant_from_row(r) for r in rows]
+
+    async def revoke_grant(
+        self, grant_id: str, *, by: str | None, now: float, log: Sequence[LogEntry] = ()
+    ) -> GrantRecord:
+        def work(conn: sqlite3.Connection) -> GrantRecord:
+            with _write(conn):
+                if conn.execute(_sql(a.REVOKE_GRANT), (now, by, grant_id)).rowcount == 1:
+                    _insert_log(conn, log)
+                row = conn.execute(_sql(a.SELECT_GRANT), (grant_id,)).fetchone()
+            if row is None:
+                raise GrantNotFoundError(f"no grant with id {grant_id!r}")
+            return a.grant_from_row(row)
+
+        return await self._call(work)
+
+    async def use_grant(self, grant_id: str, *, now: float, log: Sequence[LogEntry] = ()) -> bool:
+        def work(conn: sqlite3.Connection) -> bool:
+            with _write(conn):
+                used = conn.execute(_sql(a.USE_GRANT), (grant_id, now)).rowcount == 1
+                if used:
+                    _insert_log(conn, log)
+                return used
+
+        return await self._call(work)
+
+    # -- durable timers --------------------------------------------------------------------
+    async def add_timers(self, timers: Sequence[TimerRecord]) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            with _write(conn):
+                rows = [(t.request_id, t.kind, t.due_at) for t in timers]
+                conn.executemany(_sql(a.INSERT_TIMER), rows)
+
+        if timers:
+            await self._call(work)
+
+    async def claim_due_timers(self, *, now: float, limit: int = 100) -> list[TimerRecord]:
+        def work(conn: sqlite3.Connection) -> list[TimerRecord]:
+            with _write(conn):
+                due = [a.due_timer(r) for r in conn.execute(_sql(a.DUE_TIMERS), (now, limit))]
+                for timer in due:
+                    conn.execute(_sql(a.FIRE_TIMER), (now, timer.request_id, timer.kind))
+            return due
+
+        return await self._call(work)

@@ -75,8 +75,10 @@ class EventRow:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LogEntry:
-    """One decision-log entry (issue #5 hash-chains these). Appended in the same transaction
-    as the change it records. ``id`` and ``at`` are assigned by the store when 0."""
+    """One decision-log entry. Appended in the same transaction as the change it records.
+    ``id`` and ``at`` are assigned by the store when 0. The store also links each entry to the
+    one before: ``hash`` covers the entry and ``prev_hash`` (see :mod:`afk.audit.chain`);
+    both are set by the store, and what a caller passes for them is ignored."""
 
     kind: str  # request_opened | decided | refused | expired | execution_started | ...
     run_id: str
@@ -85,6 +87,49 @@ class LogEntry:
     payload: str = "{}"  # JSON details
     at: float = 0.0
     id: int = 0
+    prev_hash: str = ""
+    hash: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VoteRecord:
+    """One approver's vote on a request that needs a quorum."""
+
+    request_id: str
+    approver: str
+    kind: Literal["allow", "deny"]
+    decision: str  # JSON of the ApprovalDecision
+    bound_digest: str  # the arguments this vote approves
+    at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GrantRecord:
+    """A standing permission: allow ``tool_name`` calls whose arguments match ``when`` within
+    one thread / agent / user until ``until``."""
+
+    grant_id: str
+    tool_name: str
+    scope: str  # thread | agent | user
+    scope_value: str
+    when: str  # JSON of the argument predicates
+    until: float
+    created_by: str | None
+    created_at: float
+    source_request_id: str | None = None
+    revoked_at: float | None = None
+    revoked_by: str | None = None
+    uses: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimerRecord:
+    """A durable reminder or escalation due for a pending request."""
+
+    request_id: str
+    kind: Literal["remind", "escalate"]
+    due_at: float
+    fired_at: float | None = None
 
 
 @runtime_checkable
@@ -186,3 +231,37 @@ class RunStore(Protocol):
     async def wait_for_decisions(self, request_ids: Sequence[str], *, timeout_s: float) -> None:
         """Return soon after any of these requests leaves ``pending`` (or after
         ``timeout_s``). Postgres: LISTEN/NOTIFY; SQLite: a poll every <= 250 ms."""
+
+    # -- approver votes --------------------------------------------------------------------
+    async def add_vote(
+        self, vote: VoteRecord, *, quorum: int, now: float, log: Sequence[LogEntry] = ()
+    ) -> tuple[RequestRecord, int]:
+        """One transaction with the request row locked: refuse as ``decide`` does when the
+        request is not pending or past ``expires_at``; DuplicateVoteError when this approver
+        already voted; store the vote; when it is a deny, or the allow votes for the same
+        ``bound_digest`` reach ``quorum``, decide the request with this vote's decision.
+        Returns the request record and the number of agreeing allow votes so far."""
+
+    async def list_votes(self, request_id: str) -> list[VoteRecord]: ...
+
+    # -- standing grants -------------------------------------------------------------------
+    async def add_grant(self, grant: GrantRecord, *, log: Sequence[LogEntry] = ()) -> None:
+        """Insert once (a second grant with the same id is ignored)."""
+
+    async def list_grants(self, *, active_at: float | None = None) -> list[GrantRecord]:
+        """All grants, or those not revoked and not past ``until`` at ``active_at``."""
+
+    async def revoke_grant(
+        self, grant_id: str, *, by: str | None, now: float, log: Sequence[LogEntry] = ()
+    ) -> GrantRecord:
+        """Revoke (idempotent: the first revocation stands). GrantNotFoundError if unknown."""
+
+    async def use_grant(self, grant_id: str, *, now: float, log: Sequence[LogEntry] = ()) -> bool:
+        """Count one use if the grant is still active at ``now``; False when it is not."""
+
+    # -- durable timers --------------------------------------------------------------------
+    async def add_timers(self, timers: Sequence[TimerRecord]) -> None: ...
+
+    async def claim_due_timers(self, *, now: float, limit: int = 100) -> list[TimerRecord]:
+        """Timers due at ``now``, not fired, whose request is still pending: marked fired in
+        the same transaction, so each fires once across all workers."""

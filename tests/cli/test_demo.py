@@ -4,20 +4,27 @@ import sys
 from pathlib import Path
 
 
-def _demo(
-    tmp_path: Path, *args: str, answers: str = ""
-) -> tuple[subprocess.CompletedProcess[str], list[str]]:
-    db = tmp_path / "prod.db"
-    proc = subprocess.run(
-        [sys.executable, "-m", "afk.cli.main", "demo", "--database", str(db), *args],
+def _afk(tmp_path: Path, *args: str, answers: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "afk", *args],
         input=answers,
         capture_output=True,
         text=True,
         timeout=60,
+        cwd=tmp_path,  # the demo keeps its files in ./.afk-demo
     )
+
+
+def _tables(db: Path) -> list[str]:
     with sqlite3.connect(db) as conn:
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master ORDER BY name")]
-    return proc, tables
+        return [r[0] for r in conn.execute("SELECT name FROM sqlite_master ORDER BY name")]
+
+
+def _demo(
+    tmp_path: Path, *args: str, answers: str = ""
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    db = tmp_path / "prod.db"
+    return _afk(tmp_path, "demo", "--database", str(db), *args, answers=answers), _tables(db)
 
 
 def test_headless_demo_denies_the_drops_and_keeps_the_tables(tmp_path: Path) -> None:
@@ -44,3 +51,20 @@ def test_interactive_demo_with_closed_stdin_fails_closed(tmp_path: Path) -> None
     assert proc.returncode == 0, proc.stderr
     assert tables == ["customers", "old_logs", "old_sessions"]
     assert "by error" in proc.stdout
+
+
+def test_external_demo_pauses_and_finishes_from_other_processes(tmp_path: Path) -> None:
+    import json
+
+    paused = _afk(tmp_path, "demo", "--external")
+    assert paused.returncode == 0, paused.stderr
+    assert "nothing is waiting in memory" in paused.stdout
+    listed = _afk(tmp_path, "approvals", "list", "--json", "--store", "sqlite:///.afk-demo/runs.db")
+    first, second = (r["request_id"] for r in json.loads(listed.stdout))
+    store = ["--store", "sqlite:///.afk-demo/runs.db", "--as", "alice"]
+    assert _afk(tmp_path, "approvals", "approve", first, *store).returncode == 0
+    assert _afk(tmp_path, "approvals", "deny", second, *store, "--reason", "in use").returncode == 0
+    worker = _afk(tmp_path, "worker", "--once", "--app", "afk.cli.demo:app", *store[:2])
+    assert "completed" in worker.stdout, worker.stderr
+    assert _tables(tmp_path / ".afk-demo" / "production.db") == ["customers", "old_sessions"]
+    assert _afk(tmp_path, "audit", "verify", *store[:2]).returncode == 0

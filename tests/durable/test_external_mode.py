@@ -164,3 +164,32 @@ async def test_one_unreadable_run_does_not_stop_the_others_from_resuming(
     assert [r.run_id for r in results] == [fine.run_id]
     assert lines(side_effects)[0].startswith("order-f ")
     assert "newer than this afk" in caplog.text
+
+
+async def test_policy_decisions_reach_the_ledger_with_the_change_they_lead_to(
+    store_url: str, side_effects: Path
+) -> None:
+    from afk.audit import verify
+
+    runner = external(store_url)
+    paused = await runner.run(billing_agent(), user_message="order-l")
+    await runner.resolve(paused.pending_requests[0].request_id, ApprovalDecision(kind="allow"))
+    await runner.resume_ready([billing_agent()])
+    assert runner.store is not None
+    kinds = [e.kind for e in await runner.store.list_log()]
+    # the gating decision is written with the request it opened, in one transaction
+    assert kinds[:2] == ["policy_decision", "request_opened"]
+    assert kinds[2:] == ["decided", "execution_started", "execution_finished"]
+    assert (await verify(runner.store)).ok
+
+
+async def test_headless_runs_with_a_store_record_their_fallback_decisions(store_url: str) -> None:
+    runner = track(
+        Runner(policy, config=RunnerConfig(interaction_mode="headless"), store=store_url)
+    )
+    result = await runner.run(billing_agent(), user_message="order-h")
+    assert result.state == "completed"
+    assert await runner.pending_requests() == []
+    assert runner.store is not None
+    [record] = await runner.store.list_requests(status=None)
+    assert (record.status, record.decided_by) == ("decided", "fallback")

@@ -322,11 +322,15 @@ async def test_setup_is_idempotent_even_when_concurrent(backend: Backend) -> Non
 
 
 async def test_newer_schema_version_is_refused(store: RunStore, backend: Backend) -> None:
+    from afk.store._common import STORE_SCHEMA_VERSION as CURRENT
+
     meta = backend.table("meta")
-    await backend.execute(f"UPDATE {meta} SET value = '2' WHERE key = 'store_schema_version'")
+    sql = f"UPDATE {meta} SET value = '{CURRENT + 1}' WHERE key = 'store_schema_version'"
+    await backend.execute(sql)
     newer = backend.open()
     try:
-        with pytest.raises(StoreError, match=r"store_schema_version 2.*newer than the 1"):
+        expected = rf"store_schema_version {CURRENT + 1}.*newer than the {CURRENT}"
+        with pytest.raises(StoreError, match=expected):
             await newer.setup()
     finally:
         await newer.close()

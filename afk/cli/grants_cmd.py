@@ -1,0 +1,83 @@
+"""`afk grants list|revoke`: standing grants approvers created."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from afk.cli._output import (
+    common_options,
+    print_json,
+    record_json,
+    relative,
+    table,
+    when,
+    with_store,
+)
+from afk.errors import GrantNotFoundError
+from afk.store import RunStore
+
+
+def register(subparsers: Any) -> None:
+    common = common_options()
+    grants = subparsers.add_parser("grants", help="list and revoke standing grants")
+    commands = grants.add_subparsers(dest="grants_command", metavar="SUBCOMMAND", required=True)
+    listing = commands.add_parser("list", parents=[common], help="active grants (--all: every)")
+    listing.add_argument("--all", action="store_true", help="revoked and expired ones too")
+    listing.set_defaults(func=list_grants)
+    revoke = commands.add_parser("revoke", parents=[common], help="stop a grant from allowing")
+    revoke.add_argument("grant", metavar="GRANT", help="grant id")
+    revoke.add_argument("--as", dest="by", metavar="NAME", help="who revokes it")
+    revoke.set_defaults(func=revoke_grant)
+
+
+def list_grants(args: argparse.Namespace) -> int:
+    now = time.time()
+    records = with_store(args, lambda s: s.list_grants(active_at=None if args.all else now))
+    if args.json:
+        print_json([record_json(g) for g in records])
+        return 0
+    if not records:
+        print("no grants" if args.all else "no active grants")
+        return 0
+    rows = [
+        [
+            g.grant_id,
+            g.tool_name,
+            f"{g.scope}={g.scope_value}",
+            json.dumps(json.loads(g.when), sort_keys=True) if g.when != "{}" else "(any args)",
+            when(g.until, now),
+            g.created_by or "-",
+            str(g.uses),
+            f"revoked {relative(g.revoked_at, now)} by {g.revoked_by or '?'}"
+            if g.revoked_at
+            else ("expired" if g.until <= now else "active"),
+        ]
+        for g in records
+    ]
+    headers = ["GRANT", "TOOL", "SCOPE", "WHEN", "UNTIL", "BY", "USES", "STATUS"]
+    print(table(headers, rows))
+    return 0
+
+
+def revoke_grant(args: argparse.Namespace) -> int:
+    from afk.core.runner import Runner
+
+    async def work(store: RunStore) -> Any:
+        try:
+            return await Runner(store=store).revoke_grant(args.grant, by=args.by)
+        except GrantNotFoundError as exc:
+            return str(exc)
+
+    outcome = with_store(args, work)
+    if isinstance(outcome, str):
+        print(f"afk: {outcome}", file=sys.stderr)
+        return 1
+    if args.json:
+        print_json(record_json(outcome))
+    else:
+        print(f"{outcome.grant_id} revoked {relative(outcome.revoked_at)}")
+    return 0

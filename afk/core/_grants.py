@@ -1,0 +1,126 @@
+"""Standing grants: an approver's "allow, and keep allowing this" becomes a record that lets
+later matching calls run without asking, until it expires or is revoked. Each use is counted
+and logged."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from typing import Any
+
+from afk.agents.interaction import ApprovalDecision, ApprovalRequest, Decision, Request
+from afk.core._snapshot import canonical_json
+from afk.errors import GrantNotFoundError
+from afk.store.store import GrantRecord, LogEntry, RunStore
+
+
+def scope_values(*, thread_id: str | None, agent_name: str, user: str | None) -> dict[str, Any]:
+    return {"thread": thread_id, "agent": agent_name, "user": user}
+
+
+def grant_record(request: Request, decision: Decision) -> GrantRecord | None:
+    """The grant an allow decision creates, if it asks for one."""
+    if not isinstance(decision, ApprovalDecision) or decision.grant is None:
+        return None
+    assert isinstance(request, ApprovalRequest) and request.tool_name is not None
+    spec = decision.grant
+    values = scope_values(
+        thread_id=request.thread_id, agent_name=request.agent_name, user=request.requested_by
+    )
+    return GrantRecord(
+        grant_id=f"grant_{request.request_id.removeprefix('req_')}",
+        tool_name=request.tool_name,
+        scope=spec.scope,
+        scope_value=str(values[spec.scope]),
+        when=canonical_json(spec.when),
+        until=spec.until,
+        created_by=decision.approver,
+        created_at=time.time(),
+        source_request_id=request.request_id,
+    )
+
+
+def _log(kind: str, grant: GrantRecord, run_id: str, actor: str | None, **extra: Any) -> LogEntry:
+    payload = {"grant_id": grant.grant_id, "tool": grant.tool_name, **extra}
+    return LogEntry(
+        kind=kind,
+        run_id=run_id,
+        request_id=grant.source_request_id,
+        actor=actor,
+        payload=canonical_json(payload),
+        at=time.time(),
+    )
+
+
+async def add_grant(store: RunStore, request: Request, decision: Decision) -> None:
+    grant = grant_record(request, decision)
+    if grant is not None:
+        log = _log("grant_created", grant, request.run_id, grant.created_by, until=grant.until)
+        await store.add_grant(grant, log=[log])
+
+
+def _covers(grant: GrantRecord, tool_name: str, values: dict[str, Any], args: Any) -> bool:
+    if grant.tool_name != tool_name or values.get(grant.scope) != grant.scope_value:
+        return False
+    from afk.agents._matchers import compile_predicates
+
+    return all(p.test(args) for p in compile_predicates(json.loads(grant.when), "when"))
+
+
+class Grants:
+    """A runner's grants: in its store when it has one, else in memory."""
+
+    def __init__(self, store: RunStore | None) -> None:
+        self.store = store
+        self._memory: dict[str, GrantRecord] = {}
+
+    async def add(self, request: Request, decision: Decision) -> None:
+        if self.store is not None:
+            await add_grant(self.store, request, decision)
+            return
+        grant = grant_record(request, decision)
+        if grant is not None:
+            self._memory.setdefault(grant.grant_id, grant)
+
+    async def list(self, *, active_at: float | None = None) -> list[GrantRecord]:
+        if self.store is not None:
+            return await self.store.list_grants(active_at=active_at)
+        grants = list(self._memory.values())
+        if active_at is None:
+            return grants
+        return [g for g in grants if g.revoked_at is None and g.until > active_at]
+
+    async def revoke(self, grant_id: str, *, by: str | None) -> GrantRecord:
+        now = time.time()
+        if self.store is not None:
+            found = [g for g in await self.store.list_grants() if g.grant_id == grant_id]
+            run_id = found[0].source_request_id or "" if found else ""
+            log = [_log("grant_revoked", found[0], run_id, by)] if found else []
+            return await self.store.revoke_grant(grant_id, by=by, now=now, log=log)
+        grant = self._memory.get(grant_id)
+        if grant is None:
+            raise GrantNotFoundError(f"no grant with id {grant_id!r}")
+        if grant.revoked_at is None:
+            grant = dataclasses.replace(grant, revoked_at=now, revoked_by=by)
+            self._memory[grant_id] = grant
+        return grant
+
+    async def use(
+        self, tool_name: str, args: Any, values: dict[str, Any], *, run_id: str, call_id: str
+    ) -> GrantRecord | None:
+        """The first active grant covering this call, its use counted; None if none does."""
+        if not self.store and not self._memory:
+            return None
+        now = time.time()
+        for grant in await self.list(active_at=now):
+            if not _covers(grant, tool_name, values, args):
+                continue
+            if self.store is not None:
+                log = _log("grant_used", grant, run_id, None, tool_call_id=call_id)
+                if not await self.store.use_grant(grant.grant_id, now=now, log=[log]):
+                    continue  # revoked or expired a moment ago
+            else:
+                self._memory[grant.grant_id] = dataclasses.replace(grant, uses=grant.uses + 1)
+            return grant
+        return None

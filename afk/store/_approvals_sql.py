@@ -1,0 +1,118 @@
+"""SQL for approver votes, standing grants and durable timers, shared by both backends.
+
+Same conventions as ``_common``: ``{t}`` is the table prefix, ``?`` the placeholder, and
+``{real}`` the float column type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from afk.errors import DuplicateVoteError
+from afk.store.store import GrantRecord, RequestRecord, TimerRecord, VoteRecord
+
+VOTE_COLS = ("request_id", "approver", "kind", "decision", "bound_digest", "at")
+GRANT_COLS = (
+    "grant_id",
+    "tool_name",
+    "scope",
+    "scope_value",
+    "when_json",
+    "until",
+    "created_by",
+    "created_at",
+    "source_request_id",
+    "revoked_at",
+    "revoked_by",
+    "uses",
+)
+TIMER_COLS = ("request_id", "kind", "due_at", "fired_at")
+
+DDL = (
+    """CREATE TABLE IF NOT EXISTS {t}votes (
+        request_id TEXT NOT NULL, approver TEXT NOT NULL, kind TEXT NOT NULL,
+        decision TEXT NOT NULL, bound_digest TEXT NOT NULL, at {real} NOT NULL,
+        PRIMARY KEY (request_id, approver))""",
+    """CREATE TABLE IF NOT EXISTS {t}grants (
+        grant_id TEXT PRIMARY KEY, tool_name TEXT NOT NULL, scope TEXT NOT NULL,
+        scope_value TEXT NOT NULL, when_json TEXT NOT NULL, until {real} NOT NULL,
+        created_by TEXT, created_at {real} NOT NULL, source_request_id TEXT,
+        revoked_at {real}, revoked_by TEXT, uses INTEGER NOT NULL DEFAULT 0)""",
+    """CREATE TABLE IF NOT EXISTS {t}timers (
+        request_id TEXT NOT NULL, kind TEXT NOT NULL, due_at {real} NOT NULL,
+        fired_at {real}, PRIMARY KEY (request_id, kind))""",
+    "CREATE INDEX IF NOT EXISTS timers_due ON {t}timers (fired_at, due_at)",
+)
+
+_V = ", ".join(VOTE_COLS)
+_G = ", ".join(GRANT_COLS)
+INSERT_VOTE = f"INSERT INTO {{t}}votes ({_V}) VALUES ({', '.join('?' * len(VOTE_COLS))})"
+SELECT_VOTER = "SELECT 1 FROM {t}votes WHERE request_id = ? AND approver = ?"
+COUNT_AGREEING = (
+    "SELECT count(*) FROM {t}votes WHERE request_id = ? AND kind = 'allow' AND bound_digest = ?"
+)
+LIST_VOTES = f"SELECT {_V} FROM {{t}}votes WHERE request_id = ? ORDER BY at, approver"
+INSERT_GRANT = (
+    f"INSERT INTO {{t}}grants ({_G}) VALUES ({', '.join('?' * len(GRANT_COLS))}) "
+    "ON CONFLICT (grant_id) DO NOTHING"
+)
+LIST_GRANTS = f"SELECT {_G} FROM {{t}}grants ORDER BY created_at, grant_id"
+LIST_ACTIVE_GRANTS = (
+    f"SELECT {_G} FROM {{t}}grants WHERE revoked_at IS NULL AND until > ? "
+    "ORDER BY created_at, grant_id"
+)
+SELECT_GRANT = f"SELECT {_G} FROM {{t}}grants WHERE grant_id = ?"
+REVOKE_GRANT = (
+    "UPDATE {t}grants SET revoked_at = ?, revoked_by = ? WHERE grant_id = ? AND revoked_at IS NULL"
+)
+USE_GRANT = (
+    "UPDATE {t}grants SET uses = uses + 1 WHERE grant_id = ? AND revoked_at IS NULL AND until > ?"
+)
+INSERT_TIMER = (
+    "INSERT INTO {t}timers (request_id, kind, due_at, fired_at) VALUES (?, ?, ?, NULL) "
+    "ON CONFLICT (request_id, kind) DO NOTHING"
+)
+DUE_TIMERS = (
+    "SELECT m.request_id, m.kind, m.due_at FROM {t}timers m JOIN {t}requests q "
+    "ON q.request_id = m.request_id WHERE m.fired_at IS NULL AND m.due_at <= ? "
+    "AND q.status = 'pending' ORDER BY m.due_at LIMIT ?"
+)
+FIRE_TIMER = (
+    "UPDATE {t}timers SET fired_at = ? WHERE request_id = ? AND kind = ? AND fired_at IS NULL"
+)
+
+
+def vote_from_row(row: Sequence[Any]) -> VoteRecord:
+    return VoteRecord(**dict(zip(VOTE_COLS, row, strict=True)))
+
+
+def grant_from_row(row: Sequence[Any]) -> GrantRecord:
+    data = dict(zip(GRANT_COLS, row, strict=True))
+    data["when"] = data.pop("when_json")
+    return GrantRecord(**data)
+
+
+def grant_params(grant: GrantRecord) -> tuple[Any, ...]:
+    return tuple(getattr(grant, "when" if c == "when_json" else c) for c in GRANT_COLS)
+
+
+def vote_params(vote: VoteRecord) -> tuple[Any, ...]:
+    return tuple(getattr(vote, c) for c in VOTE_COLS)
+
+
+def duplicate_vote(vote: VoteRecord) -> DuplicateVoteError:
+    return DuplicateVoteError(
+        f"{vote.approver!r} already voted on request {vote.request_id}; "
+        "a quorum needs distinct approvers",
+        request_id=vote.request_id,
+    )
+
+
+def after_vote(current: RequestRecord, vote: VoteRecord, agreeing: int, quorum: int) -> bool:
+    """Whether this vote decides the request: any deny, or the quorum of agreeing allows."""
+    return vote.kind == "deny" or agreeing >= quorum
+
+
+def due_timer(row: Sequence[Any]) -> TimerRecord:
+    return TimerRecord(request_id=row[0], kind=row[1], due_at=row[2])

@@ -1,0 +1,70 @@
+"""Reminders and escalation: announced while waiting, and fired once from durable timers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from approvals_support import finance_agent, finance_policy
+
+from afk.agents import ApprovalDecision
+from afk.core import InMemoryInteractiveProvider, Runner, RunnerConfig
+
+
+async def test_a_waiting_run_announces_reminder_and_escalation() -> None:
+    provider = InMemoryInteractiveProvider()
+    policy = finance_policy(
+        quorum=1, remind_after_s=0.02, escalate_after_s=0.05, escalate_to=("group:cfo",)
+    )
+    runner = Runner(policy, provider, RunnerConfig(interaction_mode="interactive"))
+    handle = runner.run_stream(finance_agent(), user_message="250", requested_by="alice")
+    await asyncio.sleep(0.08)
+    [request] = provider.pending()
+    provider.resolve_approval(request.request_id, ApprovalDecision(kind="allow", approver="dana"))
+    result = await handle.result()
+    reminders = [e for e in result.events if e.type == "approval_reminder"]
+    assert [(r.kind, r.approvers) for r in reminders] == [  # type: ignore[union-attr]
+        ("remind", ("alice", "bob", "carol")),
+        ("escalate", ("alice", "bob", "carol", "dana")),
+    ]
+
+
+async def test_durable_timers_fire_once_across_workers(store_url: str) -> None:
+    got: list[tuple[str, tuple[str, ...]]] = []
+    policy = finance_policy(
+        quorum=1, remind_after_s=0.05, escalate_after_s=0.1, escalate_to=("group:cfo",)
+    )
+    config = RunnerConfig(interaction_mode="external")
+    async with (
+        Runner(
+            policy,
+            config=config,
+            store=store_url,
+            notifier=lambda r: got.append((r.kind, r.approvers)),
+        ) as one,
+        Runner(
+            policy,
+            config=config,
+            store=store_url,
+            notifier=lambda r: got.append((r.kind, r.approvers)),
+        ) as two,
+    ):
+        paused = await one.run(finance_agent(), user_message="250", requested_by="alice")
+        assert await one.fire_due_timers() == []  # nothing due yet
+        deadline = time.monotonic() + 5
+        while len(got) < 2 and time.monotonic() < deadline:
+            await asyncio.gather(one.fire_due_timers(), two.fire_due_timers())
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.05)
+        await asyncio.gather(one.fire_due_timers(), two.fire_due_timers())
+        assert got == [
+            ("remind", ("alice", "bob", "carol")),
+            ("escalate", ("alice", "bob", "carol", "dana")),
+        ]
+        # the widened set applies to decisions too
+        await one.resolve(
+            paused.pending_requests[0].request_id, ApprovalDecision(kind="allow", approver="dana")
+        )
+        assert one.store is not None
+        kinds = [e.kind for e in await one.store.list_log()]
+        assert kinds.count("reminded") == 1 and kinds.count("escalated") == 1

@@ -1,0 +1,95 @@
+"""Ledger builders and raw database access for the audit tests (imported by name)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from afk.store import PostgresStore, SQLiteStore
+from afk.store.store import LogEntry, RunRecord, RunStore
+
+PG_DSN = os.environ.get("AFK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+KEY = b"test-checkpoint-key-0123456789abcdef"
+
+
+@dataclass
+class Where:
+    """Where one test's store lives: a SQLite file, or a fresh schema in the test database."""
+
+    name: str  # sqlite | postgres
+    location: str  # file path or DSN
+    schema: str = ""
+
+    @property
+    def url(self) -> str:
+        if self.name == "sqlite":
+            return f"sqlite:///{self.location}"
+        return f"{self.location}?afk_schema={self.schema}"
+
+    def open(self) -> RunStore:
+        if self.name == "sqlite":
+            return SQLiteStore(self.location)
+        return PostgresStore(self.location, schema=self.schema)
+
+    def table(self, name: str) -> str:
+        return f'"{self.schema}".{name}' if self.schema else name
+
+    async def execute(self, *statements: str) -> None:
+        """Raw SQL outside any store, in one transaction: how the tests tamper."""
+        if self.name == "sqlite":
+            with sqlite3.connect(self.location) as conn:
+                for sql in statements:
+                    conn.execute(sql)
+            return
+        import psycopg
+
+        async with await psycopg.AsyncConnection.connect(self.location) as conn:
+            for sql in statements:
+                await conn.execute(sql.encode())
+            await conn.commit()
+
+    async def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        if self.name == "sqlite":
+            with sqlite3.connect(self.location) as conn:
+                return conn.execute(sql).fetchall()
+        import psycopg
+
+        async with await psycopg.AsyncConnection.connect(self.location, autocommit=True) as conn:
+            cur = await conn.execute(sql.encode())
+            return await cur.fetchall()
+
+
+def new_schema() -> str:
+    return f"afk_audit_{uuid.uuid4().hex[:12]}"
+
+
+def entry(i: int, kind: str = "decided", run_id: str = "run-1") -> LogEntry:
+    payload = {"kind": "allow", "reason": f"ticket {i}", "args_digest": f"{i:064x}"}
+    return LogEntry(
+        kind=kind,
+        run_id=run_id,
+        request_id=f"{run_id}:q{i}",
+        actor="alice",
+        payload=json.dumps(payload, sort_keys=True),
+        at=1_700_000_000.0 + i / 8,
+    )
+
+
+def run(run_id: str = "run-1") -> RunRecord:
+    now = time.time()
+    return RunRecord(
+        run_id=run_id, agent_name="dba", status="running", snapshot="{}", schema_version=1,
+        created_at=now, updated_at=now,
+    )  # fmt: skip
+
+
+async def fill(store: RunStore, n: int, *, batch: int = 500, start: int = 0) -> None:
+    """Append ``n`` entries in transactions of ``batch`` (as ``save_run`` writes them)."""
+    for first in range(start, start + n, batch):
+        last = min(start + n, first + batch)
+        await store.save_run(run(), log=[entry(i) for i in range(first, last)])

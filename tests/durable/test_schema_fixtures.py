@@ -1,0 +1,194 @@
+"""Runs stored by older afk versions keep resuming: each frozen fixture in ``fixtures/`` (written
+once by ``fixtures/make_fixture.py``) is put into a fresh store on both backends, approved and
+resumed. A snapshot this code cannot read fails loudly and stays in the store untouched."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from billing_app import billing_agent, policy
+from durable_support import lines, track
+
+from afk.agents import ApprovalDecision
+from afk.core import Runner, RunnerConfig
+from afk.core import _snapshot as snapshots
+from afk.core._snapshot import SCHEMA_VERSION, SnapshotVersionError, load_snapshot
+from afk.errors import StoreError
+from afk.store.store import EventRow, RequestRecord, RunRecord
+
+FIXTURES = sorted((Path(__file__).parent / "fixtures").glob("v*_*.json"))
+V1 = Path(__file__).parent / "fixtures" / "v1_paused_refund.json"
+
+
+def fixture(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def _shifted(row: dict[str, Any], by: float, *fields: str) -> dict[str, Any]:
+    return {k: v + by if k in fields and v is not None else v for k, v in row.items()}
+
+
+def records(data: dict[str, Any]) -> tuple[RunRecord, list[RequestRecord], list[EventRow]]:
+    """The fixture's rows as stored, with their clock moved to now: the run paused moments ago,
+    so its request is still open (the frozen JSON payloads are left exactly as written)."""
+    by = time.time() - data["run"]["created_at"]
+    run = RunRecord(**_shifted(data["run"], by, "created_at", "updated_at", "lease_expires_at"))
+    requests = [
+        RequestRecord(**_shifted(r, by, "created_at", "expires_at", "decided_at"))
+        for r in data["requests"]
+    ]
+    events = [EventRow(**_shifted(e, by, "ts")) for e in data["events"]]
+    return run, requests, events
+
+
+def external(store_url: str) -> Runner:
+    config = RunnerConfig(interaction_mode="external")
+    return track(Runner(policy, config=config, store=store_url))
+
+
+async def stored(store_url: str, data: dict[str, Any], snapshot: str | None = None) -> Runner:
+    """A runner over a fresh store holding the fixture's run (its snapshot optionally replaced),
+    with the fixture's requests approved through the public API."""
+    run, requests, events = records(data)
+    if snapshot is not None:
+        run = dataclasses.replace(run, snapshot=snapshot)
+    runner = external(store_url)
+    assert runner.store is not None
+    await runner.store.setup()
+    await runner.store.save_run(run, requests=requests, events=events)
+    pending = await runner.pending_requests()
+    assert [r.request_id for r in pending] == data["expected"]["request_ids"]
+    for request in pending:
+        await runner.resolve(request.request_id, ApprovalDecision(kind="allow", approver="ann"))
+    return runner
+
+
+def edited_snapshot(data: dict[str, Any], **changes: Any) -> str:
+    snapshot: dict[str, Any] = json.loads(data["run"]["snapshot"])
+    for key, value in changes.items():
+        if value is None:
+            del snapshot[key]
+        else:
+            snapshot[key] = value
+    return json.dumps(snapshot)
+
+
+def test_every_schema_version_has_a_frozen_fixture() -> None:
+    versions = {fixture(path)["schema_version"] for path in FIXTURES}
+    assert versions == set(range(1, SCHEMA_VERSION + 1)), (
+        "add a fixture for the new schema version: python tests/durable/fixtures/make_fixture.py"
+    )
+    for path in FIXTURES:
+        data = fixture(path)
+        assert path.name.startswith(f"v{data['schema_version']}_")
+        assert json.loads(data["run"]["snapshot"])["schema_version"] == data["schema_version"]
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.stem)
+async def test_a_frozen_paused_run_resumes_and_refunds_exactly_once(
+    path: Path, store_url: str, side_effects: Path
+) -> None:
+    data = fixture(path)
+    expected = data["expected"]
+    runner = await stored(store_url, data)
+    done = await runner.resume(data["run"]["run_id"], billing_agent())
+    assert done.state == "completed", done.error
+    assert done.final_text == expected["final_text"]
+    assert lines(side_effects) == [expected["side_effect"]]
+    [execution] = done.tool_executions
+    assert (execution.tool_name, execution.args) == (expected["tool_name"], expected["tool_args"])
+    assert execution.success
+    assert await runner.resume_ready([billing_agent()]) == []
+    assert lines(side_effects) == [expected["side_effect"]]  # still exactly once
+    assert runner.store is not None
+    seqs = [e.seq for e in await runner.store.list_events(data["run"]["run_id"])]
+    assert seqs == list(range(1, len(seqs) + 1))  # resumed events follow the frozen ones
+
+
+async def test_a_snapshot_from_a_newer_afk_fails_clearly_and_stays_stored(
+    store_url: str, side_effects: Path
+) -> None:
+    data = fixture(V1)
+    newer = SCHEMA_VERSION + 1
+    runner = await stored(store_url, data, edited_snapshot(data, schema_version=newer))
+    run_id = data["run"]["run_id"]
+    with pytest.raises(SnapshotVersionError) as failed:
+        await runner.resume(run_id, billing_agent())
+    assert isinstance(failed.value, StoreError)
+    message = str(failed.value)
+    assert f"schema_version {newer}" in message and f"({SCHEMA_VERSION})" in message
+    assert "upgrade" in message
+    assert lines(side_effects) == []
+    assert runner.store is not None
+    record = await runner.store.load_run(run_id)
+    assert record is not None
+    # Untouched, and free for a newer afk to resume: not failed, not left leased.
+    assert (record.status, record.lease_owner) == ("paused", None)
+    assert json.loads(record.snapshot)["schema_version"] == newer
+
+
+async def test_a_snapshot_without_schema_version_fails_clearly(
+    store_url: str, side_effects: Path
+) -> None:
+    data = fixture(V1)
+    runner = await stored(store_url, data, edited_snapshot(data, schema_version=None))
+    with pytest.raises(SnapshotVersionError, match="no integer schema_version"):
+        await runner.resume(data["run"]["run_id"], billing_agent())
+    assert lines(side_effects) == []
+
+
+def _migration(from_version: int) -> Any:
+    """A made-up migration from ``from_version``: the first one adds a field (v2 runs carry a
+    tenant in their context); each one notes itself, so their order shows."""
+
+    def migrate(data: dict[str, Any]) -> dict[str, Any]:
+        assert data["schema_version"] == from_version  # load_snapshot bumps it after each step
+        context = dict(data["context"])
+        if from_version == 1:
+            context["tenant"] = "default"
+        context["migrated_from"] = [*context.get("migrated_from", []), from_version]
+        return {**data, "context": context}
+
+    return migrate
+
+
+def test_load_snapshot_applies_registered_migrations_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stored_v1 = fixture(V1)["run"]["snapshot"]
+    active = json.loads(stored_v1)["active_s"]
+    monkeypatch.setattr(snapshots, "SCHEMA_VERSION", 3)
+    monkeypatch.setitem(snapshots.MIGRATIONS, 1, _migration(1))
+    with pytest.raises(SnapshotVersionError, match=re.escape("from schema_version 2 to 3")):
+        load_snapshot(stored_v1)
+    monkeypatch.setitem(snapshots.MIGRATIONS, 2, _migration(2))
+    snapshot = load_snapshot(stored_v1)
+    assert snapshot.schema_version == 3
+    assert snapshot.context == {"tenant": "default", "migrated_from": [1, 2]}
+    assert snapshot.active_s == active
+    assert snapshot.pending_step is not None
+    assert [c.call.name for c in snapshot.pending_step.calls] == ["refund"]
+
+
+async def test_a_stored_v1_run_resumes_through_a_migration(
+    store_url: str, side_effects: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = fixture(V1)
+    monkeypatch.setattr(snapshots, "SCHEMA_VERSION", 2)
+    monkeypatch.setitem(snapshots.MIGRATIONS, 1, _migration(1))
+    runner = await stored(store_url, data)
+    done = await runner.resume(data["run"]["run_id"], billing_agent())
+    assert done.state == "completed", done.error
+    assert lines(side_effects) == [data["expected"]["side_effect"]]
+    assert runner.store is not None
+    record = await runner.store.load_run(data["run"]["run_id"])
+    assert record is not None and record.status == "completed"
+    context = json.loads(record.snapshot)["context"]
+    assert context == {"tenant": "default", "migrated_from": [1]}  # migrated on resume
