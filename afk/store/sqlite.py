@@ -61,6 +61,22 @@ def _write(conn: sqlite3.Connection) -> Iterator[None]:
     conn.commit()
 
 
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switching to WAL needs the database to itself, and SQLite answers "locked" at once
+    instead of waiting when others hold it (several processes opening one file together):
+    retry within the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+            if not busy or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _insert_log(conn: sqlite3.Connection, log: Sequence[LogEntry]) -> None:
     # Inside a BEGIN IMMEDIATE transaction: this connection is the only writer, so the head
     # read here is the chain's head until commit.
@@ -105,7 +121,7 @@ class SQLiteStore:
                 self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(conn)
             conn.execute("PRAGMA synchronous = FULL")
             self._conn = conn
         return self._conn
