@@ -377,6 +377,7 @@ APPROVAL_DEFAULTS: dict[str, Any] = {
     "remind_after_s": None,
     "escalate_after_s": None,
     "escalate_to": (),
+    "deny_decides": True,
 }
 
 
@@ -401,6 +402,8 @@ def check_approval(action: str, given: Mapping[str, Any]) -> dict[str, tuple[str
         number = isinstance(value, int | float) and not isinstance(value, bool)
         if value is not None and not (number and math.isfinite(value) and value > 0):
             raise SpecError(f"must be a positive number of seconds, got {value!r}", name)
+    if not isinstance(given["deny_decides"], bool):
+        raise SpecError(f"must be true or false, got {given['deny_decides']!r}", "deny_decides")
     if action != "request_approval":
         for name, default in APPROVAL_DEFAULTS.items():
             if names.get(name, given[name]) != default:

@@ -58,6 +58,7 @@ _RULE_FIELDS: dict[str, tuple[dict[str, Any], str]] = {
     "remind_after_s": _SECONDS,
     "escalate_after_s": _SECONDS,
     "escalate_to": _NAMES,
+    "deny_decides": _BOOL,
 }
 _TOP_FIELDS: dict[str, tuple[dict[str, Any], str]] = {
     "version": ({"enum": list(VERSIONS)}, "1, the only policy file version this afk reads"),

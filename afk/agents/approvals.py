@@ -101,8 +101,9 @@ class Vote:
 
 def tally(request: Request, votes: Sequence[Vote], new: Vote) -> Decision | None:
     """The request's decision once ``new`` is added to ``votes``, or None while the quorum
-    is not reached. One deny decides. Allow votes count only when they approve the same
-    arguments; a repeated approver is refused."""
+    is not reached. One deny decides unless the rule says ``deny_decides=False`` (then denies
+    need the quorum too). Allow votes count only when they approve the same arguments; a
+    repeated approver is refused."""
     quorum = getattr(request, "quorum", 1)
     if quorum > 1 and any(v.approver == new.approver for v in votes):
         raise DuplicateVoteError(
@@ -110,10 +111,11 @@ def tally(request: Request, votes: Sequence[Vote], new: Vote) -> Decision | None
             f"it needs {quorum} distinct approvers",
             request_id=request.request_id,
         )
-    if new.decision.kind == "deny" or quorum <= 1:
+    kind = new.decision.kind
+    if quorum <= 1 or (kind == "deny" and getattr(request, "deny_decides", True)):
         return new.decision
     edit = _edit(new.decision)
-    agreeing = [v for v in votes if v.decision.kind == "allow" and _edit(v.decision) == edit]
+    agreeing = [v for v in votes if v.decision.kind == kind and _edit(v.decision) == edit]
     if len(agreeing) + 1 >= quorum:
         return new.decision
     return None

@@ -42,6 +42,7 @@ class ApprovalRequest:
     remind_at: float | None = None
     escalate_at: float | None = None
     escalate_to: tuple[str, ...] = ()
+    deny_decides: bool = True
     kind: Literal["approval"] = "approval"
 
 

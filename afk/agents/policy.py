@@ -320,6 +320,7 @@ def _decision_of(
         remind_after_s=winner.remind_after_s,
         escalate_after_s=winner.escalate_after_s,
         escalate_to=winner.escalate_to,
+        deny_decides=winner.deny_decides,
     )
 
 

@@ -89,6 +89,7 @@ class PolicyDecision:
     remind_after_s: float | None = None
     escalate_after_s: float | None = None
     escalate_to: tuple[str, ...] = ()
+    deny_decides: bool = True
 
 
 Condition: TypeAlias = Callable[[PolicyEvent], "bool | Awaitable[bool]"]
@@ -140,6 +141,7 @@ class PolicyRule:
     remind_after_s: float | None = None
     escalate_after_s: float | None = None
     escalate_to: tuple[str, ...] = ()
+    deny_decides: bool = True  # one deny decides; False: denies need the quorum too
     _matcher: RuleMatcher | None = field(
         init=False, default=None, repr=False, compare=False, hash=False
     )

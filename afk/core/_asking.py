@@ -94,6 +94,7 @@ class Asking:
             remind_at=_after(now, decision.remind_after_s),
             escalate_at=_after(now, decision.escalate_after_s),
             escalate_to=expand_approvers(decision.escalate_to, directory),
+            deny_decides=decision.deny_decides,
         )
 
     async def open(self, step: int, requests: Sequence[Request]) -> list[Any]:

@@ -49,7 +49,11 @@ async def resolve(
                 at=time.time(),
             )
             stored, _ = await store.add_vote(
-                vote, quorum=request.quorum, now=vote.at, log=[_vote_log(request, decision)]
+                vote,
+                quorum=request.quorum,
+                now=vote.at,
+                deny_decides=request.deny_decides,
+                log=[_vote_log(request, decision)],
             )
             if stored.status == "pending":
                 return "pending"
@@ -106,18 +110,24 @@ async def claim(
 ) -> RunSnapshot | RunResult:
     """The run's snapshot, with its lease taken by ``owner``; or a ``paused`` result when it
     still waits for a decision."""
+    now = time.time()
+    # Lease first, then read: read first, and a worker finishing in between would release
+    # the lease and leave us resuming a stale snapshot of a run that already ended.
+    if not await store.acquire_lease(run_id, owner=owner, ttl_s=lease_ttl_s, now=now):
+        if await store.load_run(run_id) is None:
+            raise RunNotFoundError(f"no stored run with id {run_id!r}")
+        raise RunLockedError(f"run {run_id} is being resumed by another worker")
     record = await store.load_run(run_id)
     if record is None:
         raise RunNotFoundError(f"no stored run with id {run_id!r}")
+    problem = None
     if record.status in TERMINAL_RUN_STATES:
-        raise RunNotResumableError(f"run {run_id} already ended: {record.status}")
-    if record.agent_name != agent.name:
-        raise RunNotResumableError(
-            f"run {run_id} belongs to agent {record.agent_name!r}, not {agent.name!r}"
-        )
-    now = time.time()
-    if not await store.acquire_lease(run_id, owner=owner, ttl_s=lease_ttl_s, now=now):
-        raise RunLockedError(f"run {run_id} is being resumed by another worker")
+        problem = f"run {run_id} already ended: {record.status}"
+    elif record.agent_name != agent.name:
+        problem = f"run {run_id} belongs to agent {record.agent_name!r}, not {agent.name!r}"
+    if problem is not None:
+        await store.release_lease(run_id, owner=owner)
+        raise RunNotResumableError(problem)
     waiting = [
         r for r in await store.list_requests(run_id=run_id, status="pending") if r.expires_at >= now
     ]

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from afk.errors import DuplicateVoteError
-from afk.store.store import GrantRecord, RequestRecord, TimerRecord, VoteRecord
+from afk.store.store import GrantRecord, TimerRecord, VoteRecord
 
 VOTE_COLS = ("request_id", "approver", "kind", "decision", "bound_digest", "at")
 GRANT_COLS = (
@@ -50,7 +50,7 @@ _G = ", ".join(GRANT_COLS)
 INSERT_VOTE = f"INSERT INTO {{t}}votes ({_V}) VALUES ({', '.join('?' * len(VOTE_COLS))})"
 SELECT_VOTER = "SELECT 1 FROM {t}votes WHERE request_id = ? AND approver = ?"
 COUNT_AGREEING = (
-    "SELECT count(*) FROM {t}votes WHERE request_id = ? AND kind = 'allow' AND bound_digest = ?"
+    "SELECT count(*) FROM {t}votes WHERE request_id = ? AND kind = ? AND bound_digest = ?"
 )
 LIST_VOTES = f"SELECT {_V} FROM {{t}}votes WHERE request_id = ? ORDER BY at, approver"
 INSERT_GRANT = (
@@ -109,9 +109,10 @@ def duplicate_vote(vote: VoteRecord) -> DuplicateVoteError:
     )
 
 
-def after_vote(current: RequestRecord, vote: VoteRecord, agreeing: int, quorum: int) -> bool:
-    """Whether this vote decides the request: any deny, or the quorum of agreeing allows."""
-    return vote.kind == "deny" or agreeing >= quorum
+def after_vote(vote: VoteRecord, agreeing: int, quorum: int, deny_decides: bool) -> bool:
+    """Whether this vote decides the request: a deny (when one deny decides), or the quorum
+    of agreeing votes of its kind."""
+    return (vote.kind == "deny" and deny_decides) or agreeing >= quorum
 
 
 def due_timer(row: Sequence[Any]) -> TimerRecord:

@@ -353,7 +353,13 @@ class PostgresStore:
 
     # -- approver votes --------------------------------------------------------------------
     async def add_vote(
-        self, vote: VoteRecord, *, quorum: int, now: float, log: Sequence[LogEntry] = ()
+        self,
+        vote: VoteRecord,
+        *,
+        quorum: int,
+        now: float,
+        deny_decides: bool = True,
+        log: Sequence[LogEntry] = (),
     ) -> tuple[RequestRecord, int]:
         async with self._tx() as cur:
             await cur.execute(self._sql(c.SELECT_REQUEST + " FOR UPDATE"), (vote.request_id,))
@@ -373,11 +379,13 @@ class PostgresStore:
             if await cur.fetchone():
                 raise a.duplicate_vote(vote)
             await cur.execute(self._sql(a.INSERT_VOTE), a.vote_params(vote))
-            await cur.execute(self._sql(a.COUNT_AGREEING), (vote.request_id, vote.bound_digest))
+            await cur.execute(
+                self._sql(a.COUNT_AGREEING), (vote.request_id, vote.kind, vote.bound_digest)
+            )
             counted = await cur.fetchone()
             agreeing = int(counted[0]) if counted else 0
             assert current is not None
-            if a.after_vote(current, vote, agreeing, quorum):
+            if a.after_vote(vote, agreeing, quorum, deny_decides):
                 await cur.execute(self._sql(c.DECIDE), c.decide_params(decided))
                 await cur.execute(
                     "SELECT pg_notify(%s, %s)", (c.DECISIONS_CHANNEL, vote.request_id)

@@ -348,7 +348,13 @@ class SQLiteStore:
 
     # -- approver votes --------------------------------------------------------------------
     async def add_vote(
-        self, vote: VoteRecord, *, quorum: int, now: float, log: Sequence[LogEntry] = ()
+        self,
+        vote: VoteRecord,
+        *,
+        quorum: int,
+        now: float,
+        deny_decides: bool = True,
+        log: Sequence[LogEntry] = (),
     ) -> tuple[RequestRecord, int]:
         def work(conn: sqlite3.Connection) -> tuple[RequestRecord, int]:
             with _write(conn):
@@ -369,10 +375,10 @@ class SQLiteStore:
                     raise a.duplicate_vote(vote)
                 conn.execute(_sql(a.INSERT_VOTE), a.vote_params(vote))
                 agreeing = conn.execute(
-                    _sql(a.COUNT_AGREEING), (vote.request_id, vote.bound_digest)
+                    _sql(a.COUNT_AGREEING), (vote.request_id, vote.kind, vote.bound_digest)
                 ).fetchone()[0]
                 assert current is not None
-                if a.after_vote(current, vote, agreeing, quorum):
+                if a.after_vote(vote, agreeing, quorum, deny_decides):
                     conn.execute(_sql(c.DECIDE), c.decide_params(decided))
                     current = decided
                 _insert_log(conn, log)

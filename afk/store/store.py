@@ -234,13 +234,19 @@ class RunStore(Protocol):
 
     # -- approver votes --------------------------------------------------------------------
     async def add_vote(
-        self, vote: VoteRecord, *, quorum: int, now: float, log: Sequence[LogEntry] = ()
+        self,
+        vote: VoteRecord,
+        *,
+        quorum: int,
+        now: float,
+        deny_decides: bool = True,
+        log: Sequence[LogEntry] = (),
     ) -> tuple[RequestRecord, int]:
         """One transaction with the request row locked: refuse as ``decide`` does when the
         request is not pending or past ``expires_at``; DuplicateVoteError when this approver
-        already voted; store the vote; when it is a deny, or the allow votes for the same
-        ``bound_digest`` reach ``quorum``, decide the request with this vote's decision.
-        Returns the request record and the number of agreeing allow votes so far."""
+        already voted; store the vote; when it is a deny and ``deny_decides``, or the votes of
+        its kind for the same ``bound_digest`` reach ``quorum``, decide the request with this
+        vote's decision. Returns the request record and the number of agreeing votes."""
 
     async def list_votes(self, request_id: str) -> list[VoteRecord]: ...
 

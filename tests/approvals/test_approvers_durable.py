@@ -76,3 +76,20 @@ async def test_unauthorized_approver_is_refused_by_the_cli(
         afk_main, ["approvals", "approve", request_id, "--store", store_url, "--as", "bob"]
     )
     assert code == 0
+
+
+async def test_configured_deny_quorum_through_the_store(store_url: str) -> None:
+    runner, request_id = await _paused(store_url, deny_decides=False)
+    try:
+        assert (
+            await runner.resolve(request_id, ApprovalDecision(kind="deny", approver="bob"))
+            == "pending"
+        )
+        assert (
+            await runner.resolve(request_id, ApprovalDecision(kind="allow", approver="carol"))
+            == "pending"
+        )
+        [pending] = await runner.pending_requests()
+        assert pending.request_id == request_id  # one deny did not decide
+    finally:
+        await runner.aclose()

@@ -134,3 +134,17 @@ def test_a_rule_naming_an_unknown_group_fails_at_construction() -> None:
     )
     with pytest.raises(ConfigurationError, match=r"'legal'.*groups: finance"):
         Runner(engine)
+
+
+async def test_when_configured_denies_need_the_quorum_too() -> None:
+    provider, handle, request_id = await _waiting(deny_decides=False)
+    deny = ApprovalDecision(kind="deny", approver="bob", reason="looks wrong")
+    assert provider.resolve_approval(request_id, deny) == "pending"
+    assert (
+        provider.resolve_approval(request_id, ApprovalDecision(kind="allow", approver="carol"))
+        == "pending"
+    )
+    deny2 = ApprovalDecision(kind="deny", approver="alice", reason="agreed")  # alice may vote no
+    with pytest.raises(UnauthorizedApproverError):  # ...but not on her own run
+        provider.resolve_approval(request_id, deny2)
+    handle.cancel()  # type: ignore[attr-defined]
