@@ -32,6 +32,10 @@ def test_the_readme_policy_file_loads_and_uses_every_feature(tmp_path: Path) -> 
     assert engine.evaluate(small).action == "allow"
     drop = PolicyEvent(tool_name="drop_table", tool_args={"database": "prod"})
     assert engine.evaluate(drop).action == "deny"
+    model_call = PolicyEvent(event_type="llm_before_execute", context={"incident": True})
+    assert engine.evaluate(model_call).action == "request_approval"
+    calm = PolicyEvent(event_type="llm_before_execute", context={"incident": False})
+    assert engine.evaluate(calm).action == "allow"
     email = PolicyEvent(tool_name="send_email", tool_args={"to": "x@competitor.com"})
     decision = engine.evaluate(email)
     assert decision.action == "allow" and decision.shadow[0].action == "deny"

@@ -6,13 +6,12 @@ Pure rules on request data, so every place that records a decision (the in-memor
 
 from __future__ import annotations
 
-import fnmatch
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from afk.agents.interaction import ApprovalDecision, Decision, GrantScope, Request
+from afk.agents.interaction import ApprovalDecision, Decision, Request
 from afk.errors import ConfigurationError, DuplicateVoteError, UnauthorizedApproverError
 
 GROUP_PREFIX = "group:"
@@ -123,33 +122,3 @@ def tally(request: Request, votes: Sequence[Vote], new: Vote) -> Decision | None
 
 def _edit(decision: Decision) -> Any:
     return decision.updated_tool_args if isinstance(decision, ApprovalDecision) else None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Grant:
-    """A standing permission created by an approver's decision."""
-
-    grant_id: str
-    tool_name: str
-    scope: GrantScope
-    scope_value: str
-    when: dict[str, Any]
-    until: float
-    created_by: str | None
-    created_at: float
-    source_request_id: str | None = None
-    revoked_at: float | None = None
-    revoked_by: str | None = None
-    uses: int = 0
-
-    def active(self, now: float) -> bool:
-        return self.revoked_at is None and now < self.until
-
-    def covers(self, tool_name: str, scope_values: Mapping[str, str | None], args: Any) -> bool:
-        if not fnmatch.fnmatchcase(tool_name, self.tool_name):
-            return False
-        if scope_values.get(self.scope) != self.scope_value:
-            return False
-        from afk.agents._matchers import compile_predicates
-
-        return all(p.test(args) for p in compile_predicates(self.when, "when"))
