@@ -157,39 +157,13 @@ class Durable:
             for e in run.emitter.events
             if e.seq > self.flushed_seq
         ]
-        log = self._take_log(
-            *(
-                LogEntry(
-                    kind="request_opened",
-                    run_id=r.run_id,
-                    request_id=r.request_id,
-                    payload=canonical_json(
-                        {
-                            "tool": r.tool_name,
-                            "args_digest": args_digest(r.tool_args),
-                            "rule": r.rule_id,
-                        }
-                    ),
-                    at=now,
-                )
-                for r in new_requests
-            )
-        )
+        log = self._take_log(*(_opened_log(r, now) for r in new_requests))
         await self.store.save_run(
             record, requests=[request_record(r) for r in new_requests], events=events, log=log
         )
         if events:
             self.flushed_seq = events[-1].seq
-        timers = []
-        for r in new_requests:
-            if isinstance(r, ApprovalRequest) and r.remind_at is not None:
-                timers.append(
-                    TimerRecord(request_id=r.request_id, kind="remind", due_at=r.remind_at)
-                )
-            if isinstance(r, ApprovalRequest) and r.escalate_at is not None:
-                timers.append(
-                    TimerRecord(request_id=r.request_id, kind="escalate", due_at=r.escalate_at)
-                )
+        timers = _timers(new_requests)
         if timers:
             # Written after the run: a crash in between loses a reminder, never a decision.
             await self.store.add_timers(timers)
@@ -373,6 +347,34 @@ class Durable:
             self._lease_task.cancel()
             self._lease_task = None
         await self.store.release_lease(self.run.setup.run_id, owner=self.owner)
+
+
+def _opened_log(request: Request, now: float) -> LogEntry:
+    details = {
+        "tool": request.tool_name,
+        "args_digest": args_digest(request.tool_args),
+        "rule": request.rule_id,
+    }
+    return LogEntry(
+        kind="request_opened",
+        run_id=request.run_id,
+        request_id=request.request_id,
+        payload=canonical_json(details),
+        at=now,
+    )
+
+
+def _timers(requests: Sequence[Request]) -> list[TimerRecord]:
+    """Durable reminder and escalation timers for newly opened approval requests."""
+    timers = []
+    for r in requests:
+        if isinstance(r, ApprovalRequest) and r.remind_at is not None:
+            timers.append(TimerRecord(request_id=r.request_id, kind="remind", due_at=r.remind_at))
+        if isinstance(r, ApprovalRequest) and r.escalate_at is not None:
+            timers.append(
+                TimerRecord(request_id=r.request_id, kind="escalate", due_at=r.escalate_at)
+            )
+    return timers
 
 
 def _decided_by(value: str | None) -> DecidedBy:

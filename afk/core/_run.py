@@ -195,6 +195,11 @@ class Run:
             self.emitter.close()
         assert state is not None
         await self._finish(state)
+        return self._result(state, final_text, error, pending)
+
+    def _result(
+        self, state: RunState, final_text: str | None, error: str | None, pending: list[Request]
+    ) -> RunResult:
         return RunResult(
             run_id=self.setup.run_id,
             state=state,
