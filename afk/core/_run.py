@@ -372,6 +372,7 @@ class Run:
             rule_id=decision.rule_id,
             matched_rules=decision.matched_rules,
             reason=decision.reason,
+            shadow=decision.shadow,
         )
         if self.durable is not None:
             await self.durable.log_policy(event, decision)

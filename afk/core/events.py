@@ -18,6 +18,7 @@ from afk.agents.interaction import (
     UserInputDecision,
     UserInputRequest,
 )
+from afk.agents.rules import ShadowResult
 from afk.llms.messages import ToolCall, Usage
 
 
@@ -74,6 +75,7 @@ class PolicyDecisionEvent(_Event):
     rule_id: str | None
     matched_rules: tuple[str, ...]
     reason: str | None
+    shadow: tuple[ShadowResult, ...] = ()  # what shadow rules would have decided
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

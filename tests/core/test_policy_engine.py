@@ -374,3 +374,36 @@ async def test_every_tool_call_is_seen_even_unknown_tools():
     ]
     unknown = result.tool_executions[1]
     assert unknown.success is False and "launch_rockets" in unknown.error
+
+
+async def test_a_shadow_rule_lets_the_tool_run_and_the_event_records_what_it_would_have_done() -> (
+    None
+):
+    from afk.agents import Agent, PolicyEngine, PolicyRule
+    from afk.core import Runner, event_from_dict, event_to_dict
+    from afk.llms import ScriptedModel, ToolCall
+    from afk.tools import tool
+
+    ran: list[str] = []
+
+    @tool
+    def send_email(to: str) -> str:
+        ran.append(to)
+        return "sent"
+
+    engine = PolicyEngine(
+        [PolicyRule("no-competitors", tool="send_email", action="deny", shadow=True)]
+    )
+    agent = Agent(
+        "mailer",
+        ScriptedModel([ToolCall("send_email", {"to": "x@rival.com"}), "ok"]),
+        "mail",
+        tools=[send_email],
+    )
+    result = await Runner(engine).run(agent, user_message="go")
+    assert ran == ["x@rival.com"]  # not enforced
+    [decision] = [e for e in result.events if e.type == "policy_decision"]
+    assert decision.action == "allow"  # type: ignore[union-attr]
+    [would] = decision.shadow  # type: ignore[union-attr]
+    assert (would.rule_id, would.action, would.would_change) == ("no-competitors", "deny", True)
+    assert event_from_dict(event_to_dict(decision)) == decision
