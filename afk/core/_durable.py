@@ -107,7 +107,6 @@ def approved_args(request: Request, decision: Decision, decided_by: str) -> dict
 class StoredOutcome:
     """What exactly-once execution found or produced for one call."""
 
-    ran: bool  # the body ran in this process
     output: Any = None
     error: str | None = None
     unknown: bool = False  # found mid-execution after a crash, not re-run
@@ -265,9 +264,9 @@ class Durable:
         if not created and record.status == "done":
             assert record.result is not None
             stored = json.loads(record.result)
-            return StoredOutcome(ran=False, output=stored.get("output"), error=stored.get("error"))
+            return StoredOutcome(output=stored.get("output"), error=stored.get("error"))
         if not created and not idempotent:
-            return StoredOutcome(ran=False, unknown=True)
+            return StoredOutcome(unknown=True)
         output: Any = None
         error: str | None = None
         try:
@@ -285,7 +284,7 @@ class Durable:
             now=time.time(),
             log=[_outcome_log(run_id, key, tool_call_id, digest, error)],
         )
-        return StoredOutcome(ran=True, output=result["output"], error=error)
+        return StoredOutcome(output=result["output"], error=error)
 
     # -- ledger ----------------------------------------------------------------------------
     async def log_policy(self, event: PolicyEvent, decision: PolicyDecision) -> None:

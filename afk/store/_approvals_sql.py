@@ -27,7 +27,6 @@ GRANT_COLS = (
     "revoked_by",
     "uses",
 )
-TIMER_COLS = ("request_id", "kind", "due_at", "fired_at")
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS {t}votes (
