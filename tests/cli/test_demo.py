@@ -60,7 +60,11 @@ def test_external_demo_pauses_and_finishes_from_other_processes(tmp_path: Path) 
     assert paused.returncode == 0, paused.stderr
     assert "nothing is waiting in memory" in paused.stdout
     listed = _afk(tmp_path, "approvals", "list", "--json", "--store", "sqlite:///.afk-demo/runs.db")
-    first, second = (r["request_id"] for r in json.loads(listed.stdout))
+    # Both requests open in one step; pick them by their exact arguments, not list position.
+    by_table = {
+        r["request"]["tool_args"]["name"]: r["request_id"] for r in json.loads(listed.stdout)
+    }
+    first, second = by_table["old_logs"], by_table["old_sessions"]
     store = ["--store", "sqlite:///.afk-demo/runs.db", "--as", "alice"]
     assert _afk(tmp_path, "approvals", "approve", first, *store).returncode == 0
     assert _afk(tmp_path, "approvals", "deny", second, *store, "--reason", "in use").returncode == 0
