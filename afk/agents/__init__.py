@@ -2,20 +2,20 @@
 
 from afk.agents._policy_explain import PolicyExplanation, RuleExplanation
 from afk.agents.agent import Agent
-from afk.agents.approvals import ApproverDirectory, StaticDirectory
-from afk.agents.interaction import (
-    ApprovalDecision,
-    ApprovalRequest,
-    GrantSpec,
-    UserInputDecision,
-    UserInputRequest,
-)
 from afk.agents.policy import (
     PolicyDecision,
     PolicyEngine,
     PolicyEvent,
     PolicyRule,
     ShadowResult,
+)
+from afk.approvals.approvers import ApproverDirectory, StaticDirectory
+from afk.approvals.requests import (
+    ApprovalDecision,
+    ApprovalRequest,
+    GrantSpec,
+    UserInputDecision,
+    UserInputRequest,
 )
 
 __all__ = [

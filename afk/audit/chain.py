@@ -19,22 +19,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import os
 import re
 from dataclasses import dataclass, replace
-from typing import Any
+
+from afk.canonical import canonical_bytes
 
 GENESIS = "0" * 64  # the prev_hash of the first entry
 KEY_ENV = "AFK_AUDIT_KEY"
 # A key written as hex: an even number of hex digits, at least 128 bits' worth.
 _HEX_KEY = re.compile(r"(?:[0-9a-fA-F]{2}){16,}")
-
-
-def canonical(value: Any) -> bytes:
-    """The canonical UTF-8 JSON of ``value``: sorted keys, no spaces."""
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return text.encode("utf-8")
 
 
 def entry_hash(
@@ -58,7 +52,7 @@ def entry_hash(
         "at": float(at),
         "prev_hash": prev_hash,
     }
-    return hashlib.sha256(canonical(body)).hexdigest()
+    return hashlib.sha256(canonical_bytes(body)).hexdigest()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,7 +81,7 @@ def checkpoint_mac(key: bytes, checkpoint: Checkpoint) -> str:
         "entries": int(checkpoint.entries),
         "at": float(checkpoint.at),
     }
-    return hmac.new(key, canonical(body), hashlib.sha256).hexdigest()
+    return hmac.new(key, canonical_bytes(body), hashlib.sha256).hexdigest()
 
 
 def parse_key(text: str) -> bytes:

@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Any
 
-from afk.agents.interaction import ApprovalDecision, Decision, GrantSpec, UserInputDecision
+from afk.approvals.requests import ApprovalDecision, Decision, GrantSpec, UserInputDecision
 from afk.cli._output import (
     common_options,
     compact_json,

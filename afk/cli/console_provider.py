@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
-from afk.agents.interaction import (
+from afk.approvals.requests import (
     ApprovalDecision,
     ApprovalRequest,
     UserInputDecision,

@@ -1,6 +1,11 @@
 """The runtime: the runner, its configuration, interaction providers and run events."""
 
-from afk.agents.interaction import (
+from afk.approvals.providers import (
+    HeadlessInteractionProvider,
+    InMemoryInteractiveProvider,
+    InteractionProvider,
+)
+from afk.approvals.requests import (
     ApprovalDecision,
     ApprovalRequest,
     UserInputDecision,
@@ -31,11 +36,6 @@ from afk.core.events import (
     UserInputResolved,
     event_from_dict,
     event_to_dict,
-)
-from afk.core.interaction import (
-    HeadlessInteractionProvider,
-    InMemoryInteractiveProvider,
-    InteractionProvider,
 )
 from afk.core.result import RunResult, ToolExecution
 from afk.core.runner import RunHandle, Runner

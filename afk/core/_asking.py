@@ -11,8 +11,9 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from afk.agents.approvals import expand_approvers
-from afk.agents.interaction import (
+from afk.agents.policy import PolicyDecision
+from afk.approvals.approvers import expand_approvers
+from afk.approvals.requests import (
     ApprovalDecision,
     ApprovalRequest,
     DecidedBy,
@@ -21,7 +22,6 @@ from afk.agents.interaction import (
     UserInputDecision,
     UserInputRequest,
 )
-from afk.agents.policy import PolicyDecision
 from afk.core._tool_call import json_copy
 from afk.core.events import (
     ApprovalReminder,
@@ -194,7 +194,7 @@ class Asking:
     async def _announce(
         self, step: int, request: Request, due: list[tuple[float, Literal["remind", "escalate"]]]
     ) -> None:
-        from afk.agents.approvals import eligible
+        from afk.approvals.approvers import eligible
 
         for at, kind in due:
             await asyncio.sleep(max(at - time.time(), 0.0))

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from afk.agents.interaction import (
+from afk.approvals.requests import (
     ApprovalDecision,
     ApprovalRequest,
     DecidedBy,
@@ -21,11 +21,11 @@ from afk.agents.interaction import (
     Request,
     UserInputDecision,
 )
+from afk.canonical import canonical_json
 from afk.core._snapshot import (
     SCHEMA_VERSION,
     StepState,
     args_digest,
-    canonical_json,
     dump_snapshot,
     from_json,
     to_json,
@@ -80,7 +80,7 @@ def load_request(record: RequestRecord) -> Request:
 
 
 def _input_request_type() -> Any:
-    from afk.agents.interaction import UserInputRequest
+    from afk.approvals.requests import UserInputRequest
 
     return UserInputRequest
 

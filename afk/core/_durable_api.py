@@ -9,11 +9,12 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from afk.agents.agent import Agent
-from afk.agents.approvals import check_approver, eligible
-from afk.agents.interaction import ApprovalRequest, Decision, Request, validate_decision
+from afk.approvals.approvers import check_approver, eligible
+from afk.approvals.grants import add_grant
+from afk.approvals.requests import ApprovalRequest, Decision, Request, validate_decision
+from afk.canonical import canonical_json
 from afk.core._durable import _decision_log, approved_args, load_decision, load_request
-from afk.core._grants import add_grant
-from afk.core._snapshot import RunSnapshot, args_digest, canonical_json, load_snapshot, to_json
+from afk.core._snapshot import RunSnapshot, args_digest, load_snapshot, to_json
 from afk.core.result import RunResult
 from afk.errors import (
     AlreadyDecidedError,

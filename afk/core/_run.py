@@ -16,13 +16,13 @@ from types import MappingProxyType
 from typing import Any
 
 from afk.agents.agent import Agent
-from afk.agents.approvals import ApproverDirectory
-from afk.agents.interaction import Request, UserInputDecision
 from afk.agents.policy import PolicyDecision, PolicyEngine, PolicyEvent, combine
+from afk.approvals.approvers import ApproverDirectory
+from afk.approvals.grants import Grants
+from afk.approvals.requests import Request, UserInputDecision
 from afk.core._asking import Asking
 from afk.core._durable import Durable
 from afk.core._emitter import ActiveClock, Emitter
-from afk.core._grants import Grants
 from afk.core._snapshot import RunSnapshot, StepState
 from afk.core._tool_call import Paused, ToolCallRunner, discard
 from afk.core.config import RunnerConfig

@@ -6,15 +6,15 @@ step; a version newer than this code, or one with no migration, fails loudly.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from afk.agents.interaction import Request
 from afk.agents.policy import PolicyDecision
+from afk.approvals.requests import Request
+from afk.canonical import sha256_hex
 from afk.core.result import ToolExecution
 from afk.errors import StoreError
 from afk.llms.messages import Message, ToolCall, ToolMessage, Usage
@@ -119,11 +119,6 @@ def load_snapshot(text: str | bytes) -> RunSnapshot:
     return snapshot
 
 
-def canonical_json(value: Any) -> str:
-    """The one canonical text of JSON data: sorted keys, no spaces, UTF-8 kept."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
 def args_digest(args: Any) -> str:
     """SHA-256 of the canonical JSON of tool arguments: what an approval is bound to."""
-    return hashlib.sha256(canonical_json(args).encode()).hexdigest()
+    return sha256_hex(args)

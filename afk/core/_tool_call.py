@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from afk.agents.interaction import (
+from afk.agents.policy import PolicyDecision, PolicyEvent
+from afk.approvals.grants import scope_values
+from afk.approvals.requests import (
     ApprovalDecision,
     DecidedBy,
     Decision,
@@ -21,8 +23,6 @@ from afk.agents.interaction import (
     UserInputDecision,
     UserInputRequest,
 )
-from afk.agents.policy import PolicyDecision, PolicyEvent
-from afk.core._grants import scope_values
 from afk.core._snapshot import CallState, SettledCall, StepState
 from afk.core.events import GrantUsed, ToolCompleted, ToolStarted
 from afk.core.result import ToolExecution

@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from afk.approvals.requests import FALLBACKS, Fallback
 from afk.errors import ConfigurationError
 
 InteractionMode = Literal["headless", "interactive", "external"]
-Fallback = Literal["allow", "deny"]
 MODES: tuple[str, ...] = ("headless", "interactive", "external")
-FALLBACKS: tuple[str, ...] = ("allow", "deny")
 
 
 def _positive(name: str, value: object, *, optional: bool = False) -> None:

@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal
 
-from afk.agents.interaction import (
+from afk.agents.rules import ShadowResult
+from afk.approvals.requests import (
     ApprovalDecision,
     ApprovalRequest,
     DecidedBy,
     UserInputDecision,
     UserInputRequest,
 )
-from afk.agents.rules import ShadowResult
 from afk.llms.messages import ToolCall, Usage
 
 

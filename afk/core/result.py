@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from afk.agents.interaction import DecidedBy, Decision, Request
 from afk.agents.policy import PolicyDecision
+from afk.approvals.requests import DecidedBy, Decision, Request
 from afk.core.events import Event
 from afk.llms.messages import Message, Usage
 

@@ -13,18 +13,18 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Literal
 
 from afk.agents.agent import Agent
-from afk.agents.approvals import GROUP_PREFIX, ApproverDirectory, StaticDirectory
-from afk.agents.interaction import Decision, Request
 from afk.agents.policy import PolicyEngine
+from afk.approvals.approvers import GROUP_PREFIX, ApproverDirectory, StaticDirectory
+from afk.approvals.grants import Grants
+from afk.approvals.providers import HeadlessInteractionProvider, InMemoryInteractiveProvider
+from afk.approvals.requests import Decision, Request
 from afk.core import _durable_api
 from afk.core._durable import ensure_ready, load_request
 from afk.core._durable_api import Reminder
-from afk.core._grants import Grants
 from afk.core._run import Run, RunSetup
 from afk.core._snapshot import RunSnapshot
 from afk.core.config import RunnerConfig
 from afk.core.events import Event
-from afk.core.interaction import HeadlessInteractionProvider, InMemoryInteractiveProvider
 from afk.core.result import RunResult
 from afk.errors import AfkError, ConfigurationError, RunLockedError, RunNotResumableError
 from afk.llms.registry import resolve_model

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from afk.agents.interaction import ApprovalDecision, Decision, Request
+from afk.approvals.requests import ApprovalDecision, Decision, Request
 from afk.errors import ConfigurationError, DuplicateVoteError, UnauthorizedApproverError
 
 GROUP_PREFIX = "group:"

@@ -9,8 +9,8 @@ import json
 import time
 from typing import Any
 
-from afk.agents.interaction import ApprovalDecision, ApprovalRequest, Decision, Request
-from afk.core._snapshot import canonical_json
+from afk.approvals.requests import ApprovalDecision, ApprovalRequest, Decision, Request
+from afk.canonical import canonical_json
 from afk.errors import GrantNotFoundError
 from afk.store.store import GrantRecord, LogEntry, RunStore
 

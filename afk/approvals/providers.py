@@ -10,17 +10,18 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from afk.agents.approvals import Vote, check_approver, tally
-from afk.agents.interaction import (
+from afk.approvals.approvers import Vote, check_approver, tally
+from afk.approvals.requests import (
+    FALLBACKS,
     ApprovalDecision,
     ApprovalRequest,
     Decision,
+    Fallback,
     Request,
     UserInputDecision,
     UserInputRequest,
     validate_decision,
 )
-from afk.core.config import FALLBACKS, Fallback
 from afk.errors import (
     AlreadyDecidedError,
     ConfigurationError,

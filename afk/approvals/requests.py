@@ -9,6 +9,9 @@ from typing import Any, Literal
 from afk.errors import InvalidDecisionError
 
 DecisionKind = Literal["allow", "deny"]
+# What the runner answers when no human does (headless mode, timeouts): an operator's choice.
+Fallback = Literal["allow", "deny"]
+FALLBACKS: tuple[str, ...] = ("allow", "deny")
 DecidedBy = Literal["human", "timeout", "fallback", "error"]
 _KINDS = ("allow", "deny")
 
