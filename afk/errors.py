@@ -4,11 +4,13 @@ AfkError
 ├── ConfigurationError        a developer mistake, raised at construction or before a run
 │   └── ModelNotFoundError    a model name nothing can serve
 ├── ModelError                a model call failed during a run
+├── InvalidArgumentsError     data canonical JSON cannot hold (NaN, ±Infinity, a repeated key)
 ├── InteractionError          a human's decision could not be recorded
 │   ├── UnknownRequestError   no such request
 │   ├── AlreadyDecidedError   the request was decided before; the first decision stands
 │   ├── RequestExpiredError   the request passed its deadline or its run ended
 │   ├── InvalidDecisionError  the decision itself is malformed (bad kind, bad edited args)
+│   │   └── InvalidPrincipalError  an approver id that is empty or holds hidden characters
 │   ├── UnauthorizedApproverError  this person may not decide this request (or not alone)
 │   └── DuplicateVoteError    this approver already voted on a request that needs a quorum
 ├── RunError                  a run could not continue (limits); ends the run ``failed``
@@ -17,6 +19,7 @@ AfkError
 ├── RunLockedError            another worker holds the run's lease
 ├── GrantNotFoundError        no standing grant with this id
 └── StoreError                the run store failed or holds data this code cannot read
+    └── TamperedRecordError   a stored record's MAC does not verify: it was changed outside afk
 """
 
 from __future__ import annotations
@@ -42,6 +45,18 @@ class ModelNotFoundError(ConfigurationError):
 
 class ModelError(AfkError):
     """A model call failed (a scripted model ran out of turns, a provider error, ...)."""
+
+
+class InvalidArgumentsError(AfkError, ValueError):
+    """Data canonical JSON cannot hold (NaN, ±Infinity, a non-string key, a Python object), or
+    JSON text two parsers read differently (a repeated key). ``path`` names where, e.g.
+    ``amount`` or ``items[2].price`` (empty: the whole value); ``detail`` is the message
+    without ``what``, the thing that was being read."""
+
+    def __init__(self, detail: str, *, path: str = "", what: str | None = None) -> None:
+        self.path = path
+        self.detail = detail
+        super().__init__(f"{what}: {detail}" if what else detail)
 
 
 class InteractionError(AfkError):
@@ -73,6 +88,11 @@ class RequestExpiredError(InteractionError):
 
 class InvalidDecisionError(InteractionError, ValueError):
     """The decision is malformed: a bad ``kind``, or edited arguments the tool does not accept."""
+
+
+class InvalidPrincipalError(InvalidDecisionError):
+    """A principal id that is empty once canonicalized, or holds control or invisible
+    characters."""
 
 
 class UnauthorizedApproverError(InteractionError):
@@ -113,6 +133,16 @@ class StoreError(AfkError):
     """The run store failed, or holds data this version of afk cannot read."""
 
 
+class TamperedRecordError(StoreError):
+    """A stored record does not verify under the deployment key (it was written or changed by
+    something that does not hold the key), so afk refuses to act on it."""
+
+    def __init__(self, message: str, *, table: str, record_id: str) -> None:
+        self.table = table
+        self.record_id = record_id
+        super().__init__(message)
+
+
 __all__ = [
     "AfkError",
     "AlreadyDecidedError",
@@ -120,7 +150,9 @@ __all__ = [
     "DuplicateVoteError",
     "GrantNotFoundError",
     "InteractionError",
+    "InvalidArgumentsError",
     "InvalidDecisionError",
+    "InvalidPrincipalError",
     "ModelError",
     "ModelNotFoundError",
     "RequestExpiredError",
@@ -129,6 +161,7 @@ __all__ = [
     "RunNotFoundError",
     "RunNotResumableError",
     "StoreError",
+    "TamperedRecordError",
     "UnauthorizedApproverError",
     "UnknownRequestError",
 ]

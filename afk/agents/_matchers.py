@@ -12,6 +12,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from afk.approvals.requests import DECISION_OPTIONS
+
 if TYPE_CHECKING:
     from afk.agents.policy import PolicyEvent
 
@@ -369,6 +371,8 @@ class GlobIndex:
 
 
 # -- approval settings -----------------------------------------------------------------------
+# What a reviewer may do on a request a rule opens: allow, deny, edit (allow with changed
+# arguments) or grant (allow with a standing grant).
 APPROVAL_DEFAULTS: dict[str, Any] = {
     "approvers": (),
     "quorum": 1,
@@ -378,6 +382,7 @@ APPROVAL_DEFAULTS: dict[str, Any] = {
     "escalate_after_s": None,
     "escalate_to": (),
     "deny_decides": True,
+    "allowed_decisions": DECISION_OPTIONS,
 }
 
 
@@ -391,9 +396,25 @@ def _names(name: str, value: object) -> tuple[str, ...]:
     return tuple(items)
 
 
+def _decision_options(value: object) -> tuple[str, ...]:
+    """A non-empty list of DECISION_OPTIONS, kept in their canonical order (a set, really:
+    the same choices written in another order make the same rule)."""
+    options = ", ".join(DECISION_OPTIONS)
+    if not isinstance(value, list | tuple) or not value:
+        raise SpecError(
+            f"must be a non-empty list of {options}, got {value!r}", "allowed_decisions"
+        )
+    for item in value:
+        if item not in DECISION_OPTIONS:
+            raise SpecError(f"entries must be among {options}, got {item!r}", "allowed_decisions")
+    return tuple(option for option in DECISION_OPTIONS if option in value)
+
+
 def check_approval(action: str, given: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
-    """Validate a rule's approval settings; returns ``approvers``/``escalate_to`` as tuples."""
+    """Validate a rule's approval settings; returns ``approvers``, ``escalate_to`` and
+    ``allowed_decisions`` as (normalised) tuples."""
     names = {name: _names(name, given[name]) for name in ("approvers", "escalate_to")}
+    names["allowed_decisions"] = _decision_options(given["allowed_decisions"])
     quorum = given["quorum"]
     if not isinstance(quorum, int) or isinstance(quorum, bool) or quorum < 1:
         raise SpecError(f"must be an integer >= 1, got {quorum!r}", "quorum")

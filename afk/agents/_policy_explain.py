@@ -10,20 +10,15 @@ import inspect
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from afk.agents.policy import (
-    PolicyAction,
-    PolicyDecision,
-    PolicyEngine,
-    PolicyEvent,
-    PolicyRule,
-    _failed_closed,
-    _Shadowed,
-)
+from afk.agents.policy import PolicyAction, PolicyDecision, PolicyEngine, PolicyEvent, _settle
+from afk.agents.rules import ConditionTimeout, PolicyRule, _failed_closed, _Shadowed
 
 _Outcome: TypeAlias = tuple[str | None, Exception | None]
 
 
 def _raised(exc: Exception) -> str:
+    if isinstance(exc, ConditionTimeout):
+        return f"condition {exc}"
     return f"condition raised {type(exc).__name__}: {exc}"
 
 
@@ -51,7 +46,7 @@ def explain(
         if failed is not None:  # evaluate stops at the first enforced rule that raised
             continue
         if exc is not None and not rule.shadow:
-            failed = _failed_closed(rule, exc, shadowed)
+            failed = _failed_closed(rule, exc, event, shadowed)
         elif rule.shadow and (exc is not None or why is None):
             shadowed.append((rule, exc))
         elif why is None:
@@ -78,14 +73,16 @@ def explain(
     )
 
 
-async def conditions_async(engine: PolicyEngine, event: PolicyEvent) -> dict[str, _Outcome]:
+async def conditions_async(
+    engine: PolicyEngine, event: PolicyEvent, at: float | None, timeout_s: float | None
+) -> dict[str, _Outcome]:
     outcomes: dict[str, _Outcome] = {}
     for rule in engine._ordered:
         if rule.condition is not None and _why_out(rule, event) is None:
             try:
                 hit = rule.condition(event)
                 if inspect.isawaitable(hit):
-                    hit = await hit
+                    hit = await _settle(hit, at, timeout_s)
             except Exception as exc:
                 outcomes[rule.rule_id] = (_raised(exc), exc)
                 continue

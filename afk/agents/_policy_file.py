@@ -14,7 +14,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from afk.agents.policy import ACTIONS, EVENT_TYPES, PolicyEngine, PolicyRule, _RuleFieldError
+from afk.agents.policy import (
+    ACTIONS,
+    DECISION_OPTIONS,
+    EVENT_TYPES,
+    PolicyEngine,
+    PolicyRule,
+    _RuleFieldError,
+)
 from afk.errors import ConfigurationError
 
 VERSIONS = (1,)
@@ -59,6 +66,10 @@ _RULE_FIELDS: dict[str, tuple[dict[str, Any], str]] = {
     "escalate_after_s": _SECONDS,
     "escalate_to": _NAMES,
     "deny_decides": _BOOL,
+    "allowed_decisions": (
+        {"type": "array", "minItems": 1, "items": {"enum": list(DECISION_OPTIONS)}},
+        f"a non-empty list of {', '.join(DECISION_OPTIONS)}",
+    ),
 }
 _TOP_FIELDS: dict[str, tuple[dict[str, Any], str]] = {
     "version": ({"enum": list(VERSIONS)}, "1, the only policy file version this afk reads"),

@@ -6,11 +6,12 @@ here so ``from afk.agents.policy import PolicyRule`` keeps working.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from afk.agents._matchers import GlobIndex
 from afk.agents.rules import (
@@ -18,24 +19,32 @@ from afk.agents.rules import (
     EVENT_TYPES,
     RESTRICTIVENESS,
     Condition,
+    ConditionTimeout,
     EventType,
     PolicyAction,
     PolicyDecision,
     PolicyEvent,
     PolicyRule,
     ShadowResult,
+    _BadReason,
+    _decision_of,
+    _failed_closed,
+    _rank,
     _RuleFieldError,
+    _shadow_results,
+    _Shadowed,
 )
+from afk.approvals.requests import DECISION_OPTIONS
 from afk.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from afk.agents._policy_explain import PolicyExplanation
 
-# Shadow rules that matched (or raised) during one evaluation.
-_Shadowed: TypeAlias = list[tuple[PolicyRule, Exception | None]]
+T = TypeVar("T")
 
 __all__ = [
     "ACTIONS",
+    "DECISION_OPTIONS",
     "EVENT_TYPES",
     "RESTRICTIVENESS",
     "Condition",
@@ -54,8 +63,9 @@ __all__ = [
 class PolicyEngine:
     """Evaluates rules; the highest-priority match decides, ties go to the most restrictive.
 
-    A condition that raises makes the decision ``deny`` (fail closed). With no match, tool calls
-    get ``default_action`` and model calls are allowed. A ``shadow`` engine decides nothing: it
+    A condition that raises (or, under ``aevaluate(timeout_s=...)``, an async one that takes
+    too long) makes the decision ``deny`` (fail closed). With no match, tool calls get
+    ``default_action`` and model calls are allowed. A ``shadow`` engine decides nothing: it
     always allows and reports what it would have decided in ``PolicyDecision.shadow``.
     """
 
@@ -160,7 +170,7 @@ class PolicyEngine:
                     if rule.shadow:
                         shadowed.append((rule, exc))
                         continue
-                    return self._finish(_failed_closed(rule, exc, shadowed))
+                    return self._finish(_failed_closed(rule, exc, event, shadowed))
                 if hit is not True:
                     if hit is False or hit is None:
                         continue
@@ -188,7 +198,7 @@ class PolicyEngine:
             try:
                 hit: object = cond(event)
             except Exception as exc:
-                return _failed_closed(rule, exc)
+                return _failed_closed(rule, exc, event)
             if hit is True:
                 matched.append(rule)
             elif hit is False or hit is None:
@@ -206,8 +216,21 @@ class PolicyEngine:
             return self._defaults[event.event_type]
         return self._decide(event, matched, [])
 
-    async def aevaluate(self, event: PolicyEvent) -> PolicyDecision:
-        """Evaluate, awaiting async conditions. This is what the runner calls."""
+    async def aevaluate(
+        self,
+        event: PolicyEvent,
+        *,
+        timeout_s: float | None = None,
+        deadline: float | None = None,
+    ) -> PolicyDecision:
+        """Evaluate, awaiting async conditions. This is what the runner calls.
+
+        With ``timeout_s`` the async conditions must be done within that many seconds in all,
+        or by ``deadline`` (a ``loop.time()``) when given: the runner shares one deadline
+        between its engine and the agent's. One that is not is failed closed like one that
+        raises: deny, naming the rule. Sync conditions cannot be interrupted.
+        """
+        at = _deadline(timeout_s, deadline)
         plain = self._plain.get(event.event_type)
         if plain is not None:
             hits: list[PolicyRule] = []
@@ -218,9 +241,9 @@ class PolicyEngine:
                 try:
                     hit = cond(event)
                     if hit is not True and hit is not False and inspect.isawaitable(hit):
-                        hit = await hit
+                        hit = await _settle(hit, at, timeout_s)
                 except Exception as exc:
-                    return _failed_closed(rule, exc)
+                    return _failed_closed(rule, exc, event)
                 if hit:
                     hits.append(rule)
             return self._decide(event, hits, []) if hits else self._defaults[event.event_type]
@@ -237,12 +260,12 @@ class PolicyEngine:
                 try:
                     hit = cond(event)
                     if hit is not True and hit is not False and inspect.isawaitable(hit):
-                        hit = await hit
+                        hit = await _settle(hit, at, timeout_s)
                 except Exception as exc:
                     if rule.shadow:
                         shadowed.append((rule, exc))
                         continue
-                    return self._finish(_failed_closed(rule, exc, shadowed))
+                    return self._finish(_failed_closed(rule, exc, event, shadowed))
                 if not hit:
                     continue
             if rule.shadow:
@@ -260,11 +283,14 @@ class PolicyEngine:
 
         return explain(self, event, None)
 
-    async def aexplain(self, event: PolicyEvent) -> PolicyExplanation:
-        """``explain`` for engines with async conditions."""
+    async def aexplain(
+        self, event: PolicyEvent, *, timeout_s: float | None = None
+    ) -> PolicyExplanation:
+        """``explain`` for engines with async conditions, bounded like ``aevaluate``."""
         from afk.agents._policy_explain import conditions_async, explain
 
-        return explain(self, event, await conditions_async(self, event))
+        at = _deadline(timeout_s, None)
+        return explain(self, event, await conditions_async(self, event, at, timeout_s))
 
     def _finish(self, decision: PolicyDecision) -> PolicyDecision:
         if not self.shadow:
@@ -285,12 +311,13 @@ class PolicyEngine:
             default = self._defaults[event.event_type]
             if not shadowed:
                 return default
-            return replace(default, shadow=_shadow_results(shadowed, None, default.action))
-        if len(matched) == 1 and not shadowed:
+            return replace(default, shadow=_shadow_results(shadowed, None, default.action, event))
+        if len(matched) == 1 and not shadowed and not callable(matched[0].reason):
             only = matched[0]
             cached = self._single.get(only.rule_id)
             if cached is None:
-                cached = self._single[only.rule_id] = _decision_of(only, (only.rule_id,), ())
+                cached = _decision_of(only, (only.rule_id,), (), event)
+                self._single[only.rule_id] = cached
             return cached
         top = matched[0].priority
         winner = matched[0]
@@ -299,76 +326,41 @@ class PolicyEngine:
                 break
             if _rank(rule) > _rank(winner):
                 winner = rule
-        shadow = _shadow_results(shadowed, winner, winner.action) if shadowed else ()
-        return _decision_of(winner, tuple(r.rule_id for r in matched), shadow)
+        try:
+            shadow = _shadow_results(shadowed, winner, winner.action, event) if shadowed else ()
+            return _decision_of(winner, tuple(r.rule_id for r in matched), shadow, event)
+        except _BadReason as exc:
+            # The text a human would read cannot be produced: nothing runs on that.
+            return _failed_closed(winner, exc, event, shadowed)
 
 
-def _decision_of(
-    winner: PolicyRule, matched: tuple[str, ...], shadow: tuple[ShadowResult, ...]
-) -> PolicyDecision:
-    return PolicyDecision(
-        action=winner.action,
-        reason=winner.reason or winner.description or None,
-        rule_id=winner.rule_id,
-        matched_rules=matched,
-        stop_run=winner.stop_run,
-        input_target_arg=winner.input_target_arg,
-        shadow=shadow,
-        approvers=winner.approvers,
-        quorum=winner.quorum,
-        allow_self_approval=winner.allow_self_approval,
-        expires_after_s=winner.expires_after_s,
-        remind_after_s=winner.remind_after_s,
-        escalate_after_s=winner.escalate_after_s,
-        escalate_to=winner.escalate_to,
-        deny_decides=winner.deny_decides,
-    )
-
-
-def _rank(choice: PolicyRule | PolicyDecision) -> tuple[int, bool]:
-    # A deny that stops the run is stricter than one that does not.
-    return RESTRICTIVENESS[choice.action], choice.stop_run
-
-
-def _failed_reason(rule: PolicyRule, exc: Exception) -> str:
-    return f"policy rule {rule.rule_id!r} raised {type(exc).__name__}: {exc} (failing closed)"
-
-
-def _shadow_results(
-    shadowed: _Shadowed, winner: PolicyRule | None, enforced: str
-) -> tuple[ShadowResult, ...]:
-    results = []
-    for rule, exc in shadowed:
-        action: PolicyAction = "deny" if exc is not None else rule.action
-        # Failing closed overrides every priority; otherwise the usual order and tie-break.
-        wins = exc is not None or winner is None or rule.priority > winner.priority
-        if not wins and winner is not None and rule.priority == winner.priority:
-            wins = _rank(rule) > _rank(winner)
-        reason = _failed_reason(rule, exc) if exc else rule.reason or rule.description or None
-        results.append(
-            ShadowResult(
-                action=action,
-                rule_id=rule.rule_id,
-                reason=reason,
-                would_change=wins and action != enforced,
+def _deadline(timeout_s: float | None, deadline: float | None) -> float | None:
+    """When (``loop.time()``) async conditions must be done, or None for no limit."""
+    if timeout_s is None and deadline is None:
+        return None
+    for name, value in (("timeout_s", timeout_s), ("deadline", deadline)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ConfigurationError(
+                f"PolicyEngine.aevaluate {name} must be a number, got {value!r}"
             )
-        )
-    return tuple(results)
+    if timeout_s is not None and not timeout_s > 0:
+        raise ConfigurationError(f"PolicyEngine.aevaluate timeout_s must be > 0, got {timeout_s!r}")
+    if deadline is not None or timeout_s is None:
+        return deadline
+    return asyncio.get_running_loop().time() + timeout_s
 
 
-def _failed_closed(
-    rule: PolicyRule, exc: Exception, shadowed: _Shadowed | None = None
-) -> PolicyDecision:
-    return PolicyDecision(
-        action="deny",
-        reason=_failed_reason(rule, exc),
-        rule_id=rule.rule_id,
-        matched_rules=(rule.rule_id,),
-        # Nothing a shadow rule does could undo failing closed, hence no would_change.
-        shadow=tuple(
-            replace(r, would_change=False) for r in _shadow_results(shadowed or [], rule, "deny")
-        ),
-    )
+async def _settle(pending: Awaitable[T], at: float | None, timeout_s: float | None) -> T:
+    """Await a condition's result, by ``at`` when there is a deadline."""
+    if at is None:
+        return await pending
+    try:
+        async with asyncio.timeout_at(at) as budget:
+            return await pending
+    except TimeoutError:
+        if budget.expired():  # not a TimeoutError the condition raised itself
+            raise ConditionTimeout(timeout_s) from None
+        raise
 
 
 def combine(first: PolicyDecision, second: PolicyDecision) -> PolicyDecision:

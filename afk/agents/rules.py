@@ -1,9 +1,10 @@
-"""A policy rule, the event it sees and the decision it yields."""
+"""A policy rule, the event it sees and the decision it yields (and how it is built)."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import KW_ONLY, dataclass, field
+from dataclasses import KW_ONLY, dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Literal, TypeAlias
 
@@ -16,6 +17,7 @@ from afk.agents._matchers import (
     compile_predicates,
     parse_globs,
 )
+from afk.approvals.requests import DECISION_OPTIONS
 from afk.errors import ConfigurationError
 
 PolicyAction = Literal["allow", "deny", "request_approval", "request_user_input"]
@@ -90,9 +92,12 @@ class PolicyDecision:
     escalate_after_s: float | None = None
     escalate_to: tuple[str, ...] = ()
     deny_decides: bool = True
+    allowed_decisions: tuple[str, ...] = DECISION_OPTIONS
 
 
 Condition: TypeAlias = Callable[[PolicyEvent], "bool | Awaitable[bool]"]
+Reason: TypeAlias = "str | Callable[[PolicyEvent], str] | None"
+_REASON_TYPES = "a string, a callable taking a PolicyEvent and returning a string, or None"
 
 
 class _RuleFieldError(ConfigurationError):
@@ -115,7 +120,19 @@ class PolicyRule:
 
     ``stop_run`` (only with ``deny``) ends the run. ``input_target_arg`` (only with
     ``request_user_input``) puts the human's text into that tool argument and runs the tool.
-    The approval fields (``approvers`` … ``escalate_to``) go only with ``request_approval``.
+    The approval fields (``approvers`` … ``allowed_decisions``) go only with
+    ``request_approval``; ``allowed_decisions`` lists what a reviewer may do with the request
+    (any of ``allow``, ``deny``, ``edit`` = allow with changed arguments, ``grant`` = allow with
+    a standing grant; all four by default).
+
+    ``reason`` is the text of the decision (and of the request it opens): a string, or a
+    callable given the matching ``PolicyEvent`` that returns one. A reason callable that raises
+    or returns anything but a string fails closed: the call is denied, naming the rule.
+
+    A ``condition`` may be sync or async. Async conditions run under the runner's
+    ``RunnerConfig.policy_timeout_s`` (and its ``max_run_time_s``); one that takes longer is
+    failed closed like one that raises. Sync conditions (and reason callables) run on the event
+    loop and cannot be timed out: they must not block (no network or disk calls).
     """
 
     rule_id: str
@@ -123,7 +140,7 @@ class PolicyRule:
     action: PolicyAction
     description: str = ""
     condition: Condition | None = None
-    reason: str | None = None
+    reason: Reason = None
     priority: int = 0
     enabled: bool = True
     event_types: tuple[EventType, ...] = ("tool_before_execute",)
@@ -142,6 +159,7 @@ class PolicyRule:
     escalate_after_s: float | None = None
     escalate_to: tuple[str, ...] = ()
     deny_decides: bool = True  # one deny decides; False: denies need the quorum too
+    allowed_decisions: tuple[str, ...] = DECISION_OPTIONS
     _matcher: RuleMatcher | None = field(
         init=False, default=None, repr=False, compare=False, hash=False
     )
@@ -180,6 +198,10 @@ class PolicyRule:
         if condition is not None and not callable(condition):
             got = type(condition).__name__
             raise fail("condition", f"must be a callable taking a PolicyEvent, got {got}")
+        reason: object = self.reason
+        if reason is not None and not isinstance(reason, str) and not callable(reason):
+            # Checked here: a number or a list would only fail later, writing a durable run.
+            raise fail("reason", f"must be {_REASON_TYPES}, got {type(reason).__name__}")
         given: Any = self.event_types  # a single string is accepted for one event type
         object.__setattr__(
             self, "event_types", (given,) if isinstance(given, str) else tuple(given)
@@ -232,3 +254,116 @@ class PolicyRule:
         if not any((*globs.values(), *predicates.values())):
             return None
         return RuleMatcher(globs["tool"], globs["agent"], predicates["when"], predicates["context"])
+
+
+# -- building decisions ------------------------------------------------------------------------
+# Shadow rules that matched (or failed) during one evaluation.
+_Shadowed: TypeAlias = list[tuple[PolicyRule, Exception | None]]
+
+
+class ConditionTimeout(Exception):
+    """An async condition did not finish in time; failed closed like one that raised."""
+
+    def __init__(self, timeout_s: float | None) -> None:
+        self.timeout_s = timeout_s
+        super().__init__(f"timed out after {timeout_s}s" if timeout_s else "timed out")
+
+
+class _BadReason(Exception):
+    """A reason callable raised or returned something other than a string."""
+
+
+def _reason_text(rule: PolicyRule, event: PolicyEvent) -> str | None:
+    """The rule's reason for this event. Raises _BadReason when a reason callable fails."""
+    reason = rule.reason
+    if reason is None or isinstance(reason, str):
+        return reason or rule.description or None
+    try:
+        text: object = reason(event)
+    except Exception as exc:
+        raise _BadReason(f"raised {type(exc).__name__}: {exc}") from exc
+    if not isinstance(text, str):
+        if inspect.iscoroutine(text):
+            text.close()  # an async reason callable: never awaited, so never warned about
+        raise _BadReason(f"returned {type(text).__name__}, not a str")
+    return text or rule.description or None
+
+
+def _decision_of(
+    winner: PolicyRule,
+    matched: tuple[str, ...],
+    shadow: tuple[ShadowResult, ...],
+    event: PolicyEvent,
+) -> PolicyDecision:
+    return PolicyDecision(
+        action=winner.action,
+        reason=_reason_text(winner, event),
+        rule_id=winner.rule_id,
+        matched_rules=matched,
+        stop_run=winner.stop_run,
+        input_target_arg=winner.input_target_arg,
+        shadow=shadow,
+        approvers=winner.approvers,
+        quorum=winner.quorum,
+        allow_self_approval=winner.allow_self_approval,
+        expires_after_s=winner.expires_after_s,
+        remind_after_s=winner.remind_after_s,
+        escalate_after_s=winner.escalate_after_s,
+        escalate_to=winner.escalate_to,
+        deny_decides=winner.deny_decides,
+        allowed_decisions=winner.allowed_decisions,
+    )
+
+
+def _rank(choice: PolicyRule | PolicyDecision) -> tuple[int, bool]:
+    # A deny that stops the run is stricter than one that does not.
+    return RESTRICTIVENESS[choice.action], choice.stop_run
+
+
+def _failed_reason(rule: PolicyRule, exc: Exception) -> str:
+    if isinstance(exc, ConditionTimeout):
+        return f"policy rule {rule.rule_id!r} {exc}: denied"
+    if isinstance(exc, _BadReason):
+        return f"policy rule {rule.rule_id!r}: its reason callable {exc} (failing closed)"
+    return f"policy rule {rule.rule_id!r} raised {type(exc).__name__}: {exc} (failing closed)"
+
+
+def _shadow_results(
+    shadowed: _Shadowed, winner: PolicyRule | None, enforced: str, event: PolicyEvent
+) -> tuple[ShadowResult, ...]:
+    results = []
+    for rule, failure in shadowed:
+        exc, reason = failure, None
+        if exc is None:
+            try:
+                reason = _reason_text(rule, event)
+            except _BadReason as bad:
+                exc = bad  # reported as the shadow rule failing closed, like a raising condition
+        action: PolicyAction = "deny" if exc is not None else rule.action
+        # Failing closed overrides every priority; otherwise the usual order and tie-break.
+        wins = exc is not None or winner is None or rule.priority > winner.priority
+        if not wins and winner is not None and rule.priority == winner.priority:
+            wins = _rank(rule) > _rank(winner)
+        results.append(
+            ShadowResult(
+                action=action,
+                rule_id=rule.rule_id,
+                reason=_failed_reason(rule, exc) if exc is not None else reason,
+                would_change=wins and action != enforced,
+            )
+        )
+    return tuple(results)
+
+
+def _failed_closed(
+    rule: PolicyRule, exc: Exception, event: PolicyEvent, shadowed: _Shadowed | None = None
+) -> PolicyDecision:
+    shadow = _shadow_results(shadowed, rule, "deny", event) if shadowed else ()
+    return PolicyDecision(
+        action="deny",
+        reason=_failed_reason(rule, exc),
+        rule_id=rule.rule_id,
+        matched_rules=(rule.rule_id,),
+        # Nothing a shadow rule does could undo failing closed, hence no would_change.
+        shadow=tuple(replace(r, would_change=False) for r in shadow),
+    )

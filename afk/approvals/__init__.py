@@ -3,6 +3,8 @@ directories and principals), how votes add up, standing grants, and the provider
 bring a human's answer back to a run."""
 
 from afk.approvals.approvers import ApproverDirectory, StaticDirectory
+from afk.approvals.decide import Decided, Vote, VoteCounted, decide
+from afk.approvals.principal import Principal, canonical_id
 from afk.approvals.providers import (
     HeadlessInteractionProvider,
     InMemoryInteractiveProvider,
@@ -20,11 +22,17 @@ __all__ = [
     "ApprovalDecision",
     "ApprovalRequest",
     "ApproverDirectory",
+    "Decided",
     "GrantSpec",
     "HeadlessInteractionProvider",
     "InMemoryInteractiveProvider",
     "InteractionProvider",
+    "Principal",
     "StaticDirectory",
     "UserInputDecision",
     "UserInputRequest",
+    "Vote",
+    "VoteCounted",
+    "canonical_id",
+    "decide",
 ]

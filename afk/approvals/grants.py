@@ -12,6 +12,7 @@ from typing import Any
 from afk.approvals.requests import ApprovalDecision, ApprovalRequest, Decision, Request
 from afk.canonical import canonical_json
 from afk.errors import GrantNotFoundError
+from afk.store._seal import record_ok, tamper_log
 from afk.store.store import GrantRecord, LogEntry, RunStore
 
 
@@ -114,6 +115,12 @@ class Grants:
             return None
         now = time.time()
         for grant in await self.list(active_at=now):
+            # Checked before anything reads it: inserted, edited or un-revoked in the
+            # database, a grant covers nothing (and every call it is offered to logs it).
+            if self.store is not None and not record_ok(self.store.keys, grant):
+                where = f"let grant {grant.grant_id} cover call {call_id}"
+                await self.store.log_refusal(tamper_log(grant, where, run_id))
+                continue
             if not _covers(grant, tool_name, values, args):
                 continue
             if self.store is not None:

@@ -10,7 +10,8 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from afk.approvals.approvers import Vote, check_approver, tally
+from afk.approvals.decide import Decided, Vote, decide
+from afk.approvals.principal import Principal, asserted
 from afk.approvals.requests import (
     FALLBACKS,
     ApprovalDecision,
@@ -20,7 +21,6 @@ from afk.approvals.requests import (
     Request,
     UserInputDecision,
     UserInputRequest,
-    validate_decision,
 )
 from afk.errors import (
     AlreadyDecidedError,
@@ -147,42 +147,46 @@ class InMemoryInteractiveProvider:
             return [e.request for e in self._open.values()]
 
     def resolve_approval(
-        self, request_id: str, decision: ApprovalDecision
+        self, request_id: str, decision: ApprovalDecision, *, principal: Principal | None = None
     ) -> Literal["decided", "pending"]:
-        """Record a decision (or, for a request needing a quorum, one vote). Returns
-        "pending" while the quorum is not reached. Refusals raise and change nothing."""
-        return self._resolve(request_id, decision)
+        """Record a decision (or, for a request needing a quorum, one vote) by ``principal``:
+        the person your application authenticated. Without one, ``decision.approver`` is taken
+        as the name your code vouches for (``authenticated_by="app"``). Returns "pending" while
+        the quorum is not reached. Refusals raise and change nothing."""
+        return self._resolve(request_id, decision, principal)
 
     def resolve_input(
-        self, request_id: str, decision: UserInputDecision
+        self, request_id: str, decision: UserInputDecision, *, principal: Principal | None = None
     ) -> Literal["decided", "pending"]:
-        return self._resolve(request_id, decision)
+        return self._resolve(request_id, decision, principal)
 
-    def _resolve(self, request_id: str, decision: Decision) -> Literal["decided", "pending"]:
+    def _resolve(
+        self, request_id: str, decision: Decision, principal: Principal | None
+    ) -> Literal["decided", "pending"]:
+        who = principal if principal is not None else asserted(decision.approver, "app")
         with self._lock:
             entry = self._open.get(request_id)
             if entry is None:
                 self._refuse_closed(request_id)
             assert entry is not None
-            if time.time() > entry.request.expires_at:
+            now = time.time()
+            if now > entry.request.expires_at:
                 del self._open[request_id]
                 entry.state, entry.note = "expired", "decision arrived after expires_at"
                 self._remember(entry)
-                raise RequestExpiredError(
-                    f"request {request_id} expired at {entry.request.expires_at:.3f}",
-                    request_id=request_id,
-                )
-            validate_decision(entry.request, decision)  # invalid: raises, stays pending
-            check_approver(entry.request, decision)
-            vote = Vote(approver=decision.approver, decision=decision, at=time.time())
-            outcome = tally(entry.request, entry.votes or [], vote)
-            if outcome is None:
-                entry.votes = [*(entry.votes or []), vote]
+            # Every refusal (expired too) raises from the one decision rule.
+            outcome = decide(
+                entry.request,
+                Vote(principal=who, decision=decision, at=now),
+                votes=entry.votes or (),
+                now=now,
+            )
+            if not isinstance(outcome, Decided):
+                entry.votes = list(outcome.votes)
                 return "pending"
-            decision = outcome
             del self._open[request_id]
             future = entry.future
-            entry.state, entry.decision = "decided", decision
+            entry.state, entry.decision = "decided", outcome.decision
             self._remember(entry)
         assert future is not None
         loop = future.get_loop()
@@ -191,9 +195,9 @@ class InMemoryInteractiveProvider:
         except RuntimeError:
             running = None
         if running is loop:
-            _deliver(future, decision)
+            _deliver(future, outcome)
         else:
-            loop.call_soon_threadsafe(_deliver, future, decision)
+            loop.call_soon_threadsafe(_deliver, future, outcome)
         return "decided"
 
     def _refuse_closed(self, request_id: str) -> None:

@@ -14,6 +14,7 @@ Fallback = Literal["allow", "deny"]
 FALLBACKS: tuple[str, ...] = ("allow", "deny")
 DecidedBy = Literal["human", "timeout", "fallback", "error"]
 _KINDS = ("allow", "deny")
+DECISION_OPTIONS: tuple[str, ...] = ("allow", "deny", "edit", "grant")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -46,6 +47,8 @@ class ApprovalRequest:
     escalate_at: float | None = None
     escalate_to: tuple[str, ...] = ()
     deny_decides: bool = True
+    # What a reviewer may do: allow, deny, edit (allow with changed arguments), grant.
+    allowed_decisions: tuple[str, ...] = DECISION_OPTIONS
     kind: Literal["approval"] = "approval"
 
 
@@ -187,6 +190,7 @@ def validate_decision(request: Request, decision: Decision) -> None:
                 request_id=request.request_id,
             )
     if isinstance(decision, ApprovalDecision) and decision.updated_tool_args is not None:
+        _check_strict(request, decision.updated_tool_args)
         schema = request.tool_schema
         if schema is None:
             return
@@ -203,6 +207,19 @@ def validate_decision(request: Request, decision: Decision) -> None:
                 f"updated_tool_args for tool {request.tool_name!r} rejected: " + "; ".join(parts),
                 request_id=request.request_id,
             )
+
+
+def _check_strict(request: Request, args: Mapping[str, Any]) -> None:
+    """Edited arguments are JSON that canonical form can hold: no NaN, no Infinity."""
+    from afk.canonical import check_json
+    from afk.errors import InvalidArgumentsError
+
+    try:
+        check_json(dict(args))
+    except InvalidArgumentsError as exc:
+        raise InvalidDecisionError(
+            f"updated_tool_args rejected: {exc}", request_id=request.request_id
+        ) from None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,37 +1,37 @@
-"""The ledger's hash chain and signed checkpoints, in pure Python (no database).
+"""The ledger's keyed chain and signed checkpoints, in pure Python (no database).
 
 The one definition of an entry's hash, used by both store backends when they append and by
 the verifier when it re-computes::
 
-    hash = sha256_hex(canonical_json({
+    hash = keys.mac("ledger", {
         "id": <int>, "kind": <str>, "run_id": <str>, "request_id": <str|null>,
         "actor": <str|null>, "payload": <the stored JSON text, as a string>,
         "at": <float>, "prev_hash": <the previous entry's hash; GENESIS for the first>,
-    }))
+    })
 
-where ``canonical_json`` sorts keys, uses ``,``/``:`` without spaces, keeps non-ASCII text as
-UTF-8, and writes floats the way Python's ``repr`` does. A checkpoint's ``mac`` is
-HMAC-SHA256 (hex) over the canonical JSON of ``{"head_id", "head_hash", "entries", "at"}``.
-Both are stable: an exported ledger can be re-verified by anything that follows these rules.
+that is ``"<key_id>:" + hex(HMAC-SHA256(secret, canonical_json(["ledger", body])))`` (see
+:mod:`afk.audit.keys`), where ``canonical_json`` sorts keys, uses ``,``/``:`` without spaces,
+keeps non-ASCII text as UTF-8, and writes floats the way Python's ``repr`` does. Because it
+is a MAC, nobody without the key can recompute the chain after editing or cutting it. A
+checkpoint's ``mac`` is ``keys.mac("checkpoint", {"head_id", "head_hash", "entries", "at"})``.
+Both are stable: an exported ledger can be re-verified by anything that holds the key and
+follows these rules.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import os
-import re
 from dataclasses import dataclass, replace
+from typing import Any
 
-from afk.canonical import canonical_bytes
+from afk.audit.keys import Keyring, SecretKey, key_from_env
 
 GENESIS = "0" * 64  # the prev_hash of the first entry
+# An explicit checkpoint key, overriding the store's keyring for checkpoints only (kept so
+# deployments that already sign with it go on working).
 KEY_ENV = "AFK_AUDIT_KEY"
-# A key written as hex: an even number of hex digits, at least 128 bits' worth.
-_HEX_KEY = re.compile(r"(?:[0-9a-fA-F]{2}){16,}")
 
 
-def entry_hash(
+def entry_body(
     id: int,
     kind: str,
     run_id: str,
@@ -40,9 +40,9 @@ def entry_hash(
     payload: str,
     at: float,
     prev_hash: str,
-) -> str:
-    """The hash of one ledger entry (arguments in the order of the ``log`` table's columns)."""
-    body = {
+) -> dict[str, Any]:
+    """What an entry's MAC covers (arguments in the order of the ``log`` table's columns)."""
+    return {
         "id": int(id),
         "kind": kind,
         "run_id": run_id,
@@ -52,7 +52,11 @@ def entry_hash(
         "at": float(at),
         "prev_hash": prev_hash,
     }
-    return hashlib.sha256(canonical_bytes(body)).hexdigest()
+
+
+def entry_hash(keys: Keyring, *fields: Any) -> str:
+    """The hash of one ledger entry: ``keys.mac("ledger", entry_body(*fields))``."""
+    return keys.mac("ledger", entry_body(*fields))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,31 +71,23 @@ class Checkpoint:
     mac: str = ""
     id: int = 0
 
-    def signed(self, key: bytes) -> Checkpoint:
-        return replace(self, mac=checkpoint_mac(key, self))
+    def body(self) -> dict[str, Any]:
+        return {
+            "head_id": int(self.head_id),
+            "head_hash": self.head_hash,
+            "entries": int(self.entries),
+            "at": float(self.at),
+        }
 
-    def signature_ok(self, key: bytes) -> bool:
-        return hmac.compare_digest(self.mac, checkpoint_mac(key, self))
+    def signed(self, keys: Keyring) -> Checkpoint:
+        return replace(self, mac=keys.mac("checkpoint", self.body()))
 
-
-def checkpoint_mac(key: bytes, checkpoint: Checkpoint) -> str:
-    body = {
-        "head_id": int(checkpoint.head_id),
-        "head_hash": checkpoint.head_hash,
-        "entries": int(checkpoint.entries),
-        "at": float(checkpoint.at),
-    }
-    return hmac.new(key, canonical_bytes(body), hashlib.sha256).hexdigest()
+    def signature_ok(self, keys: Keyring) -> bool:
+        return keys.verify("checkpoint", self.body(), self.mac)
 
 
-def parse_key(text: str) -> bytes:
-    """A checkpoint key from text: hex when it is only hex digits (at least 32, an even
-    number), otherwise the text's UTF-8 bytes."""
-    value = text.strip()
-    return bytes.fromhex(value) if _HEX_KEY.fullmatch(value) else value.encode("utf-8")
-
-
-def key_from_env(name: str = KEY_ENV) -> bytes | None:
-    """The key in environment variable ``name``, or None when it is unset or empty."""
-    text = os.environ.get(name, "").strip()
-    return parse_key(text) if text else None
+def audit_keyring_from_env(name: str = KEY_ENV) -> Keyring | None:
+    """A keyring of just the checkpoint key in ``name`` (hex of >= 32 bytes, or text of >= 32
+    characters), or None when the variable is unset or blank."""
+    key: SecretKey | None = key_from_env(name)
+    return Keyring(key) if key is not None else None

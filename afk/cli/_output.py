@@ -9,12 +9,12 @@ import contextlib
 import dataclasses
 import json
 import os
-import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
+from afk.approvals.display import Escaper, escape, escaped_json
 from afk.errors import ConfigurationError
 from afk.store import RunStore, SQLiteStore, open_store
 
@@ -23,9 +23,6 @@ T = TypeVar("T")
 NO_STORE = "no run store: pass --store URL (e.g. --store sqlite:///runs.db) or set AFK_STORE"
 # Payload columns hold JSON text; --json output parses them so consumers don't decode twice.
 _JSON_FIELDS = ("request", "decision", "snapshot", "payload")
-# Anything the terminal would interpret: model and tool text is untrusted and must not be
-# able to move the cursor, recolour the screen or forge extra output lines.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 # -- common options ------------------------------------------------------------------------
@@ -76,24 +73,26 @@ def with_store(
 
 
 # -- text ----------------------------------------------------------------------------------
-def clean(text: object) -> str:
-    """One terminal-safe line: newlines become ``⏎``, other control characters are escaped."""
-    value = str(text).replace("\r\n", "\n").replace("\n", " ⏎ ")
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
+# Model, tool and store text is untrusted: everything shown goes through afk.approvals.display
+# so it cannot move the cursor, forge lines, reverse text or hide characters. A command passes
+# one Escaper through its whole rendering and ends with ``esc.marker()``.
+def clean(text: object, esc: Escaper | None = None) -> str:
+    """One terminal-safe line: newlines and every hidden character are shown as escapes."""
+    return esc.text(text) if esc is not None else escape(str(text))
 
 
-def shorten(text: object, width: int = 80) -> str:
-    value = clean(text)
+def shorten(text: object, width: int = 80, esc: Escaper | None = None) -> str:
+    value = clean(text, esc)
     return value if len(value) <= width else value[: width - 1] + "…"
 
 
-def compact_json(value: Any) -> str:
-    """The exact JSON of ``value`` on one line, key order kept (it is what the model sent)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+def compact_json(value: Any, esc: Escaper | None = None) -> str:
+    """The exact JSON of ``value`` on one line, keys sorted, hidden characters escaped."""
+    return esc.json(value) if esc is not None else escaped_json(value)
 
 
-def pretty_json(value: Any, indent: str = "") -> str:
-    text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+def pretty_json(value: Any, indent: str = "", esc: Escaper | None = None) -> str:
+    text = esc.json(value, indent=2) if esc is not None else escaped_json(value, indent=2)
     return "\n".join(indent + line for line in text.splitlines())
 
 
@@ -102,13 +101,15 @@ def table(
     rows: Iterable[Sequence[object]],
     *,
     max_widths: Mapping[str, int] | None = None,
+    esc: Escaper | None = None,
 ) -> str:
     """Columns as wide as their widest cell; cells are cleaned to one line and shortened only
-    in the columns named in ``max_widths``."""
+    in the columns named in ``max_widths``. Cells the caller escaped already stay as they are
+    (escaping is idempotent), so any cell may be given raw."""
     limits = max_widths or {}
     cells = [
         [
-            shorten(cell, limits[h]) if h in limits else clean(cell)
+            shorten(cell, limits[h], esc) if h in limits else clean(cell, esc)
             for h, cell in zip(headers, row, strict=True)
         ]
         for row in rows
@@ -121,10 +122,14 @@ def table(
     )
 
 
-def fields(pairs: Sequence[tuple[str, object]], *, width: int | None = None) -> str:
+def fields(
+    pairs: Sequence[tuple[str, object]], *, width: int | None = None, esc: Escaper | None = None
+) -> str:
     """``label  value`` lines, labels padded to ``width`` (default: the longest label)."""
     width = width or max(len(label) for label, _ in pairs)
-    return "\n".join(f"{label.ljust(width)}  {clean(value)}".rstrip() for label, value in pairs)
+    return "\n".join(
+        f"{label.ljust(width)}  {clean(value, esc)}".rstrip() for label, value in pairs
+    )
 
 
 # -- times ---------------------------------------------------------------------------------
@@ -184,24 +189,35 @@ def record_json(record: Any, *, drop: Sequence[str] = ()) -> dict[str, Any]:
 
 
 def print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+    # ASCII only: JSON escapes keep the value exact, and raw bidi or C1 characters in it never
+    # reach a terminal that someone reads the output on.
+    print(json.dumps(value, indent=2, ensure_ascii=True, default=str))
 
 
-def decision_text(decision_json: str | None) -> str:
-    """One line for a stored decision: ``allow``, ``deny: too much``, ``allow with args {...}``."""
+def json_line(value: Any) -> str:
+    """One line of ASCII JSON, for JSON-lines output."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=True, default=str)
+
+
+def decision_text(decision_json: str | None, esc: Escaper | None = None) -> str:
+    """One line for a stored decision: ``allow``, ``deny: too much``, ``allow with args {...}``,
+    its parts escaped."""
+    esc = esc if esc is not None else Escaper()
     if decision_json is None:
         return "-"
     try:
         data = json.loads(decision_json)
     except json.JSONDecodeError:
-        return shorten(decision_json)
-    text = str(data.get("kind", "?"))
+        return shorten(decision_json, esc=esc)
+    if not isinstance(data, dict):
+        return shorten(decision_json, esc=esc)
+    text = esc.text(data.get("kind", "?"))
     if data.get("updated_tool_args") is not None:
-        text += f" with args {compact_json(data['updated_tool_args'])}"
+        text += f" with args {esc.json(data['updated_tool_args'])}"
     if data.get("value") is not None:
-        text += f" {json.dumps(data['value'], ensure_ascii=False)}"
+        text += f" {esc.json(data['value'])}"
     if data.get("stop_run"):
         text += " (stop run)"
     if data.get("reason"):
-        text += f": {data['reason']}"
+        text += f": {esc.text(data['reason'])}"
     return text

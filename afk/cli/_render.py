@@ -1,77 +1,97 @@
-"""Readable one-line renderings of run events for the terminal."""
+"""Readable one-line renderings of run events for the terminal.
+
+Every value from the model, a tool, a rule or a person goes through one Escaper, so a line
+cannot carry control sequences, line breaks or hidden characters onto the screen.
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
+from afk.approvals.display import HIDDEN_MARKER, Escaper
 from afk.core import events as ev
 
-
-def _args(args: dict[str, Any]) -> str:
-    return json.dumps(args, sort_keys=True, default=str)
+_Renderer = Callable[[Any, Escaper], str]
 
 
-def _policy(e: ev.PolicyDecisionEvent) -> str:
-    target = e.tool_name or "model call"
-    rule = f" by rule {e.rule_id}" if e.rule_id else ""
-    why = f" ({e.reason})" if e.reason else ""
-    return f"policy: {target} -> {e.action}{rule}{why}"
+def _policy(e: ev.PolicyDecisionEvent, esc: Escaper) -> str:
+    target = esc.tool(e.tool_name, none="model call")
+    rule = f" by rule {esc.text(e.rule_id)}" if e.rule_id else ""
+    why = f" ({esc.text(e.reason)})" if e.reason else ""
+    return f"policy: {target} -> {esc.text(e.action)}{rule}{why}"
 
 
-def _tool_done(e: ev.ToolCompleted) -> str:
+def _tool_done(e: ev.ToolCompleted, esc: Escaper) -> str:
+    name = esc.tool(e.tool_name)
     if e.denied:
-        return f"tool {e.tool_name}: {e.error}"
+        return f"tool {name}: {esc.text(e.error)}"
     if not e.success:
-        return f"tool {e.tool_name} failed: {e.error}"
-    return f"tool {e.tool_name} -> {json.dumps(e.output, default=str)}"
+        return f"tool {name} failed: {esc.text(e.error)}"
+    return f"tool {name} -> {esc.json(e.output)}"
 
 
-def _resolved(e: ev.ApprovalResolved | ev.UserInputResolved) -> str:
-    who = e.approver or e.decided_by
-    why = f": {e.decision.reason}" if e.decision.reason else ""
-    return f"decision on {e.request_id}: {e.decision.kind} by {who}{why}"
+def _resolved(e: ev.ApprovalResolved | ev.UserInputResolved, esc: Escaper) -> str:
+    who = esc.text(e.approver or e.decided_by)
+    why = f": {esc.text(e.decision.reason)}" if e.decision.reason else ""
+    return f"decision on {esc.text(e.request_id)}: {esc.text(e.decision.kind)} by {who}{why}"
 
 
-def _model(e: ev.LLMCompleted) -> str:
-    calls = ", ".join(f"{c.name}({_args(c.arguments)})" for c in e.tool_calls)
-    parts = [p for p in (e.text and f"says {e.text!r}", calls and f"calls {calls}") if p]
+def _call(name: str, args: Any, esc: Escaper) -> str:
+    return f"{esc.tool(name)}({esc.json(args)})"
+
+
+def _model(e: ev.LLMCompleted, esc: Escaper) -> str:
+    calls = ", ".join(_call(c.name, c.arguments, esc) for c in e.tool_calls)
+    says = e.text and f"says {esc.json(e.text)}"
+    parts = [p for p in (says, calls and f"calls {calls}") if p]
     return "model " + ("; ".join(parts) or "returned nothing")
 
 
-def _approval(e: ev.ApprovalRequested) -> str:
+def _approval(e: ev.ApprovalRequested, esc: Escaper) -> str:
     r = e.request
-    return f"approval requested ({r.request_id}) for {r.tool_name}({_args(r.tool_args)})"
+    call = _call(r.tool_name, r.tool_args, esc) if r.tool_name is not None else "the model call"
+    return f"approval requested ({esc.text(r.request_id)}) for {call}"
 
 
-def _finished(e: ev.RunCompleted) -> str:
-    return f"run {e.state}" + (f": {e.final_text}" if e.final_text else "")
+def _input(e: ev.UserInputRequested, esc: Escaper) -> str:
+    return f"input requested ({esc.text(e.request.request_id)}): {esc.text(e.request.prompt)}"
 
 
-_RENDERERS: dict[str, Callable[[Any], str]] = {
-    "run_started": lambda e: f"run {e.run_id} started: agent {e.agent_name} on {e.model}",
-    "step_started": lambda e: f"-- step {e.step}",
+def _finished(e: ev.RunCompleted, esc: Escaper) -> str:
+    return f"run {e.state}" + (f": {esc.text(e.final_text)}" if e.final_text else "")
+
+
+_RENDERERS: dict[str, _Renderer] = {
+    "run_started": lambda e, esc: (
+        f"run {esc.text(e.run_id)} started: agent {esc.text(e.agent_name)} on {esc.text(e.model)}"
+    ),
+    "step_started": lambda e, esc: f"-- step {e.step}",
     "llm_completed": _model,
     "policy_decision": _policy,
     "approval_requested": _approval,
-    "user_input_requested": lambda e: (
-        f"input requested ({e.request.request_id}): {e.request.prompt}"
-    ),
+    "user_input_requested": _input,
     "approval_resolved": _resolved,
     "user_input_resolved": _resolved,
-    "run_paused": lambda e: f"paused, waiting for {len(e.request_ids)} decision(s)",
-    "run_resumed": lambda e: "resumed",
-    "tool_started": lambda e: f"tool {e.tool_name}({_args(e.args)}) running",
+    "run_paused": lambda e, esc: f"paused, waiting for {len(e.request_ids)} decision(s)",
+    "run_resumed": lambda e, esc: "resumed",
+    "tool_started": lambda e, esc: f"tool {_call(e.tool_name, e.args, esc)} running",
     "tool_completed": _tool_done,
-    "warning": lambda e: f"warning: {e.message}",
+    "warning": lambda e, esc: f"warning: {esc.text(e.message)}",
     "run_completed": _finished,
-    "run_failed": lambda e: f"run failed: {e.error_type}: {e.error}",
-    "run_cancelled": lambda e: "run cancelled",
+    "run_failed": lambda e, esc: f"run failed: {esc.text(e.error_type)}: {esc.text(e.error)}",
+    "run_cancelled": lambda e, esc: "run cancelled",
 }
 
 
-def render(event: ev.Event) -> str | None:
-    """A line for the event, or None for events not worth a line (model calls, text deltas)."""
+def render(event: ev.Event, esc: Escaper | None = None) -> str | None:
+    """A line for the event, or None for events not worth a line (model calls, text deltas).
+
+    With ``esc`` the caller shows the hidden-characters marker once for its whole output;
+    without it, a line that escaped anything ends with the marker itself."""
     renderer = _RENDERERS.get(event.type)
-    return renderer(event) if renderer else None
+    if renderer is None:
+        return None
+    own = esc if esc is not None else Escaper()
+    line = renderer(event, own)
+    return f"{line}  {HIDDEN_MARKER}" if esc is None and own.escaped else line

@@ -8,14 +8,16 @@ entry for every refusal.
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
-import os
 import sys
 import time
 from typing import Any
 
+from afk.approvals.display import Escaper, escape, tool_label
+from afk.approvals.principal import Principal
 from afk.approvals.requests import ApprovalDecision, Decision, GrantSpec, UserInputDecision
+from afk.canonical import strict_loads
+from afk.cli._identity import cli_principal
 from afk.cli._output import (
     common_options,
     compact_json,
@@ -34,6 +36,7 @@ from afk.errors import (
     AlreadyDecidedError,
     ConfigurationError,
     InteractionError,
+    InvalidArgumentsError,
     InvalidDecisionError,
     RequestExpiredError,
 )
@@ -58,7 +61,8 @@ def register(subparsers: Any) -> None:
         "--as",
         dest="approver",
         metavar="NAME",
-        help="who decides (default: $AFK_USER, else the login name)",
+        help="decide as NAME: only where the identities file ($AFK_IDENTITIES) maps your OS "
+        "account to NAME or makes it an operator (default: your OS account)",
     )
     approvals = subparsers.add_parser(
         "approvals", help="list, inspect and decide the requests paused runs wait for"
@@ -131,7 +135,8 @@ def list_requests(args: argparse.Namespace) -> int:
         return 0
     headers = ["REQUEST", "RUN", "KIND", "TOOL", "ARGS", "RULE", "REASON", "EXPIRES"]
     if args.all:
-        headers += ["STATUS", "DECISION"]
+        headers += ["STATUS", "DECISION", "APPROVER"]
+    esc = Escaper()
     rows = []
     for r in records:
         request = _request(r)
@@ -139,17 +144,19 @@ def list_requests(args: argparse.Namespace) -> int:
             r.request_id,
             r.run_id,
             "input" if r.kind == "user_input" else r.kind,
-            r.tool_name or "(model call)",
+            esc.tool(r.tool_name),
             # The exact arguments, never shortened: this is what executes if approved.
-            compact_json(request.get("tool_args")),
+            esc.json(request.get("tool_args")),
             request.get("rule_id") or "-",
             request.get("reason") or "-",
             expires(r.expires_at) if r.status == "pending" else "-",
         ]
         if args.all:
-            row += [r.status, decision_text(r.decision)]
+            row += [r.status, decision_text(r.decision, esc), r.approver or "-"]
         rows.append(row)
-    print(table(headers, rows, max_widths={"REASON": 60, "DECISION": 60}))
+    print(table(headers, rows, max_widths={"REASON": 60, "DECISION": 60}, esc=esc))
+    for line in esc.marker():
+        print(line)
     return 0
 
 
@@ -161,6 +168,7 @@ def show_request(args: argparse.Namespace) -> int:
     if args.json:
         print_json(record_json(record))
         return 0
+    esc = Escaper()
     request = _request(record)
     head: list[tuple[str, object]] = [
         ("request", record.request_id),
@@ -168,7 +176,7 @@ def show_request(args: argparse.Namespace) -> int:
         ("run", record.run_id),
         ("agent", request.get("agent_name") or "-"),
         ("step", request.get("step", "-")),
-        ("tool", record.tool_name or "(model call)"),
+        ("tool", esc.tool(record.tool_name)),
     ]
     if record.kind == "user_input":
         target = request.get("input_target_arg")
@@ -183,7 +191,7 @@ def show_request(args: argparse.Namespace) -> int:
         ("created", when(record.created_at)),
         ("expires", when(record.expires_at)),
         ("status", record.status),
-        ("decision", decision_text(record.decision)),
+        ("decision", decision_text(record.decision, esc)),
         ("approver", record.approver or "-"),
         ("decided by", record.decided_by or "-"),
         ("decided at", when(record.decided_at)),
@@ -191,10 +199,12 @@ def show_request(args: argparse.Namespace) -> int:
     if record.bound_digest and record.bound_digest != record.args_digest:
         tail.append(("approved digest", record.bound_digest))
     width = max(len(label) for label, _ in head + tail)
-    print(fields(head, width=width))
+    print(fields(head, width=width, esc=esc))
     print("arguments")
-    print(pretty_json(request.get("tool_args"), indent="  "))
-    print(fields(tail, width=width))
+    print(pretty_json(request.get("tool_args"), indent="  ", esc=esc))
+    print(fields(tail, width=width, esc=esc))
+    for line in esc.marker():
+        print(line)
     return 0
 
 
@@ -247,9 +257,11 @@ def answer_input(args: argparse.Namespace) -> int:
 def _decide(args: argparse.Namespace, decision: Decision) -> int:
     from afk.core.runner import Runner
 
+    principal = _principal(args)
+
     async def work(store: RunStore) -> RequestRecord | str:
         try:
-            await Runner(store=store).resolve(args.request, decision)
+            await Runner(store=store).resolve(args.request, decision, principal=principal)
         except InteractionError as exc:
             return await _refusal(store, args.request, decision, exc)
         record = await store.get_request(args.request)
@@ -263,13 +275,14 @@ def _decide(args: argparse.Namespace, decision: Decision) -> int:
     if args.json:
         print_json(record_json(outcome))
         return 0
-    call = f"{outcome.tool_name or 'model call'} {compact_json(_request(outcome).get('tool_args'))}"
+    tool = tool_label(outcome.tool_name) if outcome.tool_name else "model call"
+    call = f"{tool} {compact_json(_request(outcome).get('tool_args'))}"
     if outcome.status == "pending":  # a vote towards a quorum
         quorum = _request(outcome).get("quorum", 1)
         print(f"{outcome.request_id} ({call}): vote recorded; it needs {quorum} approvers")
         return 0
     decided = decision_text(outcome.decision)
-    print(f"{outcome.request_id} ({call}): {decided}, by {outcome.approver}")
+    print(f"{outcome.request_id} ({call}): {decided}, by {escape(outcome.approver or '?')}")
     print(f"run {outcome.run_id} continues when a worker resumes it (afk worker / afk resume)")
     return 0
 
@@ -277,37 +290,39 @@ def _decide(args: argparse.Namespace, decision: Decision) -> int:
 async def _refusal(
     store: RunStore, request_id: str, decision: Decision, exc: InteractionError
 ) -> str:
-    """A message for a refused decision, naming what stands instead."""
+    """A message for a refused decision, naming what stands instead; stored and typed text
+    in it is escaped."""
     record = await store.get_request(request_id)
     if record is None:
-        return f"no request with id {request_id!r}"
+        return f"no request with id {escape(repr(request_id))}"
+    rid = escape(request_id)
     if isinstance(exc, AlreadyDecidedError) and record.decision is not None:
-        who = record.approver or record.decided_by or "?"
+        who = escape(record.approver or record.decided_by or "?")
         return (
-            f"request {request_id} was already decided: {decision_text(record.decision)}, "
+            f"request {rid} was already decided: {decision_text(record.decision)}, "
             f"by {who}, {relative(record.decided_at)}; the first decision stands"
         )
     if isinstance(exc, RequestExpiredError):
         fallback = f"; stored decision: {decision_text(record.decision)}" if record.decision else ""
         return (
-            f"request {request_id} expired {relative(record.expires_at)}; the run applies "
+            f"request {rid} expired {relative(record.expires_at)}; the run applies "
             f"its fallback when it resumes{fallback}"
         )
     if record.kind == "user_input" and isinstance(decision, ApprovalDecision):
-        return f"request {request_id} asks for input: answer it with afk input {request_id} TEXT"
+        return f"request {rid} asks for input: answer it with afk input {rid} TEXT"
     if record.kind == "approval" and isinstance(decision, UserInputDecision):
-        return f"request {request_id} is an approval: use afk approvals approve/deny {request_id}"
+        return f"request {rid} is an approval: use afk approvals approve/deny {rid}"
     if isinstance(exc, InvalidDecisionError):
-        return f"refused: {exc} (the request is still {record.status})"
-    return str(exc)
+        return f"refused: {escape(str(exc))} (the request is still {record.status})"
+    return escape(str(exc))
 
 
 def _edited_args(text: str | None) -> dict[str, Any] | None:
     if text is None:
         return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
+    try:  # strict: NaN, Infinity and repeated keys are refused, not silently read
+        value = strict_loads(text, what="--args")
+    except InvalidArgumentsError as exc:
         raise ConfigurationError(f"--args is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise ConfigurationError(
@@ -317,19 +332,12 @@ def _edited_args(text: str | None) -> dict[str, Any] | None:
 
 
 def _approver(args: argparse.Namespace) -> str:
-    if args.approver:
-        return str(args.approver)
-    name = os.environ.get("AFK_USER", "").strip()
-    if name:
-        return name
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError, ImportError):
-        # No login name (e.g. a container user without a passwd entry): refuse rather than
-        # record an anonymous decision.
-        raise ConfigurationError(
-            "cannot tell who is deciding: pass --as NAME or set AFK_USER"
-        ) from None
+    """The id the decision names; the vote itself is cast by :func:`_principal`."""
+    return _principal(args).id
+
+
+def _principal(args: argparse.Namespace) -> Principal:
+    return cli_principal(args.approver)
 
 
 def _request(record: RequestRecord) -> dict[str, Any]:

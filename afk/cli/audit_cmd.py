@@ -1,20 +1,24 @@
 """``afk audit verify|export|checkpoint``: check the decision ledger, ship it to a SIEM, and
-sign its head so that cutting off the newest entries is caught too."""
+sign its head so that cutting off the newest entries is caught too: in the store, and in an
+anchor file kept outside the database (``checkpoint --out``, ``verify --expect``)."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import os
 import sys
 from typing import Any
 
 from afk.audit import (
     Checkpoint,
+    Keyring,
     LedgerError,
     VerifyReport,
+    audit_keyring_from_env,
     checkpoint,
     export_jsonl,
-    key_from_env,
     verify,
 )
 from afk.audit.chain import KEY_ENV
@@ -23,11 +27,13 @@ from afk.errors import ConfigurationError
 from afk.store import RunStore
 
 _EXIT_BAD = 1
+_ANCHOR_FIELDS = ("head_id", "head_hash", "entries", "at", "mac")
 _VERIFY_EPILOG = (
-    "Exit status: 0 when every entry verifies (and, with a key, the latest signed checkpoint "
-    "matches); 1 naming the first bad entry: altered, removed or reordered, truncated; 2 for "
-    f"usage or store errors. Without a key (${KEY_ENV}) a cut-off tail of the ledger cannot "
-    "be told from a shorter ledger: sign checkpoints with afk audit checkpoint."
+    "Exit status: 0 when every entry verifies under the store's key ($AFK_SECRET_KEY, or a "
+    "SQLite store's key file) and the latest signed checkpoint (and --expect FILE) matches; "
+    "1 naming the first bad entry: altered, removed or reordered, truncated, bad checkpoint; "
+    "2 for usage or store errors. Deleting the newest entries together with the checkpoints "
+    "in the database is caught only by --expect, with a head saved by checkpoint --out."
 )
 
 
@@ -38,18 +44,23 @@ def register(subparsers: Any) -> None:
     keyed.add_argument(
         "--key-env",
         metavar="NAME",
-        help=f"environment variable holding the checkpoint HMAC key, hex or text "
-        f"(default: {KEY_ENV}, when set)",
+        help=f"environment variable holding a separate checkpoint key, hex or text of at least "
+        f"32 bytes (default: {KEY_ENV}, when set; else the store's own key)",
     )
     audit = subparsers.add_parser(
-        "audit", help="verify, export and checkpoint the hash-chained decision ledger"
+        "audit", help="verify, export and checkpoint the keyed, chained decision ledger"
     )
     commands = audit.add_subparsers(dest="audit_command", metavar="SUBCOMMAND", required=True)
     check = commands.add_parser(
         "verify",
         parents=[common, keyed],
-        help="re-compute the hash chain; name the first bad entry",
+        help="re-compute the keyed chain; name the first bad entry",
         epilog=_VERIFY_EPILOG,
+    )
+    check.add_argument(
+        "--expect",
+        metavar="FILE",
+        help="a signed head written by 'afk audit checkpoint --out': the ledger must still hold it",
     )
     check.set_defaults(func=verify_ledger)
     export = commands.add_parser("export", help="write the ledger as JSON Lines (for a SIEM)")
@@ -65,20 +76,56 @@ def register(subparsers: Any) -> None:
         parents=[common, keyed],
         help="verify the ledger, then store a signed checkpoint of its head",
     )
+    sign.add_argument(
+        "--out",
+        metavar="FILE",
+        help="also write the signed head to FILE (keep it outside the database; pass it to "
+        "'afk audit verify --expect')",
+    )
     sign.set_defaults(func=checkpoint_ledger)
 
 
-def _key(args: argparse.Namespace, *, required: bool) -> bytes | None:
+def _checkpoint_keys(args: argparse.Namespace) -> Keyring | None:
+    """An explicit checkpoint key, or None to sign and check with the store's keyring."""
     name = args.key_env or KEY_ENV
-    key = key_from_env(name)
-    if key is None and (required or args.key_env):
+    keys = audit_keyring_from_env(name)
+    if keys is None and args.key_env:
         raise ConfigurationError(f"no checkpoint key: ${name} is not set")
-    return key
+    return keys
+
+
+def read_anchor(path: str) -> Checkpoint:
+    """The signed head in ``path`` (written by ``checkpoint --out``)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"cannot read the anchor file {path}: {exc}") from exc
+    missing = [f for f in _ANCHOR_FIELDS if not isinstance(data, dict) or f not in data]
+    if missing:
+        raise ConfigurationError(
+            f"the anchor file {path} lacks {', '.join(missing)}: write it with "
+            "afk audit checkpoint --out FILE"
+        )
+    try:
+        return Checkpoint(**{f: data[f] for f in _ANCHOR_FIELDS})
+    except TypeError as exc:
+        raise ConfigurationError(f"the anchor file {path} is malformed: {exc}") from exc
+
+
+def write_anchor(path: str, signed: Checkpoint) -> None:
+    data = {f: getattr(signed, f) for f in _ANCHOR_FIELDS}
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2)
+        handle.write("\n")
+    os.replace(tmp, path)  # whole or not at all: a half-written anchor would fail verify
 
 
 def verify_ledger(args: argparse.Namespace) -> int:
-    key = _key(args, required=False)
-    report = with_store(args, lambda store: verify(store, key=key))
+    keys = _checkpoint_keys(args)
+    expect = read_anchor(args.expect) if args.expect else None
+    report = with_store(args, lambda store: verify(store, checkpoint_keys=keys, expect=expect))
     if args.json:
         data = dataclasses.asdict(report)
         data["ok"] = report.ok
@@ -95,10 +142,16 @@ def verify_ledger(args: argparse.Namespace) -> int:
             f"signed checkpoint of {iso(found.at)} matches: {found.entries} entries up to id "
             f"{found.head_id}"
         )
-    elif key is not None:
-        print("no signed checkpoint yet: sign one with afk audit checkpoint")
     else:
-        print(f"no key (${KEY_ENV}): a cut-off tail would go unnoticed", file=sys.stderr)
+        print("no signed checkpoint yet: sign one with afk audit checkpoint --out FILE")
+    if expect is not None:
+        print(f"anchored head of {iso(expect.at)} from {args.expect} is still in the ledger")
+    else:
+        print(
+            "without --expect FILE, deleting the newest entries together with the checkpoints "
+            "would go unnoticed",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -117,11 +170,11 @@ def export_ledger(args: argparse.Namespace) -> int:
 
 
 def checkpoint_ledger(args: argparse.Namespace) -> int:
-    key = _key(args, required=True)
+    keys = _checkpoint_keys(args)
 
     async def work(store: RunStore) -> Checkpoint | VerifyReport:
         try:
-            return await checkpoint(store, key)
+            return await checkpoint(store, keys)
         except LedgerError as exc:
             return exc.report
 
@@ -129,11 +182,15 @@ def checkpoint_ledger(args: argparse.Namespace) -> int:
     if isinstance(signed, VerifyReport):
         print(f"refused to sign: {signed.summary()}")
         return _EXIT_BAD
+    if args.out:
+        write_anchor(args.out, signed)
     if args.json:
         print_json(dataclasses.asdict(signed))
         return 0
     print(
         f"checkpoint signed: {signed.entries} entries, head id {signed.head_id} "
-        f"({signed.head_hash[:12]}), {iso(signed.at)}"
+        f"({signed.head_hash.rpartition(':')[2][:12]}), {iso(signed.at)}"
     )
+    if args.out:
+        print(f"signed head written to {args.out}: keep it outside the database")
     return 0

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from collections.abc import Callable
 from typing import TextIO
 
+from afk.approvals.display import Escaper
+from afk.approvals.principal import Principal
 from afk.approvals.requests import (
     ApprovalDecision,
     ApprovalRequest,
     UserInputDecision,
     UserInputRequest,
 )
+from afk.cli._identity import os_principal
 
 
 class ConsoleInteractionProvider:
@@ -26,11 +28,14 @@ class ConsoleInteractionProvider:
     def __init__(
         self,
         *,
-        approver: str = "console",
+        principal: Principal | None = None,
         out: TextIO | None = None,
         read_line: Callable[[], str] | None = None,
     ) -> None:
-        self.approver = approver
+        # Whoever sits at this terminal is the OS account running it: that is who decides
+        # (the runner counts each answer as this principal's vote).
+        self.principal = principal if principal is not None else os_principal()
+        self.approver = self.principal.id
         self._out = out or sys.stdout
         self._read = read_line or sys.stdin.readline
         self._one_at_a_time: asyncio.Lock | None = None
@@ -51,13 +56,19 @@ class ConsoleInteractionProvider:
             return await self._approval(request)
 
     async def _approval(self, request: ApprovalRequest) -> ApprovalDecision:
-        target = request.tool_name or "the next model call"
-        args = json.dumps(request.tool_args, indent=2, sort_keys=True)
+        # Tool name, arguments, rule and reason may come from the model: escaped, so none
+        # can redraw the prompt or forge a line of it.
+        esc = Escaper()
+        request_id = esc.text(request.request_id)
+        target = esc.tool(request.tool_name, none="the next model call")
+        args = esc.json(request.tool_args, indent=2).replace("\n", "\n            ")
+        rule = f"{esc.text(request.rule_id)} - {esc.text(request.reason)}"
+        marker = "".join(f"    {line}\n" for line in esc.marker())
         self._out.write(
-            f"\n  APPROVAL NEEDED  {request.request_id}\n"
+            f"\n  APPROVAL NEEDED  {request_id}\n"
             f"    tool:   {target}\n"
-            f"    args:   {args.replace(chr(10), chr(10) + '            ')}\n"
-            f"    rule:   {request.rule_id} - {request.reason}\n"
+            f"    args:   {args}\n"
+            f"    rule:   {rule}\n{marker}"
         )
         answer = (await self._ask("  approve? [y/N] ")).lower()
         if answer in ("y", "yes"):
@@ -72,6 +83,9 @@ class ConsoleInteractionProvider:
             return await self._input(request)
 
     async def _input(self, request: UserInputRequest) -> UserInputDecision:
-        self._out.write(f"\n  INPUT NEEDED  {request.request_id}\n    {request.prompt}\n")
+        esc = Escaper()
+        request_id, prompt = esc.text(request.request_id), esc.text(request.prompt)
+        marker = "".join(f"    {line}\n" for line in esc.marker())
+        self._out.write(f"\n  INPUT NEEDED  {request_id}\n    {prompt}\n{marker}")
         text = await self._ask("  > ")
         return UserInputDecision(kind="allow", value=text, approver=self.approver)

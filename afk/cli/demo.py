@@ -120,7 +120,7 @@ def _runner(args: argparse.Namespace) -> Runner:
         return Runner(policy_engine=policy, config=mode, store=args.store)
     return Runner(
         policy_engine=policy,
-        interaction_provider=ConsoleInteractionProvider(approver=args.approver),
+        interaction_provider=ConsoleInteractionProvider(),
         config=RunnerConfig(interaction_mode="interactive", approval_timeout_s=args.timeout),
         store=args.store,
     )
@@ -175,7 +175,6 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="pause and exit; approve with afk approvals, resume with afk worker",
     )
-    p.add_argument("--approver", default="console", help="name recorded on your decisions")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait per approval")
     p.add_argument("--database", help=f"the demo's SQLite 'production' database ({DEMO_DIR}/)")
     p.add_argument(

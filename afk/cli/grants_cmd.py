@@ -8,6 +8,8 @@ import sys
 import time
 from typing import Any
 
+from afk.approvals.display import Escaper
+from afk.cli._identity import cli_principal
 from afk.cli._output import (
     common_options,
     print_json,
@@ -30,7 +32,13 @@ def register(subparsers: Any) -> None:
     listing.set_defaults(func=list_grants)
     revoke = commands.add_parser("revoke", parents=[common], help="stop a grant from allowing")
     revoke.add_argument("grant", metavar="GRANT", help="grant id")
-    revoke.add_argument("--as", dest="by", metavar="NAME", help="who revokes it")
+    revoke.add_argument(
+        "--as",
+        dest="by",
+        metavar="NAME",
+        help="revoke as NAME (allowed as for `afk approvals approve --as`; default: your OS "
+        "account)",
+    )
     revoke.set_defaults(func=revoke_grant)
 
 
@@ -43,12 +51,13 @@ def list_grants(args: argparse.Namespace) -> int:
     if not records:
         print("no grants" if args.all else "no active grants")
         return 0
+    esc = Escaper()
     rows = [
         [
             g.grant_id,
-            g.tool_name,
+            esc.tool(g.tool_name),
             f"{g.scope}={g.scope_value}",
-            json.dumps(json.loads(g.when), sort_keys=True) if g.when != "{}" else "(any args)",
+            _when(g.when, esc),
             when(g.until, now),
             g.created_by or "-",
             str(g.uses),
@@ -59,16 +68,29 @@ def list_grants(args: argparse.Namespace) -> int:
         for g in records
     ]
     headers = ["GRANT", "TOOL", "SCOPE", "WHEN", "UNTIL", "BY", "USES", "STATUS"]
-    print(table(headers, rows))
+    print(table(headers, rows, esc=esc))
+    for line in esc.marker():
+        print(line)
     return 0
+
+
+def _when(text: str, esc: Escaper) -> str:
+    if text == "{}":
+        return "(any args)"
+    try:
+        return esc.json(json.loads(text), separators=(", ", ": "))
+    except json.JSONDecodeError:
+        return esc.text(text)  # shown as stored rather than failing the whole listing
 
 
 def revoke_grant(args: argparse.Namespace) -> int:
     from afk.core.runner import Runner
 
+    by = cli_principal(args.by).id
+
     async def work(store: RunStore) -> Any:
         try:
-            return await Runner(store=store).revoke_grant(args.grant, by=args.by)
+            return await Runner(store=store).revoke_grant(args.grant, by=by)
         except GrantNotFoundError as exc:
             return str(exc)
 

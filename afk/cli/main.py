@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from afk.approvals.display import escape
 from afk.errors import AfkError
 
 
@@ -42,7 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = func(args)
     except AfkError as exc:
-        print(f"afk: {exc}", file=sys.stderr)
+        # Messages quote stored and typed text: hidden characters are shown, line by line.
+        text = "\n".join(escape(line) for line in str(exc).splitlines())
+        print(f"afk: {text}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

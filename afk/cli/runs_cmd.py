@@ -9,9 +9,9 @@ import time
 from collections import Counter
 from typing import Any, get_args
 
+from afk.approvals.display import Escaper
 from afk.cli._output import (
     common_options,
-    compact_json,
     decision_text,
     fields,
     print_json,
@@ -93,7 +93,10 @@ def run_list(args: argparse.Namespace) -> int:
         [r.run_id, r.agent_name, r.status, relative(r.updated_at, now), pending[r.run_id]]
         for r in runs
     ]
-    print(table(["RUN", "AGENT", "STATUS", "UPDATED", "PENDING"], rows))
+    esc = Escaper()
+    print(table(["RUN", "AGENT", "STATUS", "UPDATED", "PENDING"], rows, esc=esc))
+    for line in esc.marker():
+        print(line)
     return 0
 
 
@@ -122,17 +125,20 @@ def run_show(args: argparse.Namespace) -> int:
             }
         )
         return 0
+    esc = Escaper()  # one for the whole output: the marker ends it once
     sections = [
-        _record_text(record),
-        _conversation_text(record),
-        _requests_text(requests),
-        _events_text(events),
+        _record_text(record, esc),
+        _conversation_text(record, esc),
+        _requests_text(requests, esc),
+        _events_text(events, esc),
     ]
     print("\n\n".join(s for s in sections if s))
+    for line in esc.marker():
+        print(line)
     return 0
 
 
-def _record_text(record: RunRecord) -> str:
+def _record_text(record: RunRecord, esc: Escaper) -> str:
     lease = "-"
     if record.lease_owner:
         lease = f"{record.lease_owner} until {when(record.lease_expires_at)}"
@@ -146,78 +152,83 @@ def _record_text(record: RunRecord) -> str:
             ("thread", record.thread_id or "-"),
             ("requested by", record.requested_by or "-"),
             ("lease", lease),
-        ]
+        ],
+        esc=esc,
     )
 
 
-def _conversation_text(record: RunRecord) -> str:
+def _conversation_text(record: RunRecord, esc: Escaper) -> str:
     from afk.core._snapshot import load_snapshot
 
     try:
         snapshot = load_snapshot(record.snapshot)
     except (AfkError, ValueError) as exc:
         # The rest of the run is still worth showing when its snapshot is from another version.
-        return f"Conversation: cannot read the checkpoint: {shorten(exc, 200)}"
-    lines = [_message_row(i, m) for i, m in enumerate(snapshot.messages, 1)]
+        return f"Conversation: cannot read the checkpoint: {shorten(exc, 200, esc)}"
+    lines = [_message_row(i, m, esc) for i, m in enumerate(snapshot.messages, 1)]
     text = f"Conversation ({len(lines)} messages, step {snapshot.step})\n"
-    text += _indent(table(["#", "ROLE", "CONTENT"], lines))
+    text += _indent(table(["#", "ROLE", "CONTENT"], lines, esc=esc))
     if snapshot.executions:
         rows = [
             [
-                e.tool_name,
-                compact_json(e.args),
-                _outcome(e.executed, e.denied, e.success, e.output, e.error),
-                _who(e.decision, e.decided_by, e.policy),
+                esc.tool(e.tool_name),
+                esc.json(e.args),
+                _outcome(e.executed, e.denied, e.success, e.output, e.error, esc),
+                _who(e.decision, e.decided_by, e.policy, esc),
             ]
             for e in snapshot.executions
         ]
         text += f"\n\nTool calls ({len(rows)})\n"
-        text += _indent(table(["TOOL", "ARGS", "RESULT", "DECISION"], rows))
+        text += _indent(table(["TOOL", "ARGS", "RESULT", "DECISION"], rows, esc=esc))
     return text
 
 
-def _message_row(index: int, message: Any) -> list[object]:
+def _message_row(index: int, message: Any, esc: Escaper) -> list[object]:
     from afk.llms.messages import AssistantMessage, ToolMessage
 
     if isinstance(message, AssistantMessage):
-        parts = [shorten(message.text, _TEXT)] if message.text else []
+        parts = [shorten(message.text, _TEXT, esc)] if message.text else []
         # Arguments are shown whole: they are what a tool was (or will be) called with.
-        parts += [f"calls {c.name}({compact_json(c.arguments)})" for c in message.tool_calls]
+        parts += [f"calls {esc.tool(c.name)}({esc.json(c.arguments)})" for c in message.tool_calls]
         return [index, "assistant", "; ".join(parts) or "(empty turn)"]
     if isinstance(message, ToolMessage):
         flag = " [error]" if message.is_error else ""
-        return [index, "tool", f"{message.tool_name} -> {shorten(message.content, _TEXT)}{flag}"]
-    return [index, message.role, shorten(message.content, _TEXT)]
+        content = shorten(message.content, _TEXT, esc)
+        return [index, "tool", f"{esc.tool(message.tool_name)} -> {content}{flag}"]
+    return [index, message.role, shorten(message.content, _TEXT, esc)]
 
 
-def _outcome(executed: bool, denied: bool, success: bool, output: Any, error: str | None) -> str:
+def _outcome(
+    executed: bool, denied: bool, success: bool, output: Any, error: str | None, esc: Escaper
+) -> str:
     if denied:
-        return shorten(error or "denied", _TEXT)
+        return shorten(error or "denied", _TEXT, esc)
     if not success:
-        return "failed: " + shorten(error, _TEXT)
-    text = output if isinstance(output, str) else json.dumps(output, default=str)
-    return ("ran -> " if executed else "answered -> ") + shorten(text, _TEXT)
+        return "failed: " + shorten(error, _TEXT, esc)
+    text = output if isinstance(output, str) else esc.json(output)
+    return ("ran -> " if executed else "answered -> ") + shorten(text, _TEXT, esc)
 
 
-def _who(decision: Any, decided_by: str | None, policy: Any) -> str:
+def _who(decision: Any, decided_by: str | None, policy: Any, esc: Escaper) -> str:
     if decision is not None:
-        return f"{decision.kind} by {decision.approver or decided_by or 'human'}"
+        return f"{decision.kind} by {esc.text(decision.approver or decided_by or 'human')}"
     if policy is not None:
-        return f"{policy.action} by policy" + (f" ({policy.rule_id})" if policy.rule_id else "")
+        rule = f" ({esc.text(policy.rule_id)})" if policy.rule_id else ""
+        return f"{policy.action} by policy{rule}"
     return "-"
 
 
-def _requests_text(requests: list[RequestRecord]) -> str:
+def _requests_text(requests: list[RequestRecord], esc: Escaper) -> str:
     if not requests:
         return "Requests: none"
     rows = [
         [
             r.request_id,
             r.kind,
-            r.tool_name or "(model call)",
-            compact_json(_request_field(r, "tool_args")),
+            esc.tool(r.tool_name),
+            esc.json(_request_field(r, "tool_args")),
             r.status,
-            decision_text(r.decision),
+            decision_text(r.decision, esc),
             r.approver or "-",
             r.decided_by or "-",
         ]
@@ -225,20 +236,20 @@ def _requests_text(requests: list[RequestRecord]) -> str:
     ]
     headers = ["REQUEST", "KIND", "TOOL", "ARGS", "STATUS", "DECISION", "APPROVER", "DECIDED BY"]
     return f"Requests ({len(rows)})\n" + _indent(
-        table(headers, rows, max_widths={"DECISION": _TEXT})
+        table(headers, rows, max_widths={"DECISION": _TEXT}, esc=esc)
     )
 
 
-def _events_text(events: list[EventRow]) -> str:
+def _events_text(events: list[EventRow], esc: Escaper) -> str:
     if not events:
         return "Events: none"
-    rows = [[e.seq, e.type, _event_summary(e)] for e in events]
+    rows = [[e.seq, e.type, _event_summary(e, esc)] for e in events]
     return f"Events ({len(rows)})\n" + _indent(
-        table(["SEQ", "TYPE", "SUMMARY"], rows, max_widths={"SUMMARY": 120})
+        table(["SEQ", "TYPE", "SUMMARY"], rows, max_widths={"SUMMARY": 120}, esc=esc)
     )
 
 
-def _event_summary(row: EventRow) -> str:
+def _event_summary(row: EventRow, esc: Escaper) -> str:
     from afk.core.events import event_from_dict
 
     try:
@@ -247,8 +258,9 @@ def _event_summary(row: EventRow) -> str:
     except (AfkError, ValueError):
         return "(payload unreadable by this afk version)"
     if event.type == "llm_called":
-        return f"model {data.get('model')} called with {data.get('message_count')} messages"
-    return render(event) or "-"
+        model = esc.text(data.get("model"))
+        return f"model {model} called with {esc.text(data.get('message_count'))} messages"
+    return render(event, esc) or "-"
 
 
 def _request_field(record: RequestRecord, name: str) -> Any:

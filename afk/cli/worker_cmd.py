@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from afk.agents.agent import Agent
-from afk.cli._output import common_options, compact_json, open_cli_store, print_json, shorten
+from afk.approvals.display import HIDDEN_MARKER, Escaper
+from afk.cli._output import common_options, json_line, open_cli_store, print_json, shorten
 from afk.core.result import RunResult
 from afk.core.runner import Runner
 from afk.errors import (
@@ -309,7 +310,7 @@ async def _work(
     while not stop.is_set():
         results = await runner.resume_ready(agents)
         for result in results:
-            print(compact_json(_result_json(result)) if json_lines else _result_line(result))
+            print(json_line(_result_json(result)) if json_lines else _result_line(result))
             sys.stdout.flush()
         if not results:
             with contextlib.suppress(TimeoutError):
@@ -349,7 +350,9 @@ def _result_line(result: RunResult) -> str:
         detail = result.error or "-"
     else:
         detail = result.final_text or result.error or "-"
-    return f"{result.run_id}  {result.state:<9}  {shorten(detail, 100)}"
+    esc = Escaper()
+    line = f"{esc.text(result.run_id)}  {result.state:<9}  {shorten(detail, 100, esc)}"
+    return f"{line}  {HIDDEN_MARKER}" if esc.escaped else line
 
 
 def _result_json(result: RunResult) -> dict[str, Any]:

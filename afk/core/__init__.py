@@ -34,6 +34,8 @@ from afk.core.events import (
     ToolStarted,
     UserInputRequested,
     UserInputResolved,
+    VoteRecorded,
+    VoteRefused,
     event_from_dict,
     event_to_dict,
 )
@@ -74,6 +76,8 @@ __all__ = [
     "UserInputRequest",
     "UserInputRequested",
     "UserInputResolved",
+    "VoteRecorded",
+    "VoteRefused",
     "event_from_dict",
     "event_to_dict",
 ]

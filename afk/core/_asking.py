@@ -13,7 +13,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from afk.agents.policy import PolicyDecision
 from afk.approvals.approvers import expand_approvers
+from afk.approvals.decide import Decided, Vote, VoteCounted, decide, eligible
+from afk.approvals.principal import Principal, asserted
 from afk.approvals.requests import (
+    DECISION_OPTIONS,
     ApprovalDecision,
     ApprovalRequest,
     DecidedBy,
@@ -31,8 +34,10 @@ from afk.core.events import (
     RunResumed,
     UserInputRequested,
     UserInputResolved,
+    VoteRecorded,
+    VoteRefused,
 )
-from afk.errors import AfkError, RunError
+from afk.errors import AfkError, InteractionError, RunError
 
 if TYPE_CHECKING:
     from afk.core._run import Run
@@ -95,6 +100,7 @@ class Asking:
             escalate_at=_after(now, decision.escalate_after_s),
             escalate_to=expand_approvers(decision.escalate_to, directory),
             deny_decides=decision.deny_decides,
+            allowed_decisions=getattr(decision, "allowed_decisions", DECISION_OPTIONS),
         )
 
     async def open(self, step: int, requests: Sequence[Request]) -> list[Any]:
@@ -161,7 +167,7 @@ class Asking:
                     async with asyncio.timeout(max(request.expires_at - time.time(), 0.0)) as limit:
                         if asked is None:
                             asked = self._provider_method(request)(request)
-                        got = _checked(request, await asked)
+                        got = await self._vote_in_memory(step, request, await asked)
                 finally:
                     if reminders is not None:
                         reminders.cancel()
@@ -194,8 +200,6 @@ class Asking:
     async def _announce(
         self, step: int, request: Request, due: list[tuple[float, Literal["remind", "escalate"]]]
     ) -> None:
-        from afk.approvals.approvers import eligible
-
         for at, kind in due:
             await asyncio.sleep(max(at - time.time(), 0.0))
             await self.run.emitter.emit(
@@ -208,7 +212,9 @@ class Asking:
 
     async def _from_store(self, request: Request, early: Any) -> tuple[Decision, DecidedBy]:
         """With a store the store is the truth: a decision made by any process (the CLI, a
-        web inbox, this process's provider) is read from there, and the first one stands."""
+        web inbox, this process's provider) is read from there, and the first one stands.
+        The provider's answer is one vote, recorded through the same path as ``resolve``;
+        when it decides nothing (refused, or short of a quorum) the wait goes on."""
         durable = self.run.durable
         assert durable is not None
         stored = await durable.stored_decision(request)
@@ -218,7 +224,7 @@ class Asking:
             raise RunError(f"request {request.request_id} is still pending on resume")
         if early is None:
             early = self._provider_method(request)(request)
-        asked: asyncio.Future[Any] = asyncio.ensure_future(early)
+        asked: asyncio.Future[Any] | None = asyncio.ensure_future(early)
         try:
             while True:
                 left = request.expires_at - time.time()
@@ -229,29 +235,112 @@ class Asking:
                 watch = asyncio.ensure_future(
                     durable.wait_for_store(request, min(left, STORE_POLL_S * 40))
                 )
-                await asyncio.wait({asked, watch}, return_when=asyncio.FIRST_COMPLETED)
+                waiting = {watch} if asked is None else {asked, watch}
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                 watch.cancel()
-                if asked.done():
-                    return await self._provider_answer(request, asked)
+                if asked is not None and asked.done():
+                    answered, asked = asked, None
+                    got = await self._provider_answer(request, answered)
+                    if got is not None:
+                        return got
                 stored = await durable.stored_decision(request)
                 if stored is not None:
                     return stored
         finally:
-            if not asked.done():
+            if asked is not None and not asked.done():
                 asked.cancel()
                 self._expire(request.request_id, "decided elsewhere")
 
     async def _provider_answer(
         self, request: Request, asked: asyncio.Future[Any]
-    ) -> tuple[Decision, DecidedBy]:
+    ) -> tuple[Decision, DecidedBy] | None:
         durable = self.run.durable
         assert durable is not None
         try:
-            decision = asked.result()
+            answer = asked.result()
         except Exception as exc:
             why = f"interaction provider raised {type(exc).__name__}: {exc}"
             return await durable.record(request, _deny(request, why), "error")
-        return await durable.record(request, *_checked(request, decision))
+        checked = _checked(request, answer)
+        if checked is not None:
+            return await durable.record(request, *checked)
+        from afk.core import _durable_api
+
+        vote = self._vote_of(answer)
+        if isinstance(vote, InteractionError):
+            refused = Vote(principal=None, decision=answer, at=time.time())
+            await _durable_api.log_refused(durable.store, request, refused, vote)
+            await self._announce_vote(request.step, request, refused, vote)
+            return None
+        try:
+            await _durable_api.resolve(durable.store, request.request_id, answer, vote.principal)
+        except InteractionError as exc:  # recorded in the ledger by resolve()
+            await self._announce_vote(request.step, request, vote, exc)
+            return None
+        return await durable.stored_decision(request)
+
+    async def _vote_in_memory(
+        self, step: int, request: Request, answer: Any
+    ) -> tuple[Decision, DecidedBy]:
+        """No store: the provider's answer is one vote through the decision rule. One that
+        decides nothing leaves the request open until it expires (the fallback then applies)."""
+        checked = _checked(request, answer)
+        if checked is not None:
+            return checked
+        vote = self._vote_of(answer)
+        outcome: Decided | VoteCounted | InteractionError
+        if isinstance(vote, InteractionError):
+            outcome, vote = vote, Vote(principal=None, decision=answer, at=time.time())
+        else:
+            try:
+                outcome = decide(request, vote, now=vote.at)
+            except InteractionError as exc:
+                outcome = exc
+        if isinstance(outcome, Decided):
+            return outcome.decision, "human"
+        await self._announce_vote(step, request, vote, outcome)
+        await asyncio.get_running_loop().create_future()  # until the runner's timeout
+        raise AssertionError("unreachable")
+
+    def _vote_of(self, decision: Decision) -> Vote | InteractionError:
+        """The provider's answer as a vote by the principal it names: the provider's own
+        ``principal`` (e.g. the console's OS account), else the decision's ``approver`` as
+        the provider vouches for it, else anonymous."""
+        provider = self.run.setup.provider
+        own = getattr(provider, "principal", None)
+        try:
+            if isinstance(own, Principal):
+                who: Principal | None = own
+            else:
+                who = asserted(decision.approver, f"provider:{type(provider).__name__}")
+        except InteractionError as exc:
+            return exc
+        return Vote(principal=who, decision=decision, at=time.time())
+
+    async def _announce_vote(
+        self, step: int, request: Request, vote: Vote, outcome: VoteCounted | InteractionError
+    ) -> None:
+        principal = vote.principal
+        who = principal.id if principal else None
+        how = principal.authenticated_by if principal else None
+        if isinstance(outcome, VoteCounted):
+            await self.run.emitter.emit(
+                VoteRecorded,
+                step,
+                request_id=request.request_id,
+                approver=who,
+                authenticated_by=how,
+                needed=outcome.needed,
+            )
+            return
+        await self.run.emitter.emit(
+            VoteRefused,
+            step,
+            request_id=request.request_id,
+            approver=who,
+            authenticated_by=how,
+            why=f"{type(outcome).__name__}: {outcome}",
+        )
 
     async def record(
         self, step: int, request: Request, decision: Decision, decided_by: DecidedBy
@@ -337,12 +426,16 @@ def _after(now: float, delay: float | None) -> float | None:
     return None if delay is None else now + delay
 
 
-def _checked(request: Request, decision: Any) -> tuple[Decision, DecidedBy]:
-    """A provider's answer, or a deny when it is not the decision type the request needs."""
+def _checked(request: Request, answer: Any) -> tuple[Decision, DecidedBy] | None:
+    """A provider's answer that needs no vote: one already through the decision rule (the
+    in-memory provider tallies its own votes), or a deny when it is not the decision type the
+    request needs. None: a decision to count as a vote."""
+    if isinstance(answer, Decided):
+        return answer.decision, "human"
     expected = ApprovalDecision if isinstance(request, ApprovalRequest) else UserInputDecision
-    if isinstance(decision, expected):
-        return decision, "human"
-    why = f"interaction provider returned {type(decision).__name__}, not {expected.__name__}"
+    if isinstance(answer, expected):
+        return None
+    why = f"interaction provider returned {type(answer).__name__}, not {expected.__name__}"
     return _deny(request, why), "error"
 
 

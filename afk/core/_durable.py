@@ -25,13 +25,13 @@ from afk.canonical import canonical_json
 from afk.core._snapshot import (
     SCHEMA_VERSION,
     StepState,
-    args_digest,
     dump_snapshot,
     from_json,
     to_json,
 )
 from afk.core.events import event_to_json
 from afk.errors import AlreadyDecidedError, RequestExpiredError
+from afk.store._seal import record_ok, tamper_log
 from afk.store.store import (
     EventRow,
     ExecutionRecord,
@@ -45,6 +45,7 @@ from afk.store.store import (
 
 if TYPE_CHECKING:
     from afk.agents.policy import PolicyDecision, PolicyEvent
+    from afk.audit.keys import Keyring
     from afk.core._run import Run
 
 DECISION_TYPES: dict[str, Any] = {"approval": ApprovalDecision, "user_input": UserInputDecision}
@@ -59,13 +60,13 @@ async def ensure_ready(store: RunStore) -> None:
         _READY.add(store)
 
 
-def request_record(request: Request) -> RequestRecord:
+def request_record(request: Request, keys: Keyring) -> RequestRecord:
     return RequestRecord(
         request_id=request.request_id,
         run_id=request.run_id,
         kind=request.kind,
         request=to_json(request, type(request)),
-        args_digest=args_digest(request.tool_args),
+        args_digest=keys.digest(request.tool_args),
         status="pending",
         created_at=request.created_at,
         expires_at=request.expires_at,
@@ -108,8 +109,16 @@ class StoredOutcome:
     """What exactly-once execution found or produced for one call."""
 
     output: Any = None
-    error: str | None = None
+    error: str | None = None  # also: why a stored outcome that does not verify is not trusted
     unknown: bool = False  # found mid-execution after a crash, not re-run
+
+
+def refused_record(request_id: str) -> str:
+    """What the model is told when a request's stored record does not verify."""
+    return (
+        f"refused: the stored record of request {request_id} does not verify (it was changed "
+        "outside afk); nothing was run"
+    )
 
 
 class Durable:
@@ -123,6 +132,10 @@ class Durable:
         self.flushed_seq = run.emitter.seq
         self._lease_task: asyncio.Task[None] | None = None
         self._pending_log: list[LogEntry] = []
+
+    @property
+    def keys(self) -> Keyring:
+        return self.store.keys
 
     # -- checkpoints -----------------------------------------------------------------------
     async def ready(self) -> None:
@@ -156,10 +169,9 @@ class Durable:
             for e in run.emitter.events
             if e.seq > self.flushed_seq
         ]
-        log = self._take_log(*(_opened_log(r, now) for r in new_requests))
-        await self.store.save_run(
-            record, requests=[request_record(r) for r in new_requests], events=events, log=log
-        )
+        log = self._take_log(*(_opened_log(r, now, self.keys) for r in new_requests))
+        requests = [request_record(r, self.keys) for r in new_requests]
+        await self.store.save_run(record, requests=requests, events=events, log=log)
         if events:
             self.flushed_seq = events[-1].seq
         timers = _timers(new_requests)
@@ -169,10 +181,13 @@ class Durable:
 
     # -- decisions -------------------------------------------------------------------------
     async def stored_decision(self, request: Request) -> tuple[Decision, DecidedBy] | None:
-        """The request's decision from the store; applies the fallback once past expiry."""
+        """The request's decision from the store; applies the fallback once past expiry. A
+        stored record that does not verify yields a denial, never its decision."""
         record = await self.store.get_request(request.request_id)
         if record is None:
             return None
+        if not await self._verified(record, "take its decision"):
+            return _refusal(request), "error"
         if record.status != "pending":
             return load_decision(record), _decided_by(record.decided_by)
         if time.time() <= record.expires_at:
@@ -191,10 +206,10 @@ class Durable:
                 decision=to_json(decision, type(decision)),
                 decided_by=decided_by,
                 approver=decision.approver,
-                bound_digest=args_digest(approved_args(request, decision, decided_by)),
+                bound_digest=self.keys.digest(approved_args(request, decision, decided_by)),
                 now=time.time(),
                 honour_expiry=decided_by == "human",
-                log=self._take_log(_decision_log(request, decision, decided_by)),
+                log=self._take_log(_decision_log(request, decision, decided_by, self.keys)),
             )
         except (AlreadyDecidedError, RequestExpiredError):
             stored = await self.store.get_request(request.request_id)
@@ -208,28 +223,38 @@ class Durable:
 
     # -- exactly once ----------------------------------------------------------------------
     async def verified_args(self, request: Request) -> dict[str, Any] | str:
-        """The approved arguments as stored, checked against the digest the decision bound;
-        a string explains a refusal (tampering) instead."""
+        """The approved arguments as stored, checked against the record's MAC and the keyed
+        digests the request and its decision bound; a string explains a refusal instead."""
         record = await self.store.get_request(request.request_id)
         if record is None or record.decision is None:
             return "no stored decision for this request"
-        stored_request = load_request(record)
-        decision = load_decision(record)
-        args = approved_args(stored_request, decision, record.decided_by or "human")
-        if args_digest(stored_request.tool_args) != record.args_digest or (
-            record.bound_digest is not None and args_digest(args) != record.bound_digest
-        ):
-            await self.store.log_refusal(
-                LogEntry(
-                    kind="tamper_detected",
-                    run_id=record.run_id,
-                    request_id=record.request_id,
-                    payload=canonical_json({"expected": record.bound_digest}),
-                    at=time.time(),
-                )
-            )
-            return "refused: the stored arguments no longer match what was approved"
-        return args
+        if not await self._verified(record, "execute"):
+            return refused_record(record.request_id)
+        return approved_args(
+            load_request(record), load_decision(record), record.decided_by or "human"
+        )
+
+    async def _verified(self, record: RequestRecord, refused: str) -> bool:
+        """Whether the request row is what the store wrote: its MAC, and its digests over the
+        arguments it holds. When not, the refusal goes to the ledger."""
+        if record_ok(self.keys, record) and self._digests_ok(record):
+            return True
+        entry = tamper_log(record, refused)
+        await self.store.log_refusal(entry)
+        return False
+
+    def _digests_ok(self, record: RequestRecord) -> bool:
+        try:
+            stored = load_request(record)
+            decision = load_decision(record) if record.decision is not None else None
+        except ValueError:  # not even readable: as untrusted as a bad MAC
+            return False
+        if not self.keys.verify("args", stored.tool_args, record.args_digest):
+            return False
+        if decision is None or record.bound_digest is None:
+            return True
+        args = approved_args(stored, decision, record.decided_by or "human")
+        return self.keys.verify("args", args, record.bound_digest)
 
     async def execute_once(
         self,
@@ -241,7 +266,7 @@ class Durable:
         invoke: Callable[[], Awaitable[Any]],
     ) -> StoredOutcome:
         run_id = self.run.setup.run_id
-        digest = args_digest(args)
+        digest = self.keys.digest(args)
         created, record = await self.store.begin_execution(
             ExecutionRecord(
                 key=key,
@@ -261,6 +286,10 @@ class Durable:
                 )
             ),
         )
+        if not created and not record_ok(self.keys, record):
+            # Forged or edited: its outcome is not trusted, and the call is not run again.
+            await self.store.log_refusal(tamper_log(record, "trust or repeat an execution"))
+            return StoredOutcome(error=_untrusted_outcome(key))
         if not created and record.status == "done":
             assert record.result is not None
             stored = json.loads(record.result)
@@ -298,7 +327,7 @@ class Durable:
             "step": event.step,
             "tool": event.tool_name,
             "tool_call_id": event.tool_call_id,
-            "args_digest": args_digest(dict(event.tool_args)),
+            "args_digest": self.keys.digest(dict(event.tool_args)),
             "action": decision.action,
             "rule": decision.rule_id,
             "matched": list(decision.matched_rules),
@@ -348,10 +377,25 @@ class Durable:
         await self.store.release_lease(self.run.setup.run_id, owner=self.owner)
 
 
-def _opened_log(request: Request, now: float) -> LogEntry:
+def _untrusted_outcome(key: str) -> str:
+    return (
+        f"outcome unknown: the stored record of execution {key} does not verify (it was "
+        "changed outside afk), so its result is not trusted and the call was not run again"
+    )
+
+
+def _refusal(request: Request) -> Decision:
+    """The decision a request whose stored record does not verify gets: a denial."""
+    reason = refused_record(request.request_id)
+    if isinstance(request, ApprovalRequest):
+        return ApprovalDecision(kind="deny", reason=reason)
+    return UserInputDecision(kind="deny", reason=reason)
+
+
+def _opened_log(request: Request, now: float, keys: Keyring) -> LogEntry:
     details = {
         "tool": request.tool_name,
-        "args_digest": args_digest(request.tool_args),
+        "args_digest": keys.digest(request.tool_args),
         "rule": request.rule_id,
     }
     return LogEntry(
@@ -382,7 +426,9 @@ def _decided_by(value: str | None) -> DecidedBy:
     return "human"
 
 
-def _decision_log(request: Request, decision: Decision, decided_by: DecidedBy) -> LogEntry:
+def _decision_log(
+    request: Request, decision: Decision, decided_by: DecidedBy, keys: Keyring
+) -> LogEntry:
     return LogEntry(
         kind="expired" if decided_by == "timeout" else "decided",
         run_id=request.run_id,
@@ -393,7 +439,7 @@ def _decision_log(request: Request, decision: Decision, decided_by: DecidedBy) -
                 "kind": decision.kind,
                 "decided_by": decided_by,
                 "reason": decision.reason,
-                "args_digest": args_digest(approved_args(request, decision, decided_by)),
+                "args_digest": keys.digest(approved_args(request, decision, decided_by)),
             }
         ),
         at=time.time(),

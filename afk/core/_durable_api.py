@@ -9,12 +9,13 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from afk.agents.agent import Agent
-from afk.approvals.approvers import check_approver, eligible
+from afk.approvals.decide import Vote, decide, eligible
 from afk.approvals.grants import add_grant
-from afk.approvals.requests import ApprovalRequest, Decision, Request, validate_decision
+from afk.approvals.principal import Principal
+from afk.approvals.requests import ApprovalDecision, ApprovalRequest, Decision, Request
 from afk.canonical import canonical_json
-from afk.core._durable import _decision_log, approved_args, load_decision, load_request
-from afk.core._snapshot import RunSnapshot, args_digest, load_snapshot, to_json
+from afk.core._durable import approved_args, load_decision, load_request
+from afk.core._snapshot import RunSnapshot, args_digest, from_json, load_snapshot, to_json
 from afk.core.result import RunResult
 from afk.errors import (
     AlreadyDecidedError,
@@ -24,52 +25,60 @@ from afk.errors import (
     RunNotResumableError,
     UnknownRequestError,
 )
+from afk.store._seal import record_ok, tamper_log, tampered
 from afk.store.store import TERMINAL_RUN_STATES, LogEntry, RunStore, VoteRecord
 
 
 async def resolve(
-    store: RunStore, request_id: str, decision: Decision
+    store: RunStore,
+    request_id: str,
+    decision: Decision,
+    principal: Principal | None = None,
 ) -> Literal["decided", "pending"]:
+    """Record ``principal``'s vote on a stored request through the one decision rule
+    (:func:`afk.approvals.decide.decide`); the store compare-and-sets what it returns. A
+    refusal is written to the ledger (who, how authenticated, why) and raised."""
     record = await store.get_request(request_id)
     if record is None:
         raise UnknownRequestError(f"no request with id {request_id!r}", request_id=request_id)
-    request = load_request(record)
+    # The row's deadline is the one the store enforces (and seals).
+    request = replace(load_request(record), expires_at=record.expires_at)
+    vote = Vote(principal=principal, decision=decision, at=time.time())
     try:
-        validate_decision(request, decision)
-        check_approver(request, decision)
-        digest = args_digest(approved_args(request, decision, "human"))
-        text = to_json(decision, type(decision))
-        if isinstance(request, ApprovalRequest) and request.quorum > 1:
-            assert decision.approver is not None  # check_approver demands a name for quorums
-            vote = VoteRecord(
-                request_id=request_id,
-                approver=decision.approver,
-                kind=decision.kind,
-                decision=text,
-                bound_digest=digest,
-                at=time.time(),
-            )
+        outcome = decide(request, vote, votes=await _votes(store, request), now=vote.at)
+        decision = outcome.vote.decision  # its approver is now the principal's id
+        digest = _digest(store, approved_args(request, decision, "human"))
+        log = _vote_log(request, outcome.vote, digest, "vote" if _quorum(request) else "decided")
+        if _quorum(request):
+            assert outcome.vote.approver is not None  # decide() refuses anonymous quorum votes
             stored, _ = await store.add_vote(
-                vote,
-                quorum=request.quorum,
+                VoteRecord(
+                    request_id=request_id,
+                    approver=outcome.vote.approver,
+                    kind=decision.kind,
+                    decision=to_json(decision, type(decision)),
+                    bound_digest=digest,
+                    at=vote.at,
+                ),
+                quorum=request.quorum,  # type: ignore[union-attr]
                 now=vote.at,
-                deny_decides=request.deny_decides,
-                log=[_vote_log(request, decision)],
+                deny_decides=request.deny_decides,  # type: ignore[union-attr]
+                log=[log],
             )
             if stored.status == "pending":
                 return "pending"
         else:
             await store.decide(
                 request_id,
-                decision=text,
+                decision=to_json(decision, type(decision)),
                 decided_by="human",
                 approver=decision.approver,
                 bound_digest=digest,
-                now=time.time(),
-                log=[_decision_log(request, decision, "human")],
+                now=vote.at,
+                log=[log],
             )
     except AlreadyDecidedError as exc:
-        await _refused(store, record.run_id, request_id, decision, exc)
+        await _refused(store, record.run_id, request_id, vote, exc)
         current = await store.get_request(request_id)
         first = load_decision(current) if current and current.decision else exc.first_decision
         raise AlreadyDecidedError(
@@ -78,29 +87,87 @@ async def resolve(
             first_decision=first,
         ) from None
     except InteractionError as exc:
-        await _refused(store, record.run_id, request_id, decision, exc)
+        await _refused(store, record.run_id, request_id, vote, exc)
         raise
     await add_grant(store, request, decision)
     return "decided"
 
 
-def _vote_log(request: ApprovalRequest, decision: Decision) -> LogEntry:
-    entry = _decision_log(request, decision, "human")
-    return replace(entry, kind="vote")
+def _quorum(request: Request) -> bool:
+    return isinstance(request, ApprovalRequest) and request.quorum > 1
+
+
+def _digest(store: RunStore, args: Any) -> str:
+    keys = getattr(store, "keys", None)
+    return keys.digest(args) if keys is not None else args_digest(args)
+
+
+async def _votes(store: RunStore, request: Request) -> list[Vote]:
+    """The votes counted so far, as the decision rule reads them."""
+    if not _quorum(request):
+        return []
+    votes = []
+    for v in await store.list_votes(request.request_id):
+        if not record_ok(store.keys, v):
+            continue  # a vote row that does not verify counts for nothing
+        stored = from_json(v.decision, ApprovalDecision)
+        who = Principal(id=v.approver, authenticated_by="stored vote")
+        votes.append(Vote(principal=who, decision=stored, at=v.at))
+    return votes
+
+
+def _principal_fields(principal: Principal | None) -> dict[str, Any]:
+    if principal is None:
+        return {"principal": None, "authenticated_by": "anonymous"}
+    fields: dict[str, Any] = {
+        "principal": principal.id,
+        "authenticated_by": principal.authenticated_by,
+    }
+    if principal.operator:
+        fields["operator"] = principal.operator
+    return fields
+
+
+def _vote_log(request: Request, vote: Vote, digest: str, kind: str) -> LogEntry:
+    decision = vote.decision
+    details = {
+        "kind": decision.kind,
+        "decided_by": "human",
+        "reason": decision.reason,
+        "args_digest": digest,
+        **_principal_fields(vote.principal),
+    }
+    return LogEntry(
+        kind=kind,
+        run_id=request.run_id,
+        request_id=request.request_id,
+        actor=vote.approver or "anonymous",
+        payload=canonical_json(details),
+        at=vote.at,
+    )
+
+
+async def log_refused(store: RunStore, request: Request, vote: Vote, exc: Exception) -> None:
+    """Write a refused vote to the ledger: who, how they were authenticated, why."""
+    await _refused(store, request.run_id, request.request_id, vote, exc)
 
 
 async def _refused(
-    store: RunStore, run_id: str, request_id: str, decision: Decision, exc: Exception
+    store: RunStore, run_id: str, request_id: str, vote: Vote, exc: Exception
 ) -> None:
+    details = {
+        "kind": vote.decision.kind,
+        "why": type(exc).__name__,
+        "detail": str(exc),
+        **_principal_fields(vote.principal),
+    }
     await store.log_refusal(
         LogEntry(
             kind="refused",
             run_id=run_id,
             request_id=request_id,
-            actor=decision.approver,
-            payload=canonical_json(
-                {"kind": decision.kind, "why": type(exc).__name__, "detail": str(exc)}
-            ),
+            actor=vote.approver or "anonymous",
+            payload=canonical_json(details),
             at=time.time(),
         )
     )
@@ -121,6 +188,12 @@ async def claim(
     record = await store.load_run(run_id)
     if record is None:
         raise RunNotFoundError(f"no stored run with id {run_id!r}")
+    if not record_ok(store.keys, record):
+        # A snapshot edited in the database (an extra tool call marked allowed, say) must
+        # not be resumed: log it, hand the run back, refuse.
+        await store.log_refusal(tamper_log(record, "resume the run"))
+        await store.release_lease(run_id, owner=owner)
+        raise tampered(record, "resume the run")
     problem = None
     if record.status in TERMINAL_RUN_STATES:
         problem = f"run {run_id} already ended: {record.status}"
@@ -160,6 +233,9 @@ async def fire_due_timers(store: RunStore, notifier: Any) -> list[Reminder]:
     for timer in await store.claim_due_timers(now=now):
         record = await store.get_request(timer.request_id)
         if record is None:
+            continue
+        if not record_ok(store.keys, record):  # its approvers may be forged: tell no one
+            await store.log_refusal(tamper_log(record, f"send a {timer.kind} timer"))
             continue
         request = load_request(record)
         reminder = Reminder(

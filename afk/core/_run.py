@@ -353,10 +353,22 @@ class Run:
 
     # -- policy --------------------------------------------------------------------------
     async def evaluate(self, event: PolicyEvent) -> PolicyDecision:
+        """Every engine's decision, combined. The engines share one ``policy_timeout_s`` for
+        their async conditions (a hung one is denied, naming its rule), and the run's
+        remaining active time bounds it all: policy time counts towards ``max_run_time_s``."""
+        self.clock.check()
+        limit = self.config.policy_timeout_s
+        deadline = asyncio.get_running_loop().time() + limit
         decision: PolicyDecision | None = None
-        for engine in self.setup.engines:
-            found = await engine.aevaluate(event)
-            decision = found if decision is None else combine(decision, found)
+        try:
+            async with asyncio.timeout(self.clock.remaining()) as budget:
+                for engine in self.setup.engines:
+                    found = await engine.aevaluate(event, timeout_s=limit, deadline=deadline)
+                    decision = found if decision is None else combine(decision, found)
+        except TimeoutError:
+            if budget.expired():
+                raise self.clock.exceeded() from None
+            raise
         if decision is None:
             return PolicyDecision(action="allow")
         return decision

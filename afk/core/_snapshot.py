@@ -120,5 +120,7 @@ def load_snapshot(text: str | bytes) -> RunSnapshot:
 
 
 def args_digest(args: Any) -> str:
-    """SHA-256 of the canonical JSON of tool arguments: what an approval is bound to."""
+    """Unkeyed SHA-256 of the canonical JSON of tool arguments. Not what an approval is bound
+    to any more: anyone can recompute it, so stored digests are ``store.keys.digest(args)``
+    (see :mod:`afk.audit.keys`); this stays for code that only needs a stable fingerprint."""
     return sha256_hex(args)

@@ -1,7 +1,9 @@
 """The tool calls of one model step: gated each on its own, run side by side.
 
-Per call, in order: policy (always, audited) → argument validation (if it would ask a human
-or run) → request and decision → execution. Results go back in the model's call order.
+Per call, in order: canonical arguments → policy (always, audited) → argument checks (if it
+would ask a human or run) → request and decision → execution. Results go back in the model's
+call order. Rules, approvers, events and records all see the canonical arguments: validated,
+defaults filled in, as JSON, so nobody is shown something other than what runs.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from afk.approvals.requests import (
     UserInputDecision,
     UserInputRequest,
 )
+from afk.canonical import check_json, jsonable, normalize
+from afk.canonical import json_copy as json_copy  # _asking imports it from here
 from afk.core._snapshot import CallState, SettledCall, StepState
 from afk.core.events import GrantUsed, ToolCompleted, ToolStarted
 from afk.core.result import ToolExecution
-from afk.errors import RunError
+from afk.errors import InvalidArgumentsError, RunError
 from afk.llms.messages import ToolCall, ToolMessage
 from afk.tools.tool import Tool, ToolArgumentsInvalid, ToolContext
 
@@ -54,35 +58,13 @@ def discard(asked: Any) -> None:
         asked.close()
 
 
-def json_copy(value: Any) -> Any:
-    """A deep copy of JSON-shaped data (what models send); cheaper than copy.deepcopy."""
-    if isinstance(value, dict):
-        return {k: json_copy(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_copy(v) for v in value]
-    return value
-
-
-def _to_text(output: Any) -> str:
-    if isinstance(output, str):
-        return output
-    from pydantic_core import to_jsonable_python
-
-    return json.dumps(to_jsonable_python(output, fallback=repr))
-
-
-def _jsonable(output: Any) -> Any:
-    if output is None or isinstance(output, str | int | float | bool):
-        return output
-    from pydantic_core import to_jsonable_python
-
-    return to_jsonable_python(output, fallback=repr)
-
-
 @dataclass(slots=True)
 class _Call:
-    call: ToolCall
+    call: ToolCall  # the model's own call, as replayed to the provider
     tool: Tool | None
+    position: int = -1  # index in its step: with the step, the exactly-once key of the call
+    args: dict[str, Any] | None = None  # canonical arguments, set by _normalize
+    error: str | None = None  # why the arguments cannot be used at all
     policy: PolicyDecision | None = None
     request: Request | None = None
     decision: Decision | None = None
@@ -101,6 +83,35 @@ class _Call:
         assert self.call.id is not None
         return self.call.id
 
+    @property
+    def arguments(self) -> dict[str, Any]:  # canonical once _normalize ran
+        assert self.args is not None
+        return self.args
+
+
+def _normalize(item: _Call) -> None:
+    """The call's canonical arguments, or the reason it has none (``item.error``).
+
+    When the tool rejects the arguments they stay the model's own (strings in NFC): rules still
+    see them, and validation names the problem later, unless a human fills the argument in.
+    """
+    call = item.call
+    item.args = {}
+    if call.error is not None:
+        item.error = call.error
+        return
+    try:
+        if not isinstance(call.arguments, dict):
+            raise InvalidArgumentsError(f"not an object: {type(call.arguments).__name__}")
+        check_json(call.arguments)
+        item.args = normalize(call.arguments)
+        if item.tool is not None:
+            item.args = item.tool.canonical_args(item.arguments)
+    except ToolArgumentsInvalid:
+        pass
+    except InvalidArgumentsError as exc:
+        item.error = str(exc)
+
 
 class ToolCallRunner:
     __slots__ = ("executions", "run")
@@ -115,13 +126,15 @@ class ToolCallRunner:
         Returns the calls for :meth:`complete` (a separate await, so a waiting run carries
         one frame less). External mode raises :class:`Paused` after the checkpoint.
         """
-        items = [_Call(call=c, tool=self.run.agent.tools.get(c.name)) for c in calls]
+        tools = self.run.agent.tools
+        items = [_Call(call=c, tool=tools.get(c.name), position=i) for i, c in enumerate(calls)]
         for item in items:
+            _normalize(item)
             item.policy = await self._evaluate(step, item)
         rule_stop = next((i.policy for i in items if i.policy and i.policy.stop_run), None)
         requests: list[Request] = []
         for item in items:
-            await self._prepare(step, item, rule_stop)
+            await self._prepare(step, item, rule_stop, opened=len(requests))
             if item.request is not None:
                 requests.append(item.request)
         run = self.run
@@ -144,7 +157,11 @@ class ToolCallRunner:
 
     async def resume_step(self, state: StepState) -> bool:
         """Finish the step a run paused in, from its checkpoint: settled calls keep their
-        outcome, gated ones take their decision from the store."""
+        outcome, gated ones take their decision from the store, and every other call is put
+        to the policy again: a snapshot saying "allow" proves nothing on its own. One the
+        policy now denies is denied; one it now gates runs only if a standing grant covers
+        it (as a fresh call would), else it is denied (fail closed: it was in no stored
+        request, so no human ever saw it)."""
         items = []
         for saved in state.calls:
             item = _Call(call=saved.call, tool=self.run.agent.tools.get(saved.call.name))
@@ -153,6 +170,21 @@ class ToolCallRunner:
                 item.message, item.execution = saved.settled.message, saved.settled.execution
             elif saved.request is not None:
                 self.run.asking.open_requests.append(saved.request)
+            else:
+                _normalize(item)
+                policy = item.policy = await self._evaluate(state.step, item)
+                if policy.action == "deny":
+                    item.stop = policy.stop_run
+                    await self._denied(state.step, item, policy.reason or "denied by policy")
+                elif policy.action == "request_user_input" or (
+                    policy.action == "request_approval"
+                    and not await self._granted(state.step, item)
+                ):
+                    why = (
+                        f"the policy now gates this call ({policy.action}, rule "
+                        f"{policy.rule_id!r}) and it was not in any stored request"
+                    )
+                    await self._denied(state.step, item, why)
             items.append(item)
         return await self.complete(state.step, items)
 
@@ -160,7 +192,7 @@ class ToolCallRunner:
         """External mode: run what is allowed now, checkpoint again, and stop the run."""
         allowed = [i for i in items if i.message is None and i.request is None]
         for item in allowed:
-            await self._execute(step, item, item.call.arguments)
+            await self._execute(step, item, item.arguments)
         if allowed:
             await self.run.checkpoint_step(self._state(step, items), [])
         raise Paused(requests)
@@ -168,6 +200,10 @@ class ToolCallRunner:
     async def complete(self, step: int, items: list[_Call]) -> bool:
         """Decide and run every unsettled call; hand the results to the model in call order.
         Returns True when the run must stop."""
+        for position, item in enumerate(items):
+            item.position = position  # a resumed step lists its calls in call order too
+            if item.args is None:
+                _normalize(item)
         try:
             if len(items) == 1:
                 if items[0].message is None:
@@ -209,7 +245,7 @@ class ToolCallRunner:
             step=step,
             agent_name=run.agent.name,
             tool_name=item.call.name,
-            tool_args=json_copy(item.call.arguments),
+            tool_args=json_copy(item.arguments),
             tool_call_id=item.call.id,
             context=run.context,
         )
@@ -217,8 +253,11 @@ class ToolCallRunner:
         await run.emit_policy(step, event, decision)
         return decision
 
-    async def _prepare(self, step: int, item: _Call, rule_stop: PolicyDecision | None) -> None:
-        """Settle denied and malformed calls; open a request for gated ones."""
+    async def _prepare(
+        self, step: int, item: _Call, rule_stop: PolicyDecision | None, *, opened: int
+    ) -> None:
+        """Settle denied and malformed calls; open a request for gated ones. ``opened``:
+        requests this step opened so far (they are not among the run's open ones yet)."""
         policy = item.policy
         assert policy is not None
         if policy.action == "deny":
@@ -229,6 +268,9 @@ class ToolCallRunner:
             item.stop = True
             await self._denied(step, item, f"run stopped by rule {rule_stop.rule_id!r}")
             return
+        if item.error is not None:  # whatever the policy said: nothing to ask about or run
+            await self._settle(step, item, item.arguments, error=f"invalid arguments: {item.error}")
+            return
         if item.tool is not None:  # unknown tools skip validation; they fail at execution
             ignore = policy.input_target_arg if policy.action == "request_user_input" else None
             if not await self._valid(step, item, ignore=ignore):
@@ -236,11 +278,19 @@ class ToolCallRunner:
         if policy.action == "request_approval" and await self._granted(step, item):
             return  # a standing grant covers it: it runs without asking
         if policy.action in ("request_approval", "request_user_input"):
+            cap = self.run.config.max_open_requests
+            if len(self.run.asking.open_requests) + opened >= cap:
+                why = (
+                    f"too many open approval requests in this run (cap {cap}): wait for "
+                    "the open ones to be decided before asking for more"
+                )
+                await self._denied(step, item, why)
+                return
             item.request = self.run.asking.new_request(
                 step,
                 policy,
                 tool_name=item.call.name,
-                tool_args=item.call.arguments,
+                tool_args=item.arguments,
                 tool_call_id=item.id,
                 tool_schema=item.tool.parameters if item.tool is not None else None,
             )
@@ -254,7 +304,7 @@ class ToolCallRunner:
             thread_id=run.setup.thread_id, agent_name=run.agent.name, user=run.setup.requested_by
         )
         grant = await grants.use(
-            item.call.name, item.call.arguments, values, run_id=run.setup.run_id, call_id=item.id
+            item.call.name, item.arguments, values, run_id=run.setup.run_id, call_id=item.id
         )
         if grant is None:
             return False
@@ -273,39 +323,44 @@ class ToolCallRunner:
     async def _valid(self, step: int, item: _Call, *, ignore: str | None = None) -> bool:
         assert item.tool is not None
         try:
-            item.tool.validate(item.call.arguments, ignore=ignore)
+            item.tool.validate(item.arguments, ignore=ignore)
         except ToolArgumentsInvalid as exc:
-            await self._settle(step, item, item.call.arguments, error=str(exc))
+            await self._settle(step, item, item.arguments, error=str(exc))
             return False
         return True
 
     async def _finish(self, step: int, item: _Call, siblings: list[_Call]) -> None:
         """Wait for the call's decision (if gated), then run it or report the refusal."""
         request = item.request
-        args = item.call.arguments
-        if request is not None:
-            item.waiting = True
-            try:
-                decision, decided_by = await self.run.asking.ask(
-                    step, request, asked=item.asked, stoppable=item
-                )
-            finally:
-                item.waiting = False
-            item.decision, item.decided_by = decision, decided_by
-            if decision.kind == "deny":
-                if decision.stop_run:
-                    item.stop = True
-                    self._stop_siblings(item, siblings)
-                await self._denied(step, item, decision.reason or "denied")
+        if request is None:
+            if item.error is not None:  # a resumed call whose arguments no longer pass
+                await self._settle(step, item, item.arguments, error=item.error)
+            else:
+                await self._execute(step, item, item.arguments)
+            return
+        item.waiting = True
+        try:
+            decision, decided_by = await self.run.asking.ask(
+                step, request, asked=item.asked, stoppable=item
+            )
+        finally:
+            item.waiting = False
+        item.decision, item.decided_by = decision, decided_by
+        if decision.kind == "deny":
+            if decision.stop_run:
+                item.stop = True
+                self._stop_siblings(item, siblings)
+            await self._denied(step, item, decision.reason or "denied")
+            return
+        args = dict(request.tool_args)  # what the human was shown
+        if isinstance(decision, ApprovalDecision) and decision.updated_tool_args is not None:
+            args = dict(decision.updated_tool_args)
+        if isinstance(decision, UserInputDecision) and decided_by == "human":
+            assert isinstance(request, UserInputRequest)
+            if request.input_target_arg is None:
+                await self._settle(step, item, args, output=decision.value, executed=False)
                 return
-            if isinstance(decision, ApprovalDecision) and decision.updated_tool_args is not None:
-                args = dict(decision.updated_tool_args)
-            if isinstance(decision, UserInputDecision) and decided_by == "human":
-                assert isinstance(request, UserInputRequest)
-                if request.input_target_arg is None:
-                    await self._settle(step, item, args, output=decision.value, executed=False)
-                    return
-                args = {**args, request.input_target_arg: decision.value}
+            args = {**args, request.input_target_arg: decision.value}
         await self._execute(step, item, args)
 
     def _stop_siblings(self, item: _Call, siblings: list[_Call]) -> None:
@@ -321,22 +376,20 @@ class ToolCallRunner:
             error = f"unknown tool {item.call.name!r} (tools: {known})"
             await self._settle(step, item, args, error=error)
             return
+        runnable = await self._runnable(step, item, tool, args)
+        if runnable is None:
+            return
+        args, validated = runnable
         run = self.run
         durable = run.durable
-        if durable is not None and item.request is not None:
-            # Execute what the store holds, and only if it is still what was approved.
-            verified = await durable.verified_args(item.request)
-            if isinstance(verified, str):
-                await self._settle(step, item, args, error=verified)
-                return
-            args = verified
-        try:
-            validated = tool.validate(args)
-        except ToolArgumentsInvalid as exc:
-            await self._settle(step, item, args, error=str(exc))
-            return
         run.clock.check()
-        key = item.request.request_id if item.request else f"{run.setup.run_id}:{item.id}"
+        # Not the model's call id: a model may reuse one, in a later step or the same one.
+        assert item.position >= 0
+        key = (
+            item.request.request_id
+            if item.request
+            else f"{run.setup.run_id}:{step}:{item.position}"
+        )
         ctx = ToolContext(
             run_id=run.setup.run_id,
             agent_name=run.agent.name,
@@ -351,7 +404,8 @@ class ToolCallRunner:
             )
             try:
                 async with asyncio.timeout(run.clock.remaining()) as budget:
-                    return await tool.invoke(validated, ctx)
+                    # As JSON data now: a store could not record a NaN in the output.
+                    return jsonable(await tool.invoke(validated, ctx))
             except TimeoutError:
                 if budget.expired():
                     raise run.clock.exceeded() from None
@@ -374,8 +428,31 @@ class ToolCallRunner:
             return
         await self._settle(step, item, args, output=output, executed=True)
 
+    async def _runnable(
+        self, step: int, item: _Call, tool: Tool, args: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The arguments to run, canonical and as the function receives them; or None, the
+        call settled with the reason it cannot run."""
+        durable = self.run.durable
+        if durable is not None and item.request is not None:
+            # Execute what the store holds, and only if it is still what was approved.
+            verified = await durable.verified_args(item.request)
+            if isinstance(verified, str):
+                await self._settle(step, item, args, error=verified)
+                return None
+            args = verified
+        try:
+            args = tool.canonical_args(args)  # a human's edit or input is shown as it runs too
+            return args, tool.validate(args)
+        except ToolArgumentsInvalid as exc:
+            error = str(exc)
+        except InvalidArgumentsError as exc:
+            error = f"invalid arguments: {exc}"
+        await self._settle(step, item, args, error=error)
+        return None
+
     async def _denied(self, step: int, item: _Call, reason: str) -> None:
-        await self._settle(step, item, item.call.arguments, denied=reason)
+        await self._settle(step, item, item.arguments, denied=reason)
 
     async def _settle(
         self,
@@ -390,7 +467,7 @@ class ToolCallRunner:
     ) -> None:
         """Record the call's one outcome: event, execution record and message for the model."""
         success = error is None and denied is None
-        shown = _jsonable(output)
+        shown = jsonable(output)
         failure = f"denied: {denied}" if denied is not None else error
         await self.run.emitter.emit(
             ToolCompleted,
@@ -421,7 +498,27 @@ class ToolCallRunner:
         elif error is not None:
             content = f"Error: {error}"
         else:
-            content = _to_text(output)
+            content = output if isinstance(output, str) else json.dumps(shown)
+        note = _reviewer_note(item, args)
+        if note is not None:
+            content = f"{note}\n{content}"
         item.message = ToolMessage(
             tool_call_id=item.id, tool_name=item.call.name, content=content, is_error=not success
         )
+
+
+def _reviewer_note(item: _Call, args: dict[str, Any]) -> str | None:
+    """What a human approver told the run, for the model: their reason, and the arguments
+    they changed the call to (the model would otherwise believe its own arguments ran)."""
+    decision = item.decision
+    if item.decided_by != "human" or not isinstance(decision, ApprovalDecision):
+        return None
+    if decision.kind != "allow":
+        return None  # a denial's reason is already the result
+    reason = (decision.reason or "").strip()
+    request = item.request
+    if decision.updated_tool_args is not None and request and args != request.tool_args:
+        shown = json.dumps(args, sort_keys=True, ensure_ascii=False, default=repr)
+        note = f"Note: a reviewer changed the arguments to {shown}"
+        return f"{note}. Reason: {reason}" if reason else note
+    return f"Approved by a reviewer: {reason}" if reason else None

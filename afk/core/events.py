@@ -120,6 +120,29 @@ class ApprovalReminder(_Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class VoteRecorded(_Event):
+    """A vote towards a request's quorum was counted; the request stays open."""
+
+    type: Literal["vote_recorded"] = "vote_recorded"
+    request_id: str
+    approver: str | None
+    authenticated_by: str | None
+    needed: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VoteRefused(_Event):
+    """An answer was refused (not an eligible approver, anonymous, expired, malformed...).
+    It decides nothing: the request stays open until it is decided or expires."""
+
+    type: Literal["vote_refused"] = "vote_refused"
+    request_id: str
+    approver: str | None
+    authenticated_by: str | None
+    why: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GrantUsed(_Event):
     """A standing grant let a call run that its rule would otherwise have asked about."""
 
@@ -199,6 +222,8 @@ Event = (
     | UserInputRequested
     | UserInputResolved
     | ApprovalReminder
+    | VoteRecorded
+    | VoteRefused
     | GrantUsed
     | RunPaused
     | RunResumed

@@ -17,8 +17,9 @@ RunState = Literal["completed", "stopped", "failed", "cancelled", "paused"]
 class ToolExecution:
     """One tool call the model asked for, in the model's call order.
 
-    ``args`` are the arguments as executed (after any human edit). ``executed`` says whether
-    the tool body ran; ``denied`` whether policy or a human refused it.
+    ``args`` are the canonical arguments as executed (after any human edit): validated, with
+    defaults filled in, as JSON. ``executed`` says whether the tool body ran; ``denied``
+    whether policy or a human refused it.
     """
 
     tool_name: str

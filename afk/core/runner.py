@@ -16,6 +16,7 @@ from afk.agents.agent import Agent
 from afk.agents.policy import PolicyEngine
 from afk.approvals.approvers import GROUP_PREFIX, ApproverDirectory, StaticDirectory
 from afk.approvals.grants import Grants
+from afk.approvals.principal import Principal, asserted, canonical_id
 from afk.approvals.providers import HeadlessInteractionProvider, InMemoryInteractiveProvider
 from afk.approvals.requests import Decision, Request
 from afk.core import _durable_api
@@ -91,7 +92,8 @@ class Runner:
             raise ConfigurationError(
                 f"Runner policy_engine must be a PolicyEngine, got {type(policy_engine).__name__}"
             )
-        self.store: RunStore | None = _open_store(store)
+        opened, self._store_spec = _open_store(store)
+        self.store: RunStore | None = opened
         # A store opened here from a URL (or AFK_STORE) is ours to close; an object is not.
         self._owns_store = self.store is not None and not isinstance(store, RunStore)
         _check_provider(config, interaction_provider, has_store=self.store is not None)
@@ -165,10 +167,12 @@ class Runner:
 
     async def _release_store(self) -> None:
         # Store connections belong to the event loop that opened them, and run_sync's loop
-        # ends here: close them, and keep a fresh store (same URL) for the next call.
+        # ends here: close them, and keep a fresh store for the next call. It is opened from
+        # the spec given, never from `store.url`: that is masked (no password) and a Postgres
+        # one has lost its `?afk_schema=`, so it would lead somewhere else.
         if self._owns_store and self.store is not None:
             await self.store.close()
-            self.store = self._grants.store = _open_store(self.store.url)
+            self.store = self._grants.store = _open_store(self._store_spec)[0]
 
     async def aclose(self) -> None:
         """Close the store connections this runner opened."""
@@ -182,12 +186,20 @@ class Runner:
         await self.aclose()
 
     # -- durable runs ----------------------------------------------------------------------
-    async def resolve(self, request_id: str, decision: Decision) -> Literal["decided", "pending"]:
-        """Record a human's decision in the store, from any process. Single use: refused
-        (and logged) when unknown, already decided (naming the first decision), expired or
-        malformed."""
+    async def resolve(
+        self, request_id: str, decision: Decision, *, principal: Principal | None = None
+    ) -> Literal["decided", "pending"]:
+        """Record ``principal``'s decision (or quorum vote) in the store, from any process.
+
+        ``principal`` is the person your application authenticated; it is what the ledger
+        records, whatever ``decision.approver`` says. Without one, ``decision.approver`` is
+        taken as a name your code vouches for (``authenticated_by="app"``), and no name at all
+        is an anonymous answer, which decides only requests with no approver rule. Single use:
+        refused (and logged) when unknown, already decided (naming the first decision),
+        expired, malformed, or by a principal who may not decide it."""
         store = await self._ready_store("resolve")
-        return await _durable_api.resolve(store, request_id, decision)
+        who = principal if principal is not None else asserted(decision.approver, "app")
+        return await _durable_api.resolve(store, request_id, decision, who)
 
     async def pending_requests(self) -> list[Request]:
         """Every undecided request in the store, across runs, oldest first."""
@@ -294,6 +306,11 @@ class Runner:
             raise ConfigurationError("run() user_message must be a string")
         if context is not None and not isinstance(context, dict):
             raise ConfigurationError("run() context must be a dict or None")
+        if requested_by is not None:
+            try:  # one person, however it is spelled: "Erin" may not approve erin's run
+                requested_by = canonical_id(requested_by, what="run() requested_by")
+            except AfkError as exc:
+                raise ConfigurationError(str(exc)) from None
         engines = tuple(e for e in (self.policy_engine, agent.policy_engine) if e is not None)
         return RunSetup(
             agent=agent,
@@ -345,12 +362,16 @@ def _no_running_loop(what: str) -> None:
     )
 
 
-def _open_store(spec: Any) -> RunStore | None:
-    from afk.store import open_store, store_from_env
+def _open_store(spec: Any) -> tuple[RunStore | None, Any]:
+    """The store for ``spec`` (``AFK_STORE`` when None) and the spec it came from, kept
+    unmasked so the same store can be opened again."""
+    from afk.store import open_store
 
     if spec is None:
-        return store_from_env()
-    return open_store(spec)
+        spec = os.environ.get("AFK_STORE", "").strip() or None
+        if spec is None:
+            return None, None
+    return open_store(spec), spec
 
 
 def _check_provider(config: RunnerConfig, provider: Any, *, has_store: bool) -> None:

@@ -20,7 +20,9 @@ from typing import Any, ClassVar, TypeVar
 
 import httpx
 
-from afk.errors import ModelError
+from afk.canonical import check_json, strict_loads
+from afk.errors import InvalidArgumentsError, ModelError
+from afk.llms.messages import ToolCall
 
 T = TypeVar("T")
 
@@ -258,7 +260,11 @@ class HttpTransport:
             "POST", self.base_url + path, json=body, headers=self.headers, timeout=self.timeout
         )
 
-    async def post_json(self, path: str, body: Any) -> Any:
+    async def post_json(
+        self, path: str, body: Any, *, loads: Callable[[str], Any] = json.loads
+    ) -> Any:
+        """POST ``body``; the reply parsed by ``loads`` (Anthropic marks what strict JSON
+        refuses, so tool arguments inside the reply can be read strictly)."""
         async with self._session() as client:
 
             async def attempt() -> Any:
@@ -271,7 +277,7 @@ class HttpTransport:
                         self.provider, response.status_code, response.text, response.headers
                     )
                 try:
-                    return response.json()
+                    return loads(response.text)
                 except ValueError as exc:
                     raise ProviderError(
                         f"{self.provider} returned a response that is not JSON",
@@ -312,23 +318,47 @@ class HttpTransport:
                 await response.aclose()
 
 
-def parse_arguments(provider: str, raw: str | None) -> dict[str, Any]:
-    """Tool-call arguments from the JSON text a model produced; empty text means no arguments."""
-    if raw is None or not raw.strip():
-        return {}
+def parse_arguments(raw: object) -> tuple[dict[str, Any], str | None]:
+    """Tool-call arguments from the JSON text a model produced, read strictly.
+
+    Returns ``(arguments, None)``, or ``({}, why)`` naming the argument and the problem (NaN,
+    ±Infinity, a repeated key, not JSON, not an object). A bad call is the model's mistake to
+    answer, not a failed model call: the run tells the model and runs nothing. Empty text
+    means no arguments.
+    """
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return {}, None
+    if not isinstance(raw, str):
+        return {}, f"arguments must be JSON text, got {type(raw).__name__}"
     try:
-        value = json.loads(raw)
-    except ValueError as exc:
-        raise ProviderError(
-            f"{provider} returned tool-call arguments that are not valid JSON: {raw[:200]!r}",
-            provider=provider,
-        ) from exc
+        value = strict_loads(raw, what="tool-call arguments")
+    except InvalidArgumentsError as exc:
+        return {}, exc.detail
+    return _object(value)
+
+
+def checked_arguments(value: Any) -> tuple[dict[str, Any], str | None]:
+    """Like :func:`parse_arguments`, for arguments a provider sends as an object inside its
+    reply, read with :func:`afk.canonical.marked_loads` so refused values are still seen."""
+    if value is None:
+        return {}, None
+    try:
+        check_json(value)
+    except InvalidArgumentsError as exc:
+        return {}, exc.detail
+    return _object(value)
+
+
+def _object(value: Any) -> tuple[dict[str, Any], str | None]:
     if not isinstance(value, dict):
-        raise ProviderError(
-            f"{provider} returned tool-call arguments that are not a JSON object: {raw[:200]!r}",
-            provider=provider,
-        )
-    return value
+        kind = "an array" if isinstance(value, list) else f"a {type(value).__name__}"
+        return {}, f"arguments must be a JSON object, got {kind}"
+    return value, None
+
+
+def tool_call(name: str, raw: object, call_id: str | None) -> ToolCall:
+    arguments, error = parse_arguments(raw)
+    return ToolCall(name, arguments, call_id, error=error)
 
 
 def cost_usd(

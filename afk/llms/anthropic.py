@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from afk.canonical import marked_loads, unmarked
 from afk.errors import ConfigurationError
 from afk.llms._http import (
     HttpTransport,
@@ -21,8 +22,9 @@ from afk.llms._http import (
     ProviderServerError,
     RetryPolicy,
     SSEEvent,
+    checked_arguments,
     cost_usd,
-    parse_arguments,
+    tool_call,
 )
 from afk.llms.messages import (
     AssistantMessage,
@@ -137,20 +139,31 @@ def parse_message(
     model: str,
     prices: Mapping[str, tuple[float, float]] = ANTHROPIC_PRICES,
 ) -> ModelResponse:
-    """A non-streaming Messages response body → :class:`ModelResponse`."""
+    """A non-streaming Messages response body → :class:`ModelResponse`.
+
+    ``data`` may come from :func:`~afk.canonical.marked_loads`: tool inputs are then checked
+    strictly (a refused one becomes the call's ``error``), the rest is read as plain JSON.
+    """
+    content = data.get("content") if isinstance(data, dict) else None
+    calls = [
+        _tool_use(b)
+        for b in (content if isinstance(content, list) else [])
+        if isinstance(b, dict) and unmarked(b.get("type")) == "tool_use"
+    ]
+    data = unmarked(data)
     if not isinstance(data, dict) or not isinstance(data.get("content"), list):
         raise ProviderError(
             f"{provider} returned a response without content", provider=provider, body=str(data)
         )
     text = "".join(b.get("text", "") for b in data["content"] if b.get("type") == "text")
-    calls = [
-        ToolCall(b["name"], dict(b.get("input") or {}), b.get("id"))
-        for b in data["content"]
-        if b.get("type") == "tool_use"
-    ]
     raw = data.get("usage") or {}
     usage = _usage(_input_tokens(raw), int(raw.get("output_tokens") or 0), model, prices)
     return ModelResponse(text=text or None, tool_calls=calls, usage=usage)
+
+
+def _tool_use(block: dict[str, Any]) -> ToolCall:
+    arguments, error = checked_arguments(block.get("input"))
+    return ToolCall(unmarked(block["name"]), arguments, unmarked(block.get("id")), error=error)
 
 
 @dataclass
@@ -220,11 +233,7 @@ class MessageStreamAccumulator:
     ) -> ModelResponse:
         ordered = [b for _, b in sorted(self._blocks.items())]
         text = "".join("".join(b.parts) for b in ordered if b.type == "text")
-        calls = [
-            ToolCall(b.name, parse_arguments(self.provider, "".join(b.parts)), b.id)
-            for b in ordered
-            if b.type == "tool_use"
-        ]
+        calls = [tool_call(b.name, "".join(b.parts), b.id) for b in ordered if b.type == "tool_use"]
         usage = _usage(self._input_tokens, self._output_tokens, model, prices)
         return ModelResponse(text=text or None, tool_calls=calls, usage=usage)
 
@@ -292,7 +301,9 @@ class AnthropicModel:
     async def complete(
         self, messages: Sequence[Message], tools: Sequence[ToolSpec]
     ) -> ModelResponse:
-        data = await self._transport.post_json("/v1/messages", self._body(messages, tools, False))
+        data = await self._transport.post_json(
+            "/v1/messages", self._body(messages, tools, False), loads=marked_loads
+        )
         return parse_message(data, provider="anthropic", model=self.model, prices=self.prices)
 
     async def stream(

@@ -11,11 +11,15 @@ class ToolCall:
     """A tool call requested by the model. ``id`` is filled in by the runner when missing.
 
     Positional on purpose: ``ToolCall("drop_table", {"name": "old_logs"})`` reads best in scripts.
+    ``error`` is set by an adapter when the model's arguments text could not be read strictly
+    (not JSON, NaN, a repeated key, ...); the arguments are then empty and the run answers the
+    call with that error instead of running or asking about it.
     """
 
     name: str
     arguments: dict[str, Any] = field(default_factory=dict)
     id: str | None = None
+    error: str | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

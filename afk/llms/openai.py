@@ -21,14 +21,13 @@ from afk.llms._http import (
     ProviderError,
     RetryPolicy,
     cost_usd,
-    parse_arguments,
+    tool_call,
 )
 from afk.llms.messages import (
     AssistantMessage,
     Message,
     ModelResponse,
     SystemMessage,
-    ToolCall,
     ToolMessage,
     ToolSpec,
     Usage,
@@ -120,11 +119,7 @@ def parse_chat_completion(
         )
     message = choices[0].get("message") or {}
     calls = [
-        ToolCall(
-            call["function"]["name"],
-            parse_arguments(provider, call["function"].get("arguments")),
-            call.get("id"),
-        )
+        tool_call(call["function"]["name"], call["function"].get("arguments"), call.get("id"))
         for call in message.get("tool_calls") or []
     ]
     return ModelResponse(
@@ -185,8 +180,7 @@ class ChatStreamAccumulator:
         self, *, model: str, prices: Mapping[str, tuple[float, float]] = OPENAI_PRICES
     ) -> ModelResponse:
         calls = [
-            ToolCall(p.name, parse_arguments(self.provider, "".join(p.arguments)), p.id)
-            for _, p in sorted(self._calls.items())
+            tool_call(p.name, "".join(p.arguments), p.id) for _, p in sorted(self._calls.items())
         ]
         return ModelResponse(
             text="".join(self._text) or None,

@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from afk.audit.keys import Keyring
 from afk.errors import ConfigurationError, StoreError
+from afk.store._seal import record_ok
 from afk.store.sqlite import SQLiteStore
 from afk.store.store import EventRow, ExecutionRecord, LogEntry, RequestRecord, RunRecord, RunStore
 
@@ -33,9 +35,15 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def open_store(spec: RunStore | str | os.PathLike[str]) -> RunStore:
-    """A store for ``spec``; the caller still awaits ``setup()`` before using it."""
+def open_store(spec: RunStore | str | os.PathLike[str], *, keys: Keyring | None = None) -> RunStore:
+    """A store for ``spec``; the caller still awaits ``setup()`` before using it. ``keys``:
+    the deployment secret (default: $AFK_SECRET_KEY; for SQLite, else a key file beside
+    the database)."""
     if isinstance(spec, RunStore):
+        if keys is not None:
+            raise ConfigurationError(
+                "open_store(keys=) goes with a store URL or path; a store object keeps its own"
+            )
         return spec
     if isinstance(spec, os.PathLike):
         spec = os.fspath(spec)
@@ -43,14 +51,14 @@ def open_store(spec: RunStore | str | os.PathLike[str]) -> RunStore:
         raise ConfigurationError(f"cannot open a store from {spec!r}; expected {_ACCEPTED}")
     text = spec.strip()
     if text.startswith(_SQLITE_PREFIX) and len(text) > len(_SQLITE_PREFIX):
-        return SQLiteStore(text[len(_SQLITE_PREFIX) :])
+        return SQLiteStore(text[len(_SQLITE_PREFIX) :], keys=keys)
     if text.startswith(_POSTGRES_PREFIXES):
         from afk.store.postgres import PostgresStore
 
         dsn, schema = _split_schema(text)
-        return PostgresStore(dsn, schema=schema) if schema else PostgresStore(dsn)
+        return PostgresStore(dsn, schema=schema or "afk", keys=keys)
     if "://" not in text and text.lower().endswith(_SQLITE_SUFFIXES):
-        return SQLiteStore(text)
+        return SQLiteStore(text, keys=keys)
     raise ConfigurationError(f"cannot open a store from {spec!r}; expected {_ACCEPTED}")
 
 
@@ -83,5 +91,6 @@ __all__ = [
     "SQLiteStore",
     "StoreError",
     "open_store",
+    "record_ok",
     "store_from_env",
 ]

@@ -6,13 +6,18 @@ Same conventions as ``_common``: ``{t}`` is the table prefix, ``?`` the placehol
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from afk.errors import DuplicateVoteError
-from afk.store.store import GrantRecord, TimerRecord, VoteRecord
+from afk.store import _seal as s
+from afk.store.store import GrantRecord, LogEntry, TimerRecord, VoteRecord
 
-VOTE_COLS = ("request_id", "approver", "kind", "decision", "bound_digest", "at")
+if TYPE_CHECKING:
+    from afk.audit.keys import Keyring
+
+VOTE_COLS = ("request_id", "approver", "kind", "decision", "bound_digest", "at", "mac")
 GRANT_COLS = (
     "grant_id",
     "tool_name",
@@ -26,18 +31,20 @@ GRANT_COLS = (
     "revoked_at",
     "revoked_by",
     "uses",
+    "mac",
 )
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS {t}votes (
         request_id TEXT NOT NULL, approver TEXT NOT NULL, kind TEXT NOT NULL,
-        decision TEXT NOT NULL, bound_digest TEXT NOT NULL, at {real} NOT NULL,
+        decision TEXT NOT NULL, bound_digest TEXT NOT NULL, at {real} NOT NULL, mac TEXT,
         PRIMARY KEY (request_id, approver))""",
     """CREATE TABLE IF NOT EXISTS {t}grants (
         grant_id TEXT PRIMARY KEY, tool_name TEXT NOT NULL, scope TEXT NOT NULL,
         scope_value TEXT NOT NULL, when_json TEXT NOT NULL, until {real} NOT NULL,
         created_by TEXT, created_at {real} NOT NULL, source_request_id TEXT,
-        revoked_at {real}, revoked_by TEXT, uses INTEGER NOT NULL DEFAULT 0)""",
+        revoked_at {real}, revoked_by TEXT, uses INTEGER NOT NULL DEFAULT 0,
+        mac TEXT)""",
     """CREATE TABLE IF NOT EXISTS {t}timers (
         request_id TEXT NOT NULL, kind TEXT NOT NULL, due_at {real} NOT NULL,
         fired_at {real}, PRIMARY KEY (request_id, kind))""",
@@ -48,8 +55,9 @@ _V = ", ".join(VOTE_COLS)
 _G = ", ".join(GRANT_COLS)
 INSERT_VOTE = f"INSERT INTO {{t}}votes ({_V}) VALUES ({', '.join('?' * len(VOTE_COLS))})"
 SELECT_VOTER = "SELECT 1 FROM {t}votes WHERE request_id = ? AND approver = ?"
-COUNT_AGREEING = (
-    "SELECT count(*) FROM {t}votes WHERE request_id = ? AND kind = ? AND bound_digest = ?"
+# The agreeing votes themselves, not a count: only those whose MAC verifies are counted.
+AGREEING_VOTES = (
+    f"SELECT {_V} FROM {{t}}votes WHERE request_id = ? AND kind = ? AND bound_digest = ?"
 )
 LIST_VOTES = f"SELECT {_V} FROM {{t}}votes WHERE request_id = ? ORDER BY at, approver"
 INSERT_GRANT = (
@@ -63,7 +71,8 @@ LIST_ACTIVE_GRANTS = (
 )
 SELECT_GRANT = f"SELECT {_G} FROM {{t}}grants WHERE grant_id = ?"
 REVOKE_GRANT = (
-    "UPDATE {t}grants SET revoked_at = ?, revoked_by = ? WHERE grant_id = ? AND revoked_at IS NULL"
+    "UPDATE {t}grants SET revoked_at = ?, revoked_by = ?, mac = ? "
+    "WHERE grant_id = ? AND revoked_at IS NULL"
 )
 USE_GRANT = (
     "UPDATE {t}grants SET uses = uses + 1 WHERE grant_id = ? AND revoked_at IS NULL AND until > ?"
@@ -83,12 +92,15 @@ FIRE_TIMER = (
 
 
 def vote_from_row(row: Sequence[Any]) -> VoteRecord:
-    return VoteRecord(**dict(zip(VOTE_COLS, row, strict=True)))
+    data = dict(zip(VOTE_COLS, row, strict=True))
+    data["mac"] = data["mac"] or ""
+    return VoteRecord(**data)
 
 
 def grant_from_row(row: Sequence[Any]) -> GrantRecord:
     data = dict(zip(GRANT_COLS, row, strict=True))
     data["when"] = data.pop("when_json")
+    data["mac"] = data["mac"] or ""
     return GrantRecord(**data)
 
 
@@ -106,6 +118,32 @@ def duplicate_vote(vote: VoteRecord) -> DuplicateVoteError:
         "a quorum needs distinct approvers",
         request_id=vote.request_id,
     )
+
+
+def counted(
+    keys: Keyring, rows: Sequence[Sequence[Any]], run_id: str
+) -> tuple[int, list[LogEntry]]:
+    """How many of the AGREEING_VOTES ``rows`` verify, and a tamper entry for each that does
+    not: a vote row inserted behind afk's back never counts towards a quorum."""
+    votes = [vote_from_row(r) for r in rows]
+    forged = [v for v in votes if not s.record_ok(keys, v)]
+    return len(votes) - len(forged), [s.tamper_log(v, "count a vote", run_id) for v in forged]
+
+
+def revoked(
+    keys: Keyring, row: Sequence[Any] | None, *, by: str | None, now: float
+) -> tuple[GrantRecord | None, list[LogEntry], bool]:
+    """From the grant's row (read in the revoking transaction): the grant as it will be,
+    tamper entries to log, and whether REVOKE_GRANT must run (not when already revoked: the
+    first revocation stands)."""
+    if row is None:
+        return None, [], False
+    current = grant_from_row(row)
+    if current.revoked_at is not None:
+        return current, [], False
+    new = dataclasses.replace(current, revoked_at=now, revoked_by=by)
+    new, extra = s.resealed(keys, current, new, "re-sign a tampered grant")
+    return new, extra, True
 
 
 def after_vote(vote: VoteRecord, agreeing: int, quorum: int, deny_decides: bool) -> bool:

@@ -10,14 +10,23 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from afk.audit.chain import GENESIS, Checkpoint, entry_hash
-from afk.errors import AlreadyDecidedError, RequestExpiredError, StoreError, UnknownRequestError
+from afk.audit.keys import Keyring
+from afk.errors import (
+    AlreadyDecidedError,
+    RequestExpiredError,
+    StoreError,
+    TamperedRecordError,
+    UnknownRequestError,
+)
+from afk.store import _seal as s
 from afk.store.store import EventRow, ExecutionRecord, LogEntry, RequestRecord, RunRecord
 
 # 2: the log is hash-chained (prev_hash, hash) and signed checkpoints are kept (afk.audit).
-STORE_SCHEMA_VERSION = 2
+# 3: rows carry a MAC under the deployment key, digests and the ledger chain are keyed.
+STORE_SCHEMA_VERSION = 3
 DECISIONS_CHANNEL = "afk_decisions"
 
 
@@ -33,6 +42,7 @@ RUN_COLS = (
     "requested_by",
     "lease_owner",
     "lease_expires_at",
+    "mac",
 )
 REQUEST_COLS = (
     "request_id",
@@ -49,6 +59,7 @@ REQUEST_COLS = (
     "approver",
     "decided_at",
     "bound_digest",
+    "mac",
 )
 EXECUTION_COLS = (
     "key",
@@ -59,6 +70,7 @@ EXECUTION_COLS = (
     "started_at",
     "result",
     "finished_at",
+    "mac",
 )
 EVENT_COLS = ("run_id", "seq", "type", "payload", "ts")
 LOG_COLS = ("id", "kind", "run_id", "request_id", "actor", "payload", "at", "prev_hash", "hash")
@@ -71,19 +83,21 @@ DDL = (
         run_id TEXT PRIMARY KEY, agent_name TEXT NOT NULL, status TEXT NOT NULL,
         snapshot TEXT NOT NULL, schema_version INTEGER NOT NULL,
         created_at {real} NOT NULL, updated_at {real} NOT NULL,
-        thread_id TEXT, requested_by TEXT, lease_owner TEXT, lease_expires_at {real})""",
+        thread_id TEXT, requested_by TEXT, lease_owner TEXT, lease_expires_at {real},
+        mac TEXT)""",
     "CREATE INDEX IF NOT EXISTS runs_status_updated ON {t}runs (status, updated_at)",
     """CREATE TABLE IF NOT EXISTS {t}requests (
         request_id TEXT PRIMARY KEY, run_id TEXT NOT NULL, kind TEXT NOT NULL,
         request TEXT NOT NULL, args_digest TEXT NOT NULL, status TEXT NOT NULL,
         created_at {real} NOT NULL, expires_at {real} NOT NULL, tool_name TEXT,
-        decision TEXT, decided_by TEXT, approver TEXT, decided_at {real}, bound_digest TEXT)""",
+        decision TEXT, decided_by TEXT, approver TEXT, decided_at {real}, bound_digest TEXT,
+        mac TEXT)""",
     "CREATE INDEX IF NOT EXISTS requests_status_created ON {t}requests (status, created_at)",
     "CREATE INDEX IF NOT EXISTS requests_run ON {t}requests (run_id)",
     """CREATE TABLE IF NOT EXISTS {t}executions (
         key TEXT PRIMARY KEY, run_id TEXT NOT NULL, tool_call_id TEXT NOT NULL,
         args_digest TEXT NOT NULL, status TEXT NOT NULL, started_at {real} NOT NULL,
-        result TEXT, finished_at {real})""",
+        result TEXT, finished_at {real}, mac TEXT)""",
     """CREATE TABLE IF NOT EXISTS {t}events (
         run_id TEXT NOT NULL, seq BIGINT NOT NULL, type TEXT NOT NULL, payload TEXT NOT NULL,
         ts {real} NOT NULL, PRIMARY KEY (run_id, seq))""",
@@ -128,6 +142,7 @@ INSERT_LOG = _insert("log", LOG_COLS)
 INSERT_EXECUTION = _insert("executions", EXECUTION_COLS) + " ON CONFLICT (key) DO NOTHING"
 
 SELECT_RUN = f"SELECT {_cols(RUN_COLS)} FROM {{t}}runs WHERE run_id = ?"
+SELECT_RUN_CREATED = "SELECT created_at FROM {t}runs WHERE run_id = ?"
 LIST_RUNS = f"SELECT {_cols(RUN_COLS)} FROM {{t}}runs ORDER BY updated_at DESC, run_id LIMIT ?"
 LIST_RUNS_BY_STATUS = (
     f"SELECT {_cols(RUN_COLS)} FROM {{t}}runs WHERE status = ? "
@@ -136,11 +151,11 @@ LIST_RUNS_BY_STATUS = (
 SELECT_REQUEST = f"SELECT {_cols(REQUEST_COLS)} FROM {{t}}requests WHERE request_id = ?"
 DECIDE = (
     "UPDATE {t}requests SET status = ?, decision = ?, decided_by = ?, approver = ?, "
-    "decided_at = ?, bound_digest = ? WHERE request_id = ?"
+    "decided_at = ?, bound_digest = ?, mac = ? WHERE request_id = ?"
 )
 SELECT_EXECUTION = f"SELECT {_cols(EXECUTION_COLS)} FROM {{t}}executions WHERE key = ?"
 FINISH_EXECUTION = (
-    "UPDATE {t}executions SET status = 'done', result = ?, finished_at = ? "
+    "UPDATE {t}executions SET status = 'done', result = ?, finished_at = ?, mac = ? "
     "WHERE key = ? AND status = 'executing'"
 )
 LIST_EVENTS = (
@@ -200,16 +215,25 @@ def check_schema_version(found: str | None, where: str) -> None:
 
 
 # -- rows ----------------------------------------------------------------------------------
+def _record(kind: Any, cols: Sequence[str], row: Sequence[Any]) -> Any:
+    data = dict(zip(cols, row, strict=True))
+    data["mac"] = data["mac"] or ""  # a row never sealed reads as "": it does not verify
+    return kind(**data)
+
+
 def run_from_row(row: Sequence[Any]) -> RunRecord:
-    return RunRecord(**dict(zip(RUN_COLS, row, strict=True)))
+    found: RunRecord = _record(RunRecord, RUN_COLS, row)
+    return found
 
 
 def request_from_row(row: Sequence[Any]) -> RequestRecord:
-    return RequestRecord(**dict(zip(REQUEST_COLS, row, strict=True)))
+    found: RequestRecord = _record(RequestRecord, REQUEST_COLS, row)
+    return found
 
 
 def execution_from_row(row: Sequence[Any]) -> ExecutionRecord:
-    return ExecutionRecord(**dict(zip(EXECUTION_COLS, row, strict=True)))
+    found: ExecutionRecord = _record(ExecutionRecord, EXECUTION_COLS, row)
+    return found
 
 
 def event_from_row(row: Sequence[Any]) -> EventRow:
@@ -227,8 +251,41 @@ def params(record: Any, cols: Sequence[str]) -> tuple[Any, ...]:
     return tuple(getattr(record, c) for c in cols)
 
 
-# -- the hash-chained log (afk.audit) ------------------------------------------------------
-def chained_log_rows(log: Sequence[LogEntry], head: Sequence[Any] | None) -> list[tuple[Any, ...]]:
+# -- sealed writes -------------------------------------------------------------------------
+T = TypeVar("T")
+
+
+def run_params(keys: Keyring, run: RunRecord, created: Sequence[Any] | None) -> tuple[Any, ...]:
+    """UPSERT_RUN parameters, sealed over the ``created_at`` the row keeps (``created``, the
+    SELECT_RUN_CREATED row read in the same transaction): the upsert never overwrites it."""
+    if created is not None:
+        run = dataclasses.replace(run, created_at=float(created[0]))
+    return params(s.sealed(keys, run), RUN_COLS)
+
+
+def finished(
+    keys: Keyring, row: Sequence[Any] | None, key: str, *, result: str, now: float
+) -> tuple[ExecutionRecord, list[LogEntry]]:
+    """The done execution to store (its MAC; see :func:`afk.store._seal.resealed`), read
+    from its executing row, and any tamper entry to log with it."""
+    current = execution_from_row(row) if row else None
+    if current is None or current.status != "executing":
+        raise StoreError(f"execution {key!r} is unknown or already finished")
+    done = dataclasses.replace(current, status="done", result=result, finished_at=now)
+    return s.resealed(keys, current, done, "sign the outcome of a tampered execution")
+
+
+def raise_tampered(outcome: T | TamperedRecordError) -> T:
+    """A transaction that found a forged row commits its tamper entry, then this raises."""
+    if isinstance(outcome, TamperedRecordError):
+        raise outcome
+    return outcome
+
+
+# -- the keyed, chained log (afk.audit) ----------------------------------------------------
+def chained_log_rows(
+    keys: Keyring, log: Sequence[LogEntry], head: Sequence[Any] | None
+) -> list[tuple[Any, ...]]:
     """INSERT_LOG rows for ``log``, continuing the chain from ``head`` (the LOG_HEAD row, read
     in the same transaction while holding the log's write lock).
 
@@ -241,31 +298,31 @@ def chained_log_rows(log: Sequence[LogEntry], head: Sequence[Any] | None) -> lis
         last_id += 1
         at = float(entry.at or time.time())
         row = (last_id, entry.kind, entry.run_id, entry.request_id, entry.actor, entry.payload)
-        digest = entry_hash(*row, at, prev)
+        digest = entry_hash(keys, *row, at, prev)
         rows.append((*row, at, prev, digest))
         prev = digest
     return rows
 
 
 def rehash(
-    rows: Sequence[Sequence[Any]], head: tuple[int, str]
+    keys: Keyring, rows: Sequence[Sequence[Any]], head: tuple[int, str]
 ) -> tuple[list[tuple[str, str, int]], tuple[int, str]]:
-    """Migration to v2: SET_LOG_HASH parameters chaining LIST_LOG ``rows`` (in id order) after
-    ``head`` (``(0, GENESIS)`` to start), and the new head."""
+    """Migration: SET_LOG_HASH parameters chaining LIST_LOG ``rows`` (in id order) after
+    ``head`` (``(0, GENESIS)`` to start) with ``keys``, and the new head."""
     updates = []
     last_id, prev = head
     for row in rows:
         last_id = int(row[0])
         id_, kind, run_id, request_id, actor, payload, at = row[:7]
-        digest = entry_hash(id_, kind, run_id, request_id, actor, payload, at, prev)
+        digest = entry_hash(keys, id_, kind, run_id, request_id, actor, payload, at, prev)
         updates.append((prev, digest, last_id))
         prev = digest
     return updates, (last_id, prev)
 
 
-def needs_ledger_migration(found: str | None) -> bool:
-    """A store made before the log was chained: add the hash columns and hash old rows."""
-    return found is not None and int(found) < 2
+def needs_seal_migration(found: str | None) -> bool:
+    """A store made before rows were sealed and the chain keyed (store schema < 3)."""
+    return found is not None and int(found) < 3
 
 
 def checkpoint_from_row(row: Sequence[Any]) -> Checkpoint:
@@ -318,5 +375,6 @@ def decide_params(new: RequestRecord) -> tuple[Any, ...]:
         new.approver,
         new.decided_at,
         new.bound_digest,
+        new.mac,
         new.request_id,
     )

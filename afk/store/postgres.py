@@ -18,21 +18,22 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from afk.audit.chain import GENESIS, Checkpoint
-from afk.errors import ConfigurationError, GrantNotFoundError, StoreError
+from afk.audit.keys import Keyring, postgres_keyring
+from afk.errors import ConfigurationError, StoreError, TamperedRecordError
 from afk.store import _approvals_sql as a
 from afk.store import _common as c
+from afk.store import _migrate as m
+from afk.store import _seal as s
+from afk.store._pg_approvals import PostgresApprovals
 from afk.store._pg_listener import Listener
 from afk.store.store import (
     EventRow,
     ExecutionRecord,
-    GrantRecord,
     LogEntry,
     RequestRecord,
     RequestStatus,
     RunRecord,
     RunStatus,
-    TimerRecord,
-    VoteRecord,
 )
 
 if TYPE_CHECKING:
@@ -54,16 +55,22 @@ def mask_dsn(dsn: str) -> str:
     return _KV_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", dsn))
 
 
-class PostgresStore:
+class PostgresStore(PostgresApprovals):
     """A :class:`~afk.store.RunStore` in a Postgres schema (``afk`` unless told otherwise)."""
 
-    def __init__(self, dsn: str, *, schema: str = "afk") -> None:
+    def __init__(self, dsn: str, *, schema: str = "afk", keys: Keyring | None = None) -> None:
         try:
             import psycopg  # noqa: F401
         except ImportError as exc:
             raise ConfigurationError("install afk-agents[postgres] to use PostgresStore") from exc
         if not _SCHEMA_NAME.fullmatch(schema):
             raise ConfigurationError(f"invalid Postgres schema name {schema!r}")
+        if keys is not None and not isinstance(keys, Keyring):
+            raise ConfigurationError(
+                f"PostgresStore keys must be a Keyring, got {type(keys).__name__}"
+            )
+        # Every process using the store must hold the same key: there is no file to keep it.
+        self.keys: Keyring = keys if keys is not None else postgres_keyring()
         self.dsn = dsn
         self.schema = schema
         self.url = mask_dsn(dsn)
@@ -155,7 +162,7 @@ class PostgresStore:
         # by the next statement (a fresh READ COMMITTED snapshot) is the chain's committed head.
         await cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._lock_key + ":log",))
         await cur.execute(self._sql(c.LOG_HEAD))
-        rows = c.chained_log_rows(log, await cur.fetchone())
+        rows = c.chained_log_rows(self.keys, log, await cur.fetchone())
         await cur.executemany(self._sql(c.INSERT_LOG), rows)
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -171,24 +178,36 @@ class PostgresStore:
             c.check_schema_version(found[0] if found else None, f"{self.url} ({self.schema})")
             for ddl in (*c.DDL[1:], *a.DDL):
                 await cur.execute(self._sql(ddl))
-            if c.needs_ledger_migration(found[0] if found else None):
-                await self._migrate_log(cur)
+            if c.needs_seal_migration(found[0] if found else None):
+                await self._migrate(cur)
             await cur.execute(self._sql(c.INSERT_VERSION), (str(c.STORE_SCHEMA_VERSION),))
 
-    async def _migrate_log(self, cur: Cursor) -> None:
-        """v1 → v2: add the hash columns and chain the existing rows in id order."""
+    async def _migrate(self, cur: Cursor) -> None:
+        """v1/v2 → v3: add the hash and mac columns, seal every row and chain the ledger
+        under the key in id order (see afk.store._migrate)."""
         await cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._lock_key + ":log",))
-        for column in ("prev_hash", "hash"):
-            add = f"ALTER TABLE {{t}}log ADD COLUMN IF NOT EXISTS {column} TEXT"
+        columns = [("log", "prev_hash"), ("log", "hash")]
+        for table, column in [*columns, *((t, "mac") for t in m.SEALED_TABLES)]:
+            add = f"ALTER TABLE {{t}}{table} ADD COLUMN IF NOT EXISTS {column} TEXT"
             await cur.execute(self._sql(add))
-        head = (0, GENESIS)
+        for step in m.STEPS:
+            await cur.execute(self._sql(step.select))
+            updates = step.updates(self.keys, await cur.fetchall())
+            if updates:
+                await cur.executemany(self._sql(step.update), updates)
+        head, entries = (0, GENESIS), 0
         while True:
             await cur.execute(self._sql(c.LIST_LOG), (head[0], 1000))
             rows = await cur.fetchall()
             if not rows:
-                return
-            updates, head = c.rehash(rows, head)
+                break
+            updates, head = c.rehash(self.keys, rows, head)
             await cur.executemany(self._sql(c.SET_LOG_HASH), updates)
+            entries += len(rows)
+        await cur.execute(self._sql(m.COUNT_CHECKPOINTS))
+        if (counted := await cur.fetchone()) and counted[0]:
+            fresh = m.fresh_checkpoint(self.keys, head, entries)
+            await cur.execute(self._sql(c.INSERT_CHECKPOINT), fresh)
 
     async def close(self) -> None:
         self._closed = True
@@ -207,9 +226,11 @@ class PostgresStore:
         log: Sequence[LogEntry] = (),
     ) -> None:
         async with self._tx() as cur:
-            await cur.execute(self._sql(c.UPSERT_RUN), c.params(run, c.RUN_COLS))
+            await cur.execute(self._sql(c.SELECT_RUN_CREATED + " FOR UPDATE"), (run.run_id,))
+            created = await cur.fetchone()
+            await cur.execute(self._sql(c.UPSERT_RUN), c.run_params(self.keys, run, created))
             if requests:
-                rows = [c.params(r, c.REQUEST_COLS) for r in requests]
+                rows = [c.params(s.sealed(self.keys, r), c.REQUEST_COLS) for r in requests]
                 await cur.executemany(self._sql(c.INSERT_REQUEST), rows)
             if events:
                 rows = [c.params(e, c.EVENT_COLS) for e in events]
@@ -256,20 +277,26 @@ class PostgresStore:
         async with self._tx() as cur:
             await cur.execute(self._sql(c.SELECT_REQUEST + " FOR UPDATE"), (request_id,))
             row = await cur.fetchone()
-            new = c.decided_record(
-                c.request_from_row(row) if row else None,
-                request_id,
-                decision=decision,
-                decided_by=decided_by,
-                approver=approver,
-                bound_digest=bound_digest,
-                now=now,
-                honour_expiry=honour_expiry,
-            )
-            await cur.execute(self._sql(c.DECIDE), c.decide_params(new))
-            await cur.execute("SELECT pg_notify(%s, %s)", (c.DECISIONS_CHANNEL, request_id))
-            await self._insert_log(cur, log)
-        return new
+            current = c.request_from_row(row) if row else None
+            if current is not None and not s.record_ok(self.keys, current):
+                await self._insert_log(cur, [s.tamper_log(current, "decide")])
+                outcome: RequestRecord | TamperedRecordError = s.tampered(current, "decide")
+            else:
+                new = c.decided_record(
+                    current,
+                    request_id,
+                    decision=decision,
+                    decided_by=decided_by,
+                    approver=approver,
+                    bound_digest=bound_digest,
+                    now=now,
+                    honour_expiry=honour_expiry,
+                )
+                outcome = new = s.sealed(self.keys, new)
+                await cur.execute(self._sql(c.DECIDE), c.decide_params(new))
+                await cur.execute("SELECT pg_notify(%s, %s)", (c.DECISIONS_CHANNEL, request_id))
+                await self._insert_log(cur, log)
+        return c.raise_tampered(outcome)
 
     async def log_refusal(self, entry: LogEntry) -> None:
         async with self._tx() as cur:
@@ -279,6 +306,7 @@ class PostgresStore:
     async def begin_execution(
         self, record: ExecutionRecord, *, log: Sequence[LogEntry] = ()
     ) -> tuple[bool, ExecutionRecord]:
+        record = s.sealed(self.keys, record)
         async with self._tx() as cur:
             # A concurrent insert of the same key blocks here until the other transaction
             # ends, then this one inserts nothing and reads the committed row.
@@ -296,10 +324,10 @@ class PostgresStore:
         self, key: str, *, result: str, now: float, log: Sequence[LogEntry] = ()
     ) -> None:
         async with self._tx() as cur:
-            await cur.execute(self._sql(c.FINISH_EXECUTION), (result, now, key))
-            if cur.rowcount != 1:
-                raise StoreError(f"execution {key!r} is unknown or already finished")
-            await self._insert_log(cur, log)
+            await cur.execute(self._sql(c.SELECT_EXECUTION + " FOR UPDATE"), (key,))
+            done, extra = c.finished(self.keys, await cur.fetchone(), key, result=result, now=now)
+            await cur.execute(self._sql(c.FINISH_EXECUTION), (result, now, done.mac, key))
+            await self._insert_log(cur, [*extra, *log])
 
     async def get_execution(self, key: str) -> ExecutionRecord | None:
         row = await self._one(c.SELECT_EXECUTION, (key,))
@@ -350,101 +378,3 @@ class PostgresStore:
             return await self._one(sql, list(request_ids)) is not None
 
         await self._listener.wait(set(request_ids), timeout_s, any_decided)
-
-    # -- approver votes --------------------------------------------------------------------
-    async def add_vote(
-        self,
-        vote: VoteRecord,
-        *,
-        quorum: int,
-        now: float,
-        deny_decides: bool = True,
-        log: Sequence[LogEntry] = (),
-    ) -> tuple[RequestRecord, int]:
-        async with self._tx() as cur:
-            await cur.execute(self._sql(c.SELECT_REQUEST + " FOR UPDATE"), (vote.request_id,))
-            row = await cur.fetchone()
-            current = c.request_from_row(row) if row else None
-            decided = c.decided_record(  # raises the same refusals as decide()
-                current,
-                vote.request_id,
-                decision=vote.decision,
-                decided_by="human",
-                approver=vote.approver,
-                bound_digest=vote.bound_digest,
-                now=now,
-                honour_expiry=True,
-            )
-            await cur.execute(self._sql(a.SELECT_VOTER), (vote.request_id, vote.approver))
-            if await cur.fetchone():
-                raise a.duplicate_vote(vote)
-            await cur.execute(self._sql(a.INSERT_VOTE), a.vote_params(vote))
-            await cur.execute(
-                self._sql(a.COUNT_AGREEING), (vote.request_id, vote.kind, vote.bound_digest)
-            )
-            counted = await cur.fetchone()
-            agreeing = int(counted[0]) if counted else 0
-            assert current is not None
-            if a.after_vote(vote, agreeing, quorum, deny_decides):
-                await cur.execute(self._sql(c.DECIDE), c.decide_params(decided))
-                await cur.execute(
-                    "SELECT pg_notify(%s, %s)", (c.DECISIONS_CHANNEL, vote.request_id)
-                )
-                current = decided
-            await self._insert_log(cur, log)
-        return current, agreeing
-
-    async def list_votes(self, request_id: str) -> list[VoteRecord]:
-        return [a.vote_from_row(r) for r in await self._all(a.LIST_VOTES, (request_id,))]
-
-    # -- standing grants -------------------------------------------------------------------
-    async def add_grant(self, grant: GrantRecord, *, log: Sequence[LogEntry] = ()) -> None:
-        async with self._tx() as cur:
-            await cur.execute(self._sql(a.INSERT_GRANT), a.grant_params(grant))
-            await self._insert_log(cur, log)
-
-    async def list_grants(self, *, active_at: float | None = None) -> list[GrantRecord]:
-        if active_at is None:
-            rows = await self._all(a.LIST_GRANTS, ())
-        else:
-            rows = await self._all(a.LIST_ACTIVE_GRANTS, (active_at,))
-        return [a.grant_from_row(r) for r in rows]
-
-    async def revoke_grant(
-        self, grant_id: str, *, by: str | None, now: float, log: Sequence[LogEntry] = ()
-    ) -> GrantRecord:
-        async with self._tx() as cur:
-            await cur.execute(self._sql(a.REVOKE_GRANT), (now, by, grant_id))
-            if cur.rowcount == 1:
-                await self._insert_log(cur, log)
-            await cur.execute(self._sql(a.SELECT_GRANT), (grant_id,))
-            row = await cur.fetchone()
-        if row is None:
-            raise GrantNotFoundError(f"no grant with id {grant_id!r}")
-        return a.grant_from_row(row)
-
-    async def use_grant(self, grant_id: str, *, now: float, log: Sequence[LogEntry] = ()) -> bool:
-        async with self._tx() as cur:
-            await cur.execute(self._sql(a.USE_GRANT), (grant_id, now))
-            used = cur.rowcount == 1
-            if used:
-                await self._insert_log(cur, log)
-        return used
-
-    # -- durable timers --------------------------------------------------------------------
-    async def add_timers(self, timers: Sequence[TimerRecord]) -> None:
-        if not timers:
-            return
-        async with self._tx() as cur:
-            rows = [(t.request_id, t.kind, t.due_at) for t in timers]
-            await cur.executemany(self._sql(a.INSERT_TIMER), rows)
-
-    async def claim_due_timers(self, *, now: float, limit: int = 100) -> list[TimerRecord]:
-        async with self._tx() as cur:
-            await cur.execute(
-                self._sql(a.DUE_TIMERS + " FOR UPDATE OF m SKIP LOCKED"), (now, limit)
-            )
-            due = [a.due_timer(r) for r in await cur.fetchall()]
-            for timer in due:
-                await cur.execute(self._sql(a.FIRE_TIMER), (now, timer.request_id, timer.kind))
-        return due

@@ -10,55 +10,34 @@ the write lock before reading (two processes' compare-and-set cannot interleave)
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from afk.audit.chain import GENESIS, Checkpoint
-from afk.errors import GrantNotFoundError, StoreError
+from afk.audit.keys import Keyring, sqlite_keyring
+from afk.errors import ConfigurationError, StoreError, TamperedRecordError
 from afk.store import _approvals_sql as a
 from afk.store import _common as c
+from afk.store import _migrate as m
+from afk.store import _seal as s
+from afk.store._sqlite_approvals import SQLiteApprovals, _insert_log, _sql, _write
 from afk.store.store import (
     EventRow,
     ExecutionRecord,
-    GrantRecord,
     LogEntry,
     RequestRecord,
     RequestStatus,
     RunRecord,
     RunStatus,
-    TimerRecord,
-    VoteRecord,
 )
 
 T = TypeVar("T")
 BUSY_TIMEOUT_S = 10.0
 POLL_INTERVAL_S = 0.2
-
-
-_SERIAL = "INTEGER PRIMARY KEY AUTOINCREMENT"  # AUTOINCREMENT: ids are never reused
-
-
-@functools.cache
-def _sql(template: str) -> str:
-    return c.render(template, prefix="", postgres=False, real="REAL", serial=_SERIAL)
-
-
-@contextmanager
-def _write(conn: sqlite3.Connection) -> Iterator[None]:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        if conn.in_transaction:
-            conn.rollback()
-        raise
-    conn.commit()
 
 
 def _enable_wal(conn: sqlite3.Connection) -> None:
@@ -77,62 +56,95 @@ def _enable_wal(conn: sqlite3.Connection) -> None:
             time.sleep(0.01)
 
 
-def _insert_log(conn: sqlite3.Connection, log: Sequence[LogEntry]) -> None:
-    # Inside a BEGIN IMMEDIATE transaction: this connection is the only writer, so the head
-    # read here is the chain's head until commit.
-    if log:
-        head = conn.execute(_sql(c.LOG_HEAD)).fetchone()
-        conn.executemany(_sql(c.INSERT_LOG), c.chained_log_rows(log, head))
+def _add_column(conn: sqlite3.Connection, table: str, column: str) -> None:
+    if column not in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}:
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
 
 
-def _migrate_log(conn: sqlite3.Connection) -> None:
-    """v1 → v2: add the hash columns (if missing) and chain the existing rows in id order."""
-    have = {row[1] for row in conn.execute("PRAGMA table_info(log)")}
+def _migrate(conn: sqlite3.Connection, keys: Keyring) -> None:
+    """v1/v2 → v3: add the hash and mac columns (where missing), seal every row and chain
+    the ledger under ``keys`` in id order (see afk.store._migrate)."""
     for column in ("prev_hash", "hash"):
-        if column not in have:
-            conn.execute(f"ALTER TABLE log ADD COLUMN {column} TEXT")
-    head = (0, GENESIS)
+        _add_column(conn, "log", column)
+    for table in m.SEALED_TABLES:
+        _add_column(conn, table, "mac")
+    for step in m.STEPS:
+        rows = conn.execute(_sql(step.select)).fetchall()
+        conn.executemany(_sql(step.update), step.updates(keys, rows))
+    head, entries = (0, GENESIS), 0
     while rows := conn.execute(_sql(c.LIST_LOG), (head[0], 1000)).fetchall():
-        updates, head = c.rehash(rows, head)
+        updates, head = c.rehash(keys, rows, head)
         conn.executemany(_sql(c.SET_LOG_HASH), updates)
+        entries += len(rows)
+    if conn.execute(_sql(m.COUNT_CHECKPOINTS)).fetchone()[0]:
+        conn.execute(_sql(c.INSERT_CHECKPOINT), m.fresh_checkpoint(keys, head, entries))
 
 
-class SQLiteStore:
+def _hint(exc: BaseException) -> str:
+    """What to do about the errors a person can fix."""
+    text = str(exc).lower()
+    if "readonly" in text or "unable to open" in text or isinstance(exc, OSError):
+        return (
+            ": this process cannot write the database; make the file and its directory "
+            "writable by this user (SQLite also creates -wal and -shm files beside it), or "
+            "point the store at a writable path"
+        )
+    return ""
+
+
+class SQLiteStore(SQLiteApprovals):
     """A :class:`~afk.store.RunStore` in one SQLite file."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, keys: Keyring | None = None) -> None:
+        if keys is not None and not isinstance(keys, Keyring):
+            raise ConfigurationError(
+                f"SQLiteStore keys must be a Keyring, got {type(keys).__name__}"
+            )
         self.path = os.path.abspath(os.fspath(path))
         self.url = f"sqlite:///{self.path}"
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._closed = False
+        self._keys = keys
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
+
+    @property
+    def keys(self) -> Keyring:
+        """The store's keyring: ``keys=``, else $AFK_SECRET_KEY, else the key file
+        ``<path>.key`` (made on first use)."""
+        if self._keys is None:
+            self._keys = sqlite_keyring(self.path)
+        return self._keys
 
     # -- plumbing ------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
         if self._closed:
             raise StoreError(f"{self!r} is closed")
         if self._conn is None:
+            self.keys  # noqa: B018 - resolve the key (maybe make the key file) before any write
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
             # isolation_level=None: no implicit transactions; every write is explicit.
             conn = sqlite3.connect(
                 self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
-            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            _enable_wal(conn)
-            conn.execute("PRAGMA synchronous = FULL")
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+                _enable_wal(conn)
+                conn.execute("PRAGMA synchronous = FULL")
+            except BaseException:
+                conn.close()
+                raise
             self._conn = conn
         return self._conn
 
     def _locked(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:
-            conn = self._connect()
             try:
-                return fn(conn)
-            except sqlite3.Error as exc:
-                raise StoreError(f"sqlite store {self.path}: {exc}") from exc
+                return fn(self._connect())
+            except (sqlite3.Error, OSError) as exc:
+                raise StoreError(f"sqlite store {self.path}: {exc}{_hint(exc)}") from exc
 
     async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await asyncio.to_thread(self._locked, fn)
@@ -159,8 +171,8 @@ class SQLiteStore:
                 c.check_schema_version(found[0] if found else None, self.url)
                 for ddl in (*c.DDL[1:], *a.DDL):
                     conn.execute(_sql(ddl))
-                if c.needs_ledger_migration(found[0] if found else None):
-                    _migrate_log(conn)
+                if c.needs_seal_migration(found[0] if found else None):
+                    _migrate(conn, self.keys)
                 conn.execute(_sql(c.INSERT_VERSION), (str(c.STORE_SCHEMA_VERSION),))
 
         await self._call(work)
@@ -184,17 +196,20 @@ class SQLiteStore:
         events: Sequence[EventRow] = (),
         log: Sequence[LogEntry] = (),
     ) -> None:
+        keys = self.keys
+
         def work(conn: sqlite3.Connection) -> None:
             with _write(conn):
-                conn.execute(_sql(c.UPSERT_RUN), c.params(run, c.RUN_COLS))
-                rows = [c.params(r, c.REQUEST_COLS) for r in requests]
+                created = conn.execute(_sql(c.SELECT_RUN_CREATED), (run.run_id,)).fetchone()
+                conn.execute(_sql(c.UPSERT_RUN), c.run_params(keys, run, created))
+                rows = [c.params(s.sealed(keys, r), c.REQUEST_COLS) for r in requests]
                 conn.executemany(_sql(c.INSERT_REQUEST), rows)
                 try:
                     rows = [c.params(e, c.EVENT_COLS) for e in events]
                     conn.executemany(_sql(c.INSERT_EVENT), rows)
                 except sqlite3.IntegrityError as exc:
                     raise StoreError(f"duplicate event for run {run.run_id!r}: {exc}") from exc
-                _insert_log(conn, log)
+                _insert_log(conn, keys, log)
 
         await self._call(work)
 
@@ -235,11 +250,17 @@ class SQLiteStore:
         honour_expiry: bool = True,
         log: Sequence[LogEntry] = (),
     ) -> RequestRecord:
-        def work(conn: sqlite3.Connection) -> RequestRecord:
+        keys = self.keys
+
+        def work(conn: sqlite3.Connection) -> RequestRecord | TamperedRecordError:
             with _write(conn):
                 row = conn.execute(_sql(c.SELECT_REQUEST), (request_id,)).fetchone()
+                current = c.request_from_row(row) if row else None
+                if current is not None and not s.record_ok(keys, current):
+                    _insert_log(conn, keys, [s.tamper_log(current, "decide")])
+                    return s.tampered(current, "decide")
                 new = c.decided_record(
-                    c.request_from_row(row) if row else None,
+                    current,
                     request_id,
                     decision=decision,
                     decided_by=decided_by,
@@ -248,16 +269,17 @@ class SQLiteStore:
                     now=now,
                     honour_expiry=honour_expiry,
                 )
+                new = s.sealed(keys, new)
                 conn.execute(_sql(c.DECIDE), c.decide_params(new))
-                _insert_log(conn, log)
+                _insert_log(conn, keys, log)
             return new
 
-        return await self._call(work)
+        return c.raise_tampered(await self._call(work))
 
     async def log_refusal(self, entry: LogEntry) -> None:
         def work(conn: sqlite3.Connection) -> None:
             with _write(conn):
-                _insert_log(conn, (entry,))
+                _insert_log(conn, self.keys, (entry,))
 
         await self._call(work)
 
@@ -265,11 +287,13 @@ class SQLiteStore:
     async def begin_execution(
         self, record: ExecutionRecord, *, log: Sequence[LogEntry] = ()
     ) -> tuple[bool, ExecutionRecord]:
+        keys, record = self.keys, s.sealed(self.keys, record)
+
         def work(conn: sqlite3.Connection) -> tuple[bool, ExecutionRecord]:
             with _write(conn):
                 cur = conn.execute(_sql(c.INSERT_EXECUTION), c.params(record, c.EXECUTION_COLS))
                 if cur.rowcount == 1:
-                    _insert_log(conn, log)
+                    _insert_log(conn, keys, log)
                     return True, record
                 row = conn.execute(_sql(c.SELECT_EXECUTION), (record.key,)).fetchone()
             return False, c.execution_from_row(row)
@@ -279,12 +303,14 @@ class SQLiteStore:
     async def finish_execution(
         self, key: str, *, result: str, now: float, log: Sequence[LogEntry] = ()
     ) -> None:
+        keys = self.keys
+
         def work(conn: sqlite3.Connection) -> None:
             with _write(conn):
-                cur = conn.execute(_sql(c.FINISH_EXECUTION), (result, now, key))
-                if cur.rowcount != 1:
-                    raise StoreError(f"execution {key!r} is unknown or already finished")
-                _insert_log(conn, log)
+                row = conn.execute(_sql(c.SELECT_EXECUTION), (key,)).fetchone()
+                done, extra = c.finished(keys, row, key, result=result, now=now)
+                conn.execute(_sql(c.FINISH_EXECUTION), (result, now, done.mac, key))
+                _insert_log(conn, keys, [*extra, *log])
 
         await self._call(work)
 
@@ -345,107 +371,3 @@ class SQLiteStore:
             if remaining <= 0:
                 return
             await asyncio.sleep(min(POLL_INTERVAL_S, remaining))
-
-    # -- approver votes --------------------------------------------------------------------
-    async def add_vote(
-        self,
-        vote: VoteRecord,
-        *,
-        quorum: int,
-        now: float,
-        deny_decides: bool = True,
-        log: Sequence[LogEntry] = (),
-    ) -> tuple[RequestRecord, int]:
-        def work(conn: sqlite3.Connection) -> tuple[RequestRecord, int]:
-            with _write(conn):
-                row = conn.execute(_sql(c.SELECT_REQUEST), (vote.request_id,)).fetchone()
-                current = c.request_from_row(row) if row else None
-                decided = c.decided_record(  # raises the same refusals as decide()
-                    current,
-                    vote.request_id,
-                    decision=vote.decision,
-                    decided_by="human",
-                    approver=vote.approver,
-                    bound_digest=vote.bound_digest,
-                    now=now,
-                    honour_expiry=True,
-                )
-                voter = (vote.request_id, vote.approver)
-                if conn.execute(_sql(a.SELECT_VOTER), voter).fetchone():
-                    raise a.duplicate_vote(vote)
-                conn.execute(_sql(a.INSERT_VOTE), a.vote_params(vote))
-                agreeing = conn.execute(
-                    _sql(a.COUNT_AGREEING), (vote.request_id, vote.kind, vote.bound_digest)
-                ).fetchone()[0]
-                assert current is not None
-                if a.after_vote(vote, agreeing, quorum, deny_decides):
-                    conn.execute(_sql(c.DECIDE), c.decide_params(decided))
-                    current = decided
-                _insert_log(conn, log)
-                return current, agreeing
-
-        return await self._call(work)
-
-    async def list_votes(self, request_id: str) -> list[VoteRecord]:
-        rows = await self._all(_sql(a.LIST_VOTES), (request_id,))
-        return [a.vote_from_row(r) for r in rows]
-
-    # -- standing grants -------------------------------------------------------------------
-    async def add_grant(self, grant: GrantRecord, *, log: Sequence[LogEntry] = ()) -> None:
-        def work(conn: sqlite3.Connection) -> None:
-            with _write(conn):
-                conn.execute(_sql(a.INSERT_GRANT), a.grant_params(grant))
-                _insert_log(conn, log)
-
-        await self._call(work)
-
-    async def list_grants(self, *, active_at: float | None = None) -> list[GrantRecord]:
-        if active_at is None:
-            rows = await self._all(_sql(a.LIST_GRANTS), ())
-        else:
-            rows = await self._all(_sql(a.LIST_ACTIVE_GRANTS), (active_at,))
-        return [a.grant_from_row(r) for r in rows]
-
-    async def revoke_grant(
-        self, grant_id: str, *, by: str | None, now: float, log: Sequence[LogEntry] = ()
-    ) -> GrantRecord:
-        def work(conn: sqlite3.Connection) -> GrantRecord:
-            with _write(conn):
-                if conn.execute(_sql(a.REVOKE_GRANT), (now, by, grant_id)).rowcount == 1:
-                    _insert_log(conn, log)
-                row = conn.execute(_sql(a.SELECT_GRANT), (grant_id,)).fetchone()
-            if row is None:
-                raise GrantNotFoundError(f"no grant with id {grant_id!r}")
-            return a.grant_from_row(row)
-
-        return await self._call(work)
-
-    async def use_grant(self, grant_id: str, *, now: float, log: Sequence[LogEntry] = ()) -> bool:
-        def work(conn: sqlite3.Connection) -> bool:
-            with _write(conn):
-                used = conn.execute(_sql(a.USE_GRANT), (grant_id, now)).rowcount == 1
-                if used:
-                    _insert_log(conn, log)
-                return used
-
-        return await self._call(work)
-
-    # -- durable timers --------------------------------------------------------------------
-    async def add_timers(self, timers: Sequence[TimerRecord]) -> None:
-        def work(conn: sqlite3.Connection) -> None:
-            with _write(conn):
-                rows = [(t.request_id, t.kind, t.due_at) for t in timers]
-                conn.executemany(_sql(a.INSERT_TIMER), rows)
-
-        if timers:
-            await self._call(work)
-
-    async def claim_due_timers(self, *, now: float, limit: int = 100) -> list[TimerRecord]:
-        def work(conn: sqlite3.Connection) -> list[TimerRecord]:
-            with _write(conn):
-                due = [a.due_timer(r) for r in conn.execute(_sql(a.DUE_TIMERS), (now, limit))]
-                for timer in due:
-                    conn.execute(_sql(a.FIRE_TIMER), (now, timer.request_id, timer.kind))
-            return due
-
-        return await self._call(work)

@@ -5,13 +5,20 @@ event ``payload``) are JSON text produced by afk's one serializer; the store nev
 them except where a method says so. Every method that changes state does so in ONE
 transaction, together with the decision-log entries it is given, and commits durably
 (SQLite ``synchronous=FULL``) before returning: what a method acknowledged is on disk.
+
+Each row of runs, requests, votes, grants and executions carries a ``mac`` the store
+computes with its ``keys`` (see :mod:`afk.store._seal`), recomputed by every update of a
+covered column in the same transaction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from afk.audit.keys import Keyring
 
 RunStatus = Literal["running", "paused", "completed", "stopped", "failed", "cancelled"]
 RequestStatus = Literal["pending", "decided", "expired"]
@@ -32,6 +39,7 @@ class RunRecord:
     requested_by: str | None = None
     lease_owner: str | None = None
     lease_expires_at: float | None = None
+    mac: str = ""  # set by the store (afk.store._seal); what a caller passes is ignored
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,7 +48,7 @@ class RequestRecord:
     run_id: str
     kind: Literal["approval", "user_input"]
     request: str  # JSON of the ApprovalRequest / UserInputRequest
-    args_digest: str  # sha256 hex of the canonical JSON of the request's tool_args
+    args_digest: str  # store.keys.digest(the request's tool_args): keyed, see afk.audit.keys
     status: RequestStatus
     created_at: float
     expires_at: float
@@ -49,7 +57,8 @@ class RequestRecord:
     decided_by: str | None = None  # human | timeout | fallback | error
     approver: str | None = None
     decided_at: float | None = None
-    bound_digest: str | None = None  # digest of the arguments the decision approved
+    bound_digest: str | None = None  # keyed digest of the arguments the decision approved
+    mac: str = ""  # set by the store (afk.store._seal); what a caller passes is ignored
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,11 +66,12 @@ class ExecutionRecord:
     key: str  # idempotency key: the request id, or "<run_id>:<tool_call_id>"
     run_id: str
     tool_call_id: str
-    args_digest: str
+    args_digest: str  # store.keys.digest(the arguments that ran)
     status: ExecutionStatus
     started_at: float
     result: str | None = None  # JSON, once done
     finished_at: float | None = None
+    mac: str = ""  # set by the store (afk.store._seal); what a caller passes is ignored
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,8 +87,8 @@ class EventRow:
 class LogEntry:
     """One decision-log entry. Appended in the same transaction as the change it records.
     ``id`` and ``at`` are assigned by the store when 0. The store also links each entry to the
-    one before: ``hash`` covers the entry and ``prev_hash`` (see :mod:`afk.audit.chain`);
-    both are set by the store, and what a caller passes for them is ignored."""
+    one before: ``hash`` is a MAC under the store's key over the entry and ``prev_hash`` (see
+    :mod:`afk.audit.chain`); both are set by the store, and what a caller passes is ignored."""
 
     kind: str  # request_opened | decided | refused | expired | execution_started | ...
     run_id: str
@@ -101,6 +111,7 @@ class VoteRecord:
     decision: str  # JSON of the ApprovalDecision
     bound_digest: str  # the arguments this vote approves
     at: float
+    mac: str = ""  # set by the store (afk.store._seal); what a caller passes is ignored
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -119,7 +130,8 @@ class GrantRecord:
     source_request_id: str | None = None
     revoked_at: float | None = None
     revoked_by: str | None = None
-    uses: int = 0
+    uses: int = 0  # the one field the MAC leaves out: counting a use re-signs nothing
+    mac: str = ""  # set by the store (afk.store._seal); what a caller passes is ignored
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -137,6 +149,10 @@ class RunStore(Protocol):
     """Both backends implement exactly this; the contract tests run against each."""
 
     url: str
+
+    @property
+    def keys(self) -> Keyring:
+        """The deployment secret: every row MAC, keyed digest and ledger hash uses it."""
 
     async def setup(self) -> None:
         """Create or migrate the schema (idempotent, safe to call from many processes)."""

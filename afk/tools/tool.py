@@ -9,9 +9,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, get_type_hints, overload
 
+from afk.approvals.display import SAFE_TOOL_NAME, SAFE_TOOL_NAME_TEXT, is_safe_tool_name
 from afk.errors import ConfigurationError
-
-_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,10 +86,12 @@ class Tool:
             raise ConfigurationError(f"tool() needs a function, got {type(fn).__name__}")
         self.fn = fn
         self.name = name or fn.__name__
-        if not _NAME_RE.match(self.name):
+        if not isinstance(self.name, str) or not is_safe_tool_name(self.name):
+            # The one pattern approvers' screens show as is: a name outside it could forge
+            # or hide text there (and ``$`` would have let a trailing newline through).
             raise ConfigurationError(
-                f"tool name {self.name!r} is invalid: use letters, digits, '_' or '-' "
-                "(at most 64 characters, not starting with a digit)"
+                f"tool name {self.name!r} is invalid: use {SAFE_TOOL_NAME_TEXT} "
+                f"(pattern {SAFE_TOOL_NAME.pattern})"
             )
         summary, param_docs = _docstring_parts(fn.__doc__)
         self.description = description if description is not None else summary
@@ -163,6 +164,33 @@ class Tool:
                 f"invalid arguments for tool {self.name!r}: " + "; ".join(parts), fields=fields
             ) from None
         return {name: getattr(model, name) for name in type(model).model_fields}
+
+    def canonical_args(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        """The arguments exactly as they will run, as JSON: validated, defaults filled in,
+        coerced to their types (``"5"`` → ``5`` for an int), every string in NFC.
+
+        What rules, approvers, events and records see, so none of them can be shown
+        something other than what executes. Raises :class:`ToolArgumentsInvalid` like
+        :meth:`validate`, and :class:`~afk.errors.InvalidArgumentsError` for what JSON cannot
+        hold (NaN, ±Infinity, Python objects), also when validation produces it
+        (``"NaN"`` for a float).
+        """
+        from pydantic_core import PydanticSerializationError
+
+        from afk.canonical import check_json, normalize
+        from afk.errors import InvalidArgumentsError
+
+        check_json(arguments)
+        values = self.validate(normalize(arguments))
+        try:
+            dumped = self._args_model.model_construct(**values).model_dump(mode="json")
+        except PydanticSerializationError as exc:
+            raise InvalidArgumentsError(
+                f"the arguments of tool {self.name!r} cannot be written as JSON: {exc}"
+            ) from None
+        check_json(dumped)
+        result: dict[str, Any] = normalize(dumped)
+        return result
 
     async def invoke(self, arguments: Mapping[str, Any], ctx: ToolContext) -> Any:
         """Run the tool with already-validated arguments."""

@@ -23,3 +23,10 @@ async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
     async with await psycopg.AsyncConnection.connect(PG_DSN, autocommit=True) as conn:
         await conn.execute("SET lock_timeout = '10s'")
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(autouse=True)
+def _operator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from identity_support import operator_identities
+
+    operator_identities(tmp_path, monkeypatch)

@@ -10,11 +10,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from afk.audit.keys import Keyring, SecretKey
 from afk.store import PostgresStore, SQLiteStore
 from afk.store.store import LogEntry, RunRecord, RunStore
 
 PG_DSN = os.environ.get("AFK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-KEY = b"test-checkpoint-key-0123456789abcdef"
+# A checkpoint key of its own (what $AFK_AUDIT_KEY gives), apart from the store's keyring.
+KEY = Keyring(SecretKey(secret=b"test-checkpoint-key-0123456789abcdef"))
 
 
 @dataclass

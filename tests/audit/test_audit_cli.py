@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from audit_support import PG_DSN, fill, new_schema
+from audit_support import PG_DSN, fill, new_schema, run
 
 from afk.audit import ChainChecker
 from afk.cli.main import main
@@ -52,7 +52,8 @@ async def _build(url: str, n: int) -> str:
 
 @pytest.fixture
 def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A SQLite store named by AFK_STORE, holding N ledger entries; no key in the env."""
+    """A SQLite store named by AFK_STORE, holding N ledger entries; no separate checkpoint
+    key in the env (the store's own key is the suite's AFK_SECRET_KEY)."""
     path = tmp_path / "runs.db"
     monkeypatch.setenv("AFK_STORE", f"sqlite:///{path}")
     monkeypatch.delenv("AFK_AUDIT_KEY", raising=False)
@@ -65,13 +66,18 @@ def sql(db: Path, statement: str) -> None:
         conn.execute(statement)
 
 
+def _hex(tag: str) -> str:
+    return tag.partition(":")[2][:12]
+
+
 def test_verify_ok(db: Path) -> None:
     result = afk("audit", "verify")
     assert result.code == 0, result.err
-    [line] = result.out.splitlines()
+    line, hint = result.out.splitlines()
     [(head,)] = sqlite3.connect(db).execute("SELECT hash FROM log WHERE id = ?", (N,)).fetchall()
-    assert line == f"ok: {N} entries, head {head[:12]}"
-    assert "no key" in result.err
+    assert line == f"ok: {N} entries, head {_hex(head)}"
+    assert hint.startswith("no signed checkpoint yet")
+    assert "--expect" in result.err
 
 
 @pytest.mark.parametrize(
@@ -98,32 +104,94 @@ def test_verify_json(db: Path) -> None:
     assert data["first_bad"]["reason"] == "removed or reordered"
 
 
-def test_checkpoint_then_a_cut_tail_is_truncated(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    refused = afk("audit", "checkpoint")
-    assert refused.code == 2 and "no checkpoint key" in refused.err
-    monkeypatch.setenv("AFK_AUDIT_KEY", KEY_HEX)
-    signed = afk("audit", "checkpoint")
+def test_checkpoint_then_a_cut_tail_is_truncated(db: Path) -> None:
+    signed = afk("audit", "checkpoint")  # signed with the store's own key
     assert signed.code == 0, signed.err
     assert signed.out.startswith(f"checkpoint signed: {N} entries, head id {N} (")
     ok = afk("audit", "verify")
     assert ok.code == 0 and "signed checkpoint of " in ok.out and "matches" in ok.out
 
     sql(db, f"DELETE FROM log WHERE id > {N - 10}")
-    assert afk("audit", "verify", "--key-env", "UNSET_KEY_VAR").code == 2
-    monkeypatch.delenv("AFK_AUDIT_KEY")
-    assert afk("audit", "verify").code == 0  # without the key the cut goes unnoticed
-    monkeypatch.setenv("LEDGER_KEY", KEY_HEX)
-    cut = afk("audit", "verify", "--key-env", "LEDGER_KEY")
+    cut = afk("audit", "verify")
     assert cut.code == 1
     assert cut.out.startswith(f"first bad entry: id {N - 9} (truncated): "), cut.out
-    again = afk("audit", "checkpoint", "--key-env", "LEDGER_KEY")
+    again = afk("audit", "checkpoint")
     assert again.code == 1 and again.out.startswith("refused to sign: first bad entry")
 
 
+def test_a_separate_checkpoint_key_still_works(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AFK_AUDIT_KEY", KEY_HEX)
+    assert afk("audit", "checkpoint").code == 0
+    assert afk("audit", "verify").code == 0
+    assert afk("audit", "verify", "--key-env", "UNSET_KEY_VAR").code == 2
+    monkeypatch.delenv("AFK_AUDIT_KEY")
+    wrong = afk("audit", "verify")  # the store's key did not sign that checkpoint
+    assert wrong.code == 1 and "(bad checkpoint)" in wrong.out
+    monkeypatch.setenv("LEDGER_KEY", KEY_HEX)
+    assert afk("audit", "verify", "--key-env", "LEDGER_KEY").code == 0
+    monkeypatch.setenv("SHORT_KEY", "a passphrase")
+    short = afk("audit", "checkpoint", "--key-env", "SHORT_KEY")
+    assert short.code == 2 and "SHORT_KEY is too short" in short.err
+
+
 def test_checkpoint_json(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AFK_AUDIT_KEY", "a passphrase")
+    monkeypatch.setenv("AFK_AUDIT_KEY", "a passphrase of thirty-two characters")
     data = json.loads(afk("audit", "checkpoint", "--json").out)
-    assert (data["head_id"], data["entries"]) == (N, N) and len(data["mac"]) == 64
+    assert (data["head_id"], data["entries"]) == (N, N)
+    key_id, _, mac = data["mac"].partition(":")
+    assert len(key_id) == 12 and len(mac) == 64
+
+
+def test_an_anchor_outside_the_database_catches_a_cut_with_its_checkpoints(
+    db: Path, tmp_path: Path
+) -> None:
+    anchor = tmp_path / "head.json"
+    signed = afk("audit", "checkpoint", "--out", str(anchor))
+    assert signed.code == 0, signed.err
+    data = json.loads(anchor.read_text())
+    assert set(data) == {"head_id", "head_hash", "entries", "at", "mac"}
+    assert (data["head_id"], data["entries"]) == (N, N)
+    ok = afk("audit", "verify", "--expect", str(anchor))
+    assert ok.code == 0 and "anchored head" in ok.out
+
+    # Attack: delete the ledger's tail and every signed checkpoint, in one go.
+    sql(db, f"DELETE FROM log WHERE id > {N - 10}")
+    sql(db, "DELETE FROM ledger_checkpoints")
+    assert afk("audit", "verify").code == 0  # nothing left in the database shows it
+    cut = afk("audit", "verify", "--expect", str(anchor))
+    assert cut.code == 1
+    assert cut.out.startswith(f"first bad entry: id {N - 9} (truncated): "), cut.out
+    assert f"covers {N} entries up to id {N}" in cut.out and "anchored head" in cut.out
+
+
+def test_an_anchor_that_does_not_verify_or_match_fails(db: Path, tmp_path: Path) -> None:
+    anchor = tmp_path / "head.json"
+    assert afk("audit", "checkpoint", "--out", str(anchor)).code == 0
+    data = json.loads(anchor.read_text())
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps({**data, "entries": N - 1}))  # MAC no longer matches
+    bad = afk("audit", "verify", "--expect", str(forged))
+    assert bad.code == 1 and "(bad checkpoint)" in bad.out
+
+    # Entry N deleted and a new entry N appended by afk itself: not the anchored one.
+    sql(db, f"DELETE FROM log WHERE id = {N}")
+    asyncio.run(_append(f"sqlite:///{db}"))
+    moved = afk("audit", "verify", "--expect", str(anchor))
+    assert moved.code == 1 and "(truncated)" in moved.out and "rewritten" in moved.out
+
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({"head_id": 1}))
+    refused = afk("audit", "verify", "--expect", str(broken))
+    assert refused.code == 2 and "lacks head_hash, entries, at, mac" in refused.err
+
+
+async def _append(url: str) -> None:
+    store = open_store(url)
+    try:
+        await store.setup()
+        await store.save_run(run(), log=[LogEntry(kind="decided", run_id="run-1")])
+    finally:
+        await store.close()
 
 
 def _entries(lines: list[str]) -> list[LogEntry]:
@@ -143,7 +211,7 @@ def test_export_jsonl_streams_every_field_and_reverifies(db: Path) -> None:
     }  # fmt: skip
     assert first["id"] == 1 and first["details"] == json.loads(first["payload"])
     assert first["time"].startswith("2023-11-14T22:13:20")
-    checker = ChainChecker()
+    checker = ChainChecker(open_store(f"sqlite:///{db}").keys)
     assert all(checker.feed(e) for e in _entries(lines))  # the export verifies offline
     assert checker.entries == N
 
@@ -169,7 +237,7 @@ def test_verify_on_postgres() -> None:
     head = asyncio.run(_build(url, 30))
     try:
         result = afk("audit", "verify", "--store", url)
-        assert result.code == 0 and result.out.startswith(f"ok: 30 entries, head {head[:12]}")
+        assert result.code == 0 and result.out.startswith(f"ok: 30 entries, head {_hex(head)}")
     finally:
         import psycopg
 

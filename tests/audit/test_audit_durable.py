@@ -13,7 +13,6 @@ from afk.agents import Agent, PolicyDecision, PolicyEngine, PolicyEvent, ShadowR
 from afk.audit import verify
 from afk.core import Runner
 from afk.core._durable import Durable
-from afk.core._snapshot import args_digest
 from afk.llms import ScriptedModel, ToolCall
 from afk.store.store import RunStore
 from afk.tools import tool
@@ -58,7 +57,7 @@ async def test_log_policy_appends_the_decision(store: RunStore) -> None:
     )  # fmt: skip
     assert json.loads(tool_entry.payload) == {
         "event": "tool_before_execute", "step": 2, "tool": "transfer", "tool_call_id": "call_1",
-        "args_digest": args_digest({"amount": 500}), "action": "request_approval",
+        "args_digest": store.keys.digest({"amount": 500}), "action": "request_approval",
         "rule": "big", "matched": ["big", "all"], "reason": "> 100",
         "shadow": [{"rule": "strict", "action": "deny", "would_change": True}],
     }  # fmt: skip
@@ -82,9 +81,10 @@ async def test_tool_outcomes_are_in_the_ledger(where: Where) -> None:
         log = await runner.store.list_log()
         started = [json.loads(e.payload) for e in log if e.kind == "execution_started"]
         finished = [json.loads(e.payload) for e in log if e.kind == "execution_finished"]
+        keys = runner.store.keys  # the ledger's digests are keyed, like the stored ones
         assert [s["args_digest"] for s in started] == [
-            args_digest({"amount": 5}),
-            args_digest({"amount": 500}),
+            keys.digest({"amount": 5}),
+            keys.digest({"amount": 500}),
         ]
         ok, failed = finished
         assert ok == {**started[0], "success": True, "error": None}

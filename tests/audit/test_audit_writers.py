@@ -81,10 +81,10 @@ async def test_two_stores_in_one_process_share_the_chain(store: RunStore, where:
         writes = [store.log_refusal(entry(i)) for i in range(40)]
         writes += [other.save_run(run("run-2"), log=[entry(i, run_id="run-2")]) for i in range(40)]
         await asyncio.gather(*writes)
-        report = await verify(other, key=KEY)
+        report = await verify(other, checkpoint_keys=KEY)
         assert report.ok and report.entries == 80
         await checkpoint(other, KEY)
-        assert (await verify(store, key=KEY)).ok
+        assert (await verify(store, checkpoint_keys=KEY)).ok
     finally:
         await other.close()
 

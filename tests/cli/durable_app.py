@@ -106,7 +106,7 @@ def make_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Env:
     env = Env(db=tmp_path / "runs.db", effects=tmp_path / "effects.jsonl")
     monkeypatch.setenv("AFK_STORE", env.url)
     monkeypatch.setenv(SIDE_EFFECTS, str(env.effects))
-    monkeypatch.setenv("AFK_USER", "alice")
+    monkeypatch.setenv("AFK_USER", "alice")  # ignored since decisions are by the OS account
     monkeypatch.chdir(REPO)  # APP import paths are relative to the current directory
     return env
 

@@ -21,6 +21,7 @@ from durable_app import (
     start,
 )
 
+from afk.cli._identity import os_account
 from afk.core import Runner, RunnerConfig
 
 
@@ -103,10 +104,11 @@ def test_approve_records_the_approver_and_refuses_a_second_decision(env: Env) ->
     )
 
 
-def test_approver_defaults_to_afk_user(env: Env) -> None:
+def test_approver_is_the_os_account_whatever_afk_user_says(env: Env) -> None:
+    # make_env sets AFK_USER=alice: a typed name, which no longer decides who approves.
     request = request_id(start(env, amount=250))
     decided = afk("approvals", "approve", request, "--json").json()
-    assert decided["approver"] == "alice" and decided["decided_by"] == "human"
+    assert decided["approver"] == os_account()[1] and decided["decided_by"] == "human"
 
 
 def test_unknown_request_is_not_found(env: Env) -> None:
@@ -192,7 +194,7 @@ def test_input_deny_and_usage_errors(env: Env) -> None:
         "kind": "deny",
         "value": None,
         "reason": "no idea",
-        "approver": "alice",
+        "approver": os_account()[1],
         "stop_run": False,
     }
 

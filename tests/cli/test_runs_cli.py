@@ -60,7 +60,7 @@ def test_show_json_parses_payloads(env: Env) -> None:
     assert shown["run"]["status"] == "paused" and "snapshot" not in shown["run"]
     assert shown["snapshot"]["messages"][1] == {"content": "refund", "role": "user"}
     [request] = shown["requests"]
-    assert request["request"]["tool_args"] == {"amount": 250}
+    assert request["request"]["tool_args"] == {"amount": 250, "note": ""}  # defaults shown
     assert [e["seq"] for e in shown["events"]] == list(range(1, len(shown["events"]) + 1))
     assert shown["events"][-1]["payload"]["type"] == "run_paused"
 
@@ -76,7 +76,7 @@ def test_terminal_control_characters_in_run_text_are_escaped(env: Env) -> None:
     run = start(env, "refund \x1b[2J now\nplease", amount=250)
     out = afk("runs", "show", run.run_id).out
     assert "\x1b" not in out
-    assert "refund \\x1b[2J now ⏎ please" in out
+    assert "refund \\u001b[2J now\\nplease" in out
 
 
 def test_missing_store_is_a_usage_error_naming_both_ways(

@@ -64,7 +64,7 @@ async def test_arguments_changed_in_the_store_after_approval_are_refused_and_rec
     [done] = await external(store_url).resume_ready([billing_agent()])
     assert lines(side_effects) == []
     [execution] = done.tool_executions
-    assert not execution.executed and "no longer match what was approved" in (execution.error or "")
+    assert not execution.executed and "does not verify" in (execution.error or "")
     store = external(store_url).store
     assert store is not None
     await store.setup()

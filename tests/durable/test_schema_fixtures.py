@@ -16,10 +16,12 @@ from billing_app import billing_agent, policy
 from durable_support import lines, track
 
 from afk.agents import ApprovalDecision
+from afk.audit.keys import Keyring
 from afk.core import Runner, RunnerConfig
 from afk.core import _snapshot as snapshots
 from afk.core._snapshot import SCHEMA_VERSION, SnapshotVersionError, load_snapshot
 from afk.errors import StoreError
+from afk.store._seal import rekeyed_request
 from afk.store.store import EventRow, RequestRecord, RunRecord
 
 FIXTURES = sorted((Path(__file__).parent / "fixtures").glob("v*_*.json"))
@@ -35,15 +37,19 @@ def _shifted(row: dict[str, Any], by: float, *fields: str) -> dict[str, Any]:
     return {k: v + by if k in fields and v is not None else v for k, v in row.items()}
 
 
-def records(data: dict[str, Any]) -> tuple[RunRecord, list[RequestRecord], list[EventRow]]:
+def records(
+    data: dict[str, Any], keys: Keyring
+) -> tuple[RunRecord, list[RequestRecord], list[EventRow]]:
     """The fixture's rows as stored, with their clock moved to now: the run paused moments ago,
-    so its request is still open (the frozen JSON payloads are left exactly as written)."""
+    so its request is still open (the frozen JSON payloads are left exactly as written). The
+    frozen digests are re-keyed with the store's key, as the v3 store migration does."""
     by = time.time() - data["run"]["created_at"]
     run = RunRecord(**_shifted(data["run"], by, "created_at", "updated_at", "lease_expires_at"))
     requests = [
         RequestRecord(**_shifted(r, by, "created_at", "expires_at", "decided_at"))
         for r in data["requests"]
     ]
+    requests = [rekeyed_request(keys, r) for r in requests]
     events = [EventRow(**_shifted(e, by, "ts")) for e in data["events"]]
     return run, requests, events
 
@@ -56,11 +62,11 @@ def external(store_url: str) -> Runner:
 async def stored(store_url: str, data: dict[str, Any], snapshot: str | None = None) -> Runner:
     """A runner over a fresh store holding the fixture's run (its snapshot optionally replaced),
     with the fixture's requests approved through the public API."""
-    run, requests, events = records(data)
-    if snapshot is not None:
-        run = dataclasses.replace(run, snapshot=snapshot)
     runner = external(store_url)
     assert runner.store is not None
+    run, requests, events = records(data, runner.store.keys)
+    if snapshot is not None:
+        run = dataclasses.replace(run, snapshot=snapshot)
     await runner.store.setup()
     await runner.store.save_run(run, requests=requests, events=events)
     pending = await runner.pending_requests()

@@ -157,11 +157,15 @@ async def test_complete_parses_parallel_tool_calls(server: FakeServer) -> None:
     assert "tools" not in server.bodies[0]
 
 
-async def test_bad_tool_arguments_are_a_provider_error(server: FakeServer) -> None:
+async def test_bad_tool_arguments_are_the_calls_error_not_a_failed_model_call(
+    server: FakeServer,
+) -> None:
     calls = [{"id": "a", "type": "function", "function": {"name": "f", "arguments": "{oops"}}]
     server.queue(json_reply(completion({"content": None, "tool_calls": calls})))
-    with pytest.raises(ProviderError, match="not valid JSON"):
-        await make(server).complete([UserMessage(content="go")], [])
+    response = await make(server).complete([UserMessage(content="go")], [])
+    [call] = response.tool_calls
+    assert (call.name, call.arguments, call.id) == ("f", {}, "a")
+    assert call.error is not None and call.error.startswith("not valid JSON")
 
 
 def chunk(delta: dict[str, Any]) -> dict[str, Any]:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from afk.store import PostgresStore, SQLiteStore
 from afk.store.store import EventRow, ExecutionRecord, LogEntry, RequestRecord, RunRecord, RunStore
@@ -122,6 +123,15 @@ def execution(key: str, run_id: str = "run-1", digest: str = "d" * 64) -> Execut
         status="executing",
         started_at=200.0,
     )
+
+
+R = TypeVar("R")
+
+
+def unsealed(record: R | None) -> R:
+    """A stored record without the MAC the store added (to compare with what was saved)."""
+    assert record is not None
+    return dataclasses.replace(record, mac="")  # type: ignore[type-var]
 
 
 def decision(kind: str = "allow", approver: str = "alice") -> str:

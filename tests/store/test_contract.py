@@ -8,7 +8,17 @@ import time
 from typing import Any
 
 import pytest
-from store_support import FAR, Backend, decision, entry, event, execution, request, run
+from store_support import (
+    FAR,
+    Backend,
+    decision,
+    entry,
+    event,
+    execution,
+    request,
+    run,
+    unsealed,
+)
 
 from afk.errors import AlreadyDecidedError, RequestExpiredError, UnknownRequestError
 from afk.store import StoreError
@@ -30,7 +40,7 @@ async def decide(store: RunStore, request_id: str, **overrides: Any) -> RequestR
 async def test_save_and_load_run(store: RunStore) -> None:
     record = run()
     await store.save_run(record)
-    assert await store.load_run("run-1") == record
+    assert unsealed(await store.load_run("run-1")) == record
     assert await store.load_run("nope") is None
 
 
@@ -159,16 +169,16 @@ async def test_log_refusal(store: RunStore) -> None:
 
 # -- executions ----------------------------------------------------------------------------
 async def test_execution_runs_once(store: RunStore) -> None:
-    first = execution("q1")
-    assert await store.begin_execution(first, log=[entry("execution_started")]) == (True, first)
+    created, first = await store.begin_execution(execution("q1"), log=[entry("started")])
+    assert created and unsealed(first) == execution("q1")
     again = await store.begin_execution(execution("q1", digest="e" * 64), log=[entry("x")])
     assert again == (False, first)
     assert await store.get_execution("q1") == first
     await store.finish_execution("q1", result='{"ok":true}', now=210.0, log=[entry("done")])
     done = dataclasses.replace(first, status="done", result='{"ok":true}', finished_at=210.0)
-    assert await store.get_execution("q1") == done
-    assert await store.begin_execution(first) == (False, done)
-    assert [e.kind for e in await store.list_log()] == ["execution_started", "done"]
+    assert unsealed(await store.get_execution("q1")) == unsealed(done)
+    assert await store.begin_execution(first) == (False, await store.get_execution("q1"))
+    assert [e.kind for e in await store.list_log()] == ["started", "done"]
     assert await store.get_execution("nope") is None
 
 
@@ -314,7 +324,7 @@ async def test_setup_is_idempotent_even_when_concurrent(backend: Backend) -> Non
         await asyncio.gather(*(s.setup() for s in stores))  # first setup, all at once
         await stores[0].save_run(run(), requests=[request("q1")])
         await asyncio.gather(*(s.setup() for s in stores))
-        assert await stores[2].load_run("run-1") == run()
+        assert unsealed(await stores[2].load_run("run-1")) == run()
         assert [r.request_id for r in await stores[1].list_requests()] == ["q1"]
     finally:
         for opened in stores:

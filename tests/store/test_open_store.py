@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from afk.errors import ConfigurationError
+from afk.errors import ConfigurationError, StoreError
 from afk.store import PostgresStore, SQLiteStore, open_store, store_from_env
 from afk.store.postgres import mask_dsn
 
@@ -91,3 +94,49 @@ async def test_sqlite_connection_is_durable_and_concurrent(tmp_path: Path) -> No
     )  # fmt: skip
     await store.close()
     assert pragmas == ["wal", 2, 10_000]  # synchronous 2 == FULL
+
+
+# -- a store this process cannot write ----------------------------------------------------
+@contextlib.contextmanager
+def _read_only(path: Path) -> Iterator[None]:
+    """``path`` unwritable for this process: mode 0444, or for root (whom modes do not stop)
+    the immutable attribute."""
+    if os.geteuid() != 0:
+        path.chmod(0o444)
+        yield
+        return
+    subprocess.run(["chattr", "+i", str(path)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+async def test_a_read_only_sqlite_file_is_a_store_error_saying_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    store = SQLiteStore(path)
+    await store.setup()
+    await store.close()
+    for leftover in tmp_path.glob("runs.db-*"):
+        leftover.unlink()
+    with _read_only(path):
+        again = SQLiteStore(path)
+        try:
+            with pytest.raises(StoreError) as info:
+                await again.setup()
+        finally:
+            await again.close()
+    message = str(info.value)
+    assert str(path) in message and "writable by this user" in message
+    assert not isinstance(info.value.__cause__, StoreError)
+
+
+@pytest.mark.parametrize("where", ["/proc/afk-test-runs.db", "/proc/afk-no-dir/runs.db"])
+async def test_a_directory_that_cannot_be_written_is_a_store_error(where: str) -> None:
+    store = SQLiteStore(where)
+    try:
+        with pytest.raises(StoreError) as info:
+            await store.setup()
+    finally:
+        await store.close()
+    assert where in str(info.value) and "writable" in str(info.value)
