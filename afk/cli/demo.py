@@ -144,7 +144,7 @@ async def _run(args: argparse.Namespace, db_path: Path) -> int:
     if result.state == "paused":
         print("\nThe run is saved and nothing is waiting in memory. From any shell:")
         print(f"  afk approvals list {store}")
-        print(f"  afk approvals approve REQUEST {store} --as you   (or: deny --reason ...)")
+        print(f"  afk approvals approve REQUEST {store}   (or: deny --reason ...)")
         print(f"  afk worker --once --app afk.cli.demo:app {store}")
     else:
         print(f"See the stored run: afk runs show {result.run_id} {store}")
