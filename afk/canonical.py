@@ -182,6 +182,35 @@ def check_json(value: Any, path: str = "") -> None:
         stack.extend(reversed(children))  # reversed: the first problem in order is reported
 
 
+_SCALARS = (int, bool)
+
+
+def clean(value: Any) -> Any:
+    """:func:`check_json` then :func:`normalize`, in one pass for the common case (an object
+    of ASCII keys and scalar values: what almost every tool call is)."""
+    if type(value) is dict:
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            kind = type(item)
+            if type(key) is not str or not key.isascii():
+                break
+            if kind is str:
+                out[key] = item if item.isascii() else unicodedata.normalize("NFC", item)
+            elif (
+                kind is int
+                or kind is bool
+                or item is None
+                or (kind is float and math.isfinite(item))
+            ):
+                out[key] = item
+            else:
+                break
+        else:
+            return out
+    check_json(value)
+    return normalize(value)
+
+
 def normalize(value: Any, path: str = "") -> Any:
     """``value`` with every string, keys included, in Unicode NFC, and tuples as lists.
 

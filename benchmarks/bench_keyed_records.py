@@ -2,9 +2,9 @@
 
 Run: python benchmarks/bench_keyed_records.py [--against REV] [--runs N]
 
-Measures with the afk importable here, and (with ``--against``, default the commit before
-the trust work) with that revision exported by ``git archive`` into a temp dir and imported
-from there, in a child process, so both columns run on the same machine minutes apart:
+Measures this checkout and ``--against`` (default: the commit before the trust work, exported
+with ``git archive``), each in fresh child processes, in alternating rounds; the best round of
+each column is shown:
 
 - approved round trip: interactive run, in-memory provider answered at once, sync tool
   (no store; the decision rule is in the path);
@@ -99,42 +99,53 @@ def _measure(runs: int) -> dict[str, float]:
         }
 
 
-def _before(rev: str, runs: int) -> dict[str, float]:
-    repo = Path(__file__).resolve().parents[1]
-    with tempfile.TemporaryDirectory() as tmp:
-        archive = subprocess.run(
-            ["git", "-C", str(repo), "archive", rev, "afk"], capture_output=True, check=True
-        )
-        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
-        env = {**os.environ, "PYTHONPATH": tmp}
-        out = subprocess.run(
-            [sys.executable, __file__, "--child", "--runs", str(runs)],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=tmp,
-        )
+def _child(path: str, runs: int) -> dict[str, float]:
+    """One measurement in a fresh interpreter importing afk from ``path``."""
+    out = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--child", "--runs", str(runs)],
+        env={**os.environ, "PYTHONPATH": path},
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=path,
+    )
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
+
+
+def _best(rounds: list[dict[str, float]]) -> dict[str, float]:
+    # The fastest round of each: this VM's noise only ever adds time.
+    return {name: min(r[name] for r in rounds) for name in rounds[0]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--against", default=BEFORE, help="git revision for the 'before' column")
-    parser.add_argument("--runs", type=int, default=200, help="timed durable runs per column")
+    parser.add_argument("--runs", type=int, default=200, help="timed durable runs per round")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per column")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(_measure(args.runs)))
         return
-    before = _before(args.against, args.runs)
-    after = _measure(args.runs)
+    repo = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as old:
+        archive = subprocess.run(
+            ["git", "-C", str(repo), "archive", args.against, "afk"],
+            capture_output=True,
+            check=True,
+        )
+        subprocess.run(["tar", "-x", "-C", old], input=archive.stdout, check=True)
+        before, after = [], []
+        for _ in range(args.rounds):  # alternate, so drift in the machine hits both columns
+            before.append(_child(old, args.runs))
+            after.append(_child(str(repo), args.runs))
+    best_before, best_after = _best(before), _best(after)
     print(f"{'measure':<54} {'before':>10} {'after':>10} {'change':>8}")
-    for name, value in after.items():
-        old = before[name]
-        print(f"{name:<54} {old:>10.1f} {value:>10.1f} {value / old - 1:>+8.1%}")
-    print(f"(before: {args.against}; target: after < 10% slower)")
+    for name, value in best_after.items():
+        old_value = best_before[name]
+        print(f"{name:<54} {old_value:>10.1f} {value:>10.1f} {value / old_value - 1:>+8.1%}")
+    print(f"(before: {args.against}; best of {args.rounds} alternating rounds; target: < +10%)")
 
 
 if __name__ == "__main__":

@@ -46,6 +46,8 @@ def expand_approvers(
 ) -> tuple[str, ...]:
     """Canonical ids of the people named: names stay, ``group:NAME`` becomes its members.
     Unknown groups and names that are not valid ids add nobody (fail closed)."""
+    if not approvers:
+        return ()
     people: list[str] = []
     for entry in approvers:
         if entry.startswith(GROUP_PREFIX):

@@ -79,8 +79,10 @@ def decide(
     validate_decision(request, vote.decision)
     _check_option(request, vote.decision)
     check_approver(request, vote.principal, now)
-    decision = replace(vote.decision, approver=vote.approver)
-    vote = replace(vote, decision=decision)
+    decision = vote.decision
+    if decision.approver != vote.approver:  # the principal decides, whatever the body says
+        decision = replace(decision, approver=vote.approver)
+        vote = replace(vote, decision=decision)
     quorum = getattr(request, "quorum", 1)
     if quorum > 1 and any(v.approver == vote.approver for v in votes):
         raise DuplicateVoteError(

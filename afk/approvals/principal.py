@@ -7,6 +7,7 @@ invisible characters, or one that canonicalizes to nothing, is refused.
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from dataclasses import dataclass
 
@@ -21,6 +22,15 @@ def canonical_id(name: object, *, what: str = "principal id") -> str:
     """The canonical form of a person's or group's name; raises InvalidPrincipalError."""
     if not isinstance(name, str):
         raise InvalidPrincipalError(f"{what} must be a string, got {type(name).__name__}")
+    if name.isascii():  # the common case, on every vote: NFKC and casefold are lower() here
+        text = " ".join(name.lower().split())
+        if text and text.isprintable():
+            return text
+    return _canonical_unicode(name, what)
+
+
+@functools.lru_cache(maxsize=4096)
+def _canonical_unicode(name: str, what: str) -> str:
     text = unicodedata.normalize("NFKC", name).casefold()
     text = " ".join(text.split())
     bad = next((ch for ch in text if unicodedata.category(ch) in _REFUSED_CATEGORIES), None)
@@ -62,14 +72,28 @@ class Principal:
             raise InvalidPrincipalError(
                 f"Principal {self.id!r} needs authenticated_by (how afk knows who it is)"
             )
-        groups = canonical_ids(list(self.groups), what="Principal.groups")
-        object.__setattr__(self, "groups", groups)
+        if self.groups:
+            groups = canonical_ids(list(self.groups), what="Principal.groups")
+            object.__setattr__(self, "groups", groups)
 
     @property
     def label(self) -> str:
         """How the ledger and the CLI name this principal."""
         via = f" via {self.operator}" if self.operator else ""
         return f"{self.id} ({self.authenticated_by}{via})"
+
+
+def ledger_fields(principal: Principal | None) -> dict[str, str | None]:
+    """How the ledger names who voted: the id, how afk knows it, and who vouched."""
+    if principal is None:
+        return {"principal": None, "authenticated_by": "anonymous"}
+    fields: dict[str, str | None] = {
+        "principal": principal.id,
+        "authenticated_by": principal.authenticated_by,
+    }
+    if principal.operator:
+        fields["operator"] = principal.operator
+    return fields
 
 
 def asserted(name: str | None, by: str) -> Principal | None:

@@ -262,8 +262,9 @@ class Asking:
             why = f"interaction provider raised {type(exc).__name__}: {exc}"
             return await durable.record(request, _deny(request, why), "error")
         checked = _checked(request, answer)
-        if checked is not None:
-            return await durable.record(request, *checked)
+        if checked is not None:  # tallied in memory, or not a decision at all
+            who = answer.vote.principal if isinstance(answer, Decided) else None
+            return await durable.record(request, *checked, principal=who)
         from afk.core import _durable_api
 
         vote = self._vote_of(answer)

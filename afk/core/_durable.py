@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from afk.approvals.principal import Principal, ledger_fields
 from afk.approvals.requests import (
     ApprovalDecision,
     ApprovalRequest,
@@ -196,10 +197,15 @@ class Durable:
         return await self.record(request, fallback, "timeout")
 
     async def record(
-        self, request: Request, decision: Decision, decided_by: DecidedBy
+        self,
+        request: Request,
+        decision: Decision,
+        decided_by: DecidedBy,
+        *,
+        principal: Principal | None = None,
     ) -> tuple[Decision, DecidedBy]:
-        """Write a decision the run obtained itself; if another one got in first, that one
-        stands and is returned."""
+        """Write a decision the run obtained itself (``principal``: who decided, when a
+        human did); if another one got in first, that one stands and is returned."""
         try:
             await self.store.decide(
                 request.request_id,
@@ -209,7 +215,9 @@ class Durable:
                 bound_digest=self.keys.digest(approved_args(request, decision, decided_by)),
                 now=time.time(),
                 honour_expiry=decided_by == "human",
-                log=self._take_log(_decision_log(request, decision, decided_by, self.keys)),
+                log=self._take_log(
+                    _decision_log(request, decision, decided_by, self.keys, principal)
+                ),
             )
         except (AlreadyDecidedError, RequestExpiredError):
             stored = await self.store.get_request(request.request_id)
@@ -427,8 +435,13 @@ def _decided_by(value: str | None) -> DecidedBy:
 
 
 def _decision_log(
-    request: Request, decision: Decision, decided_by: DecidedBy, keys: Keyring
+    request: Request,
+    decision: Decision,
+    decided_by: DecidedBy,
+    keys: Keyring,
+    principal: Principal | None = None,
 ) -> LogEntry:
+    who = ledger_fields(principal) if principal is not None else {}
     return LogEntry(
         kind="expired" if decided_by == "timeout" else "decided",
         run_id=request.run_id,
@@ -440,6 +453,7 @@ def _decision_log(
                 "decided_by": decided_by,
                 "reason": decision.reason,
                 "args_digest": keys.digest(approved_args(request, decision, decided_by)),
+                **who,
             }
         ),
         at=time.time(),

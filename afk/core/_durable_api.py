@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import inspect
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from afk.agents.agent import Agent
-from afk.approvals.decide import Vote, decide, eligible
+from afk.approvals.decide import Decided, Vote, decide, eligible
 from afk.approvals.grants import add_grant
-from afk.approvals.principal import Principal
+from afk.approvals.principal import Principal, ledger_fields
 from afk.approvals.requests import ApprovalDecision, ApprovalRequest, Decision, Request
 from afk.canonical import canonical_json
 from afk.core._durable import approved_args, load_decision, load_request
@@ -26,7 +27,7 @@ from afk.errors import (
     UnknownRequestError,
 )
 from afk.store._seal import record_ok, tamper_log, tampered
-from afk.store.store import TERMINAL_RUN_STATES, LogEntry, RunStore, VoteRecord
+from afk.store.store import TERMINAL_RUN_STATES, LogEntry, RunStore, VoteRecord, VoteRule
 
 
 async def resolve(
@@ -60,9 +61,8 @@ async def resolve(
                     bound_digest=digest,
                     at=vote.at,
                 ),
-                quorum=request.quorum,  # type: ignore[union-attr]
+                decides=_rule(request, outcome.vote),
                 now=vote.at,
-                deny_decides=request.deny_decides,  # type: ignore[union-attr]
                 log=[log],
             )
             if stored.status == "pending":
@@ -103,29 +103,31 @@ def _digest(store: RunStore, args: Any) -> str:
 
 
 async def _votes(store: RunStore, request: Request) -> list[Vote]:
-    """The votes counted so far, as the decision rule reads them."""
+    """The votes counted so far, as the decision rule reads them (only rows that verify)."""
     if not _quorum(request):
         return []
+    stored = await store.list_votes(request.request_id)
+    return _as_votes(v for v in stored if record_ok(store.keys, v))
+
+
+def _as_votes(records: Iterable[VoteRecord]) -> list[Vote]:
     votes = []
-    for v in await store.list_votes(request.request_id):
-        if not record_ok(store.keys, v):
-            continue  # a vote row that does not verify counts for nothing
+    for v in records:
         stored = from_json(v.decision, ApprovalDecision)
         who = Principal(id=v.approver, authenticated_by="stored vote")
         votes.append(Vote(principal=who, decision=stored, at=v.at))
     return votes
 
 
-def _principal_fields(principal: Principal | None) -> dict[str, Any]:
-    if principal is None:
-        return {"principal": None, "authenticated_by": "anonymous"}
-    fields: dict[str, Any] = {
-        "principal": principal.id,
-        "authenticated_by": principal.authenticated_by,
-    }
-    if principal.operator:
-        fields["operator"] = principal.operator
-    return fields
+def _rule(request: Request, vote: Vote) -> VoteRule:
+    """What the store asks, with the request row locked: do the stored votes (this one
+    among them) decide it? The one decision rule answers; the store counts nothing."""
+
+    def decides(records: Sequence[VoteRecord]) -> bool:
+        prior = _as_votes(r for r in records if r.approver != vote.approver)
+        return isinstance(decide(request, vote, votes=prior, now=vote.at), Decided)
+
+    return decides
 
 
 def _vote_log(request: Request, vote: Vote, digest: str, kind: str) -> LogEntry:
@@ -135,7 +137,7 @@ def _vote_log(request: Request, vote: Vote, digest: str, kind: str) -> LogEntry:
         "decided_by": "human",
         "reason": decision.reason,
         "args_digest": digest,
-        **_principal_fields(vote.principal),
+        **ledger_fields(vote.principal),
     }
     return LogEntry(
         kind=kind,
@@ -159,7 +161,7 @@ async def _refused(
         "kind": vote.decision.kind,
         "why": type(exc).__name__,
         "detail": str(exc),
-        **_principal_fields(vote.principal),
+        **ledger_fields(vote.principal),
     }
     await store.log_refusal(
         LogEntry(

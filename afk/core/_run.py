@@ -359,19 +359,24 @@ class Run:
         self.clock.check()
         limit = self.config.policy_timeout_s
         deadline = asyncio.get_running_loop().time() + limit
-        decision: PolicyDecision | None = None
+        if self.config.max_run_time_s is None:  # no budget to enforce: no timer on the path
+            return await self._evaluate_all(event, limit, deadline)
         try:
             async with asyncio.timeout(self.clock.remaining()) as budget:
-                for engine in self.setup.engines:
-                    found = await engine.aevaluate(event, timeout_s=limit, deadline=deadline)
-                    decision = found if decision is None else combine(decision, found)
+                return await self._evaluate_all(event, limit, deadline)
         except TimeoutError:
             if budget.expired():
                 raise self.clock.exceeded() from None
             raise
-        if decision is None:
-            return PolicyDecision(action="allow")
-        return decision
+
+    async def _evaluate_all(
+        self, event: PolicyEvent, limit: float, deadline: float
+    ) -> PolicyDecision:
+        decision: PolicyDecision | None = None
+        for engine in self.setup.engines:
+            found = await engine.aevaluate(event, timeout_s=limit, deadline=deadline)
+            decision = found if decision is None else combine(decision, found)
+        return decision if decision is not None else PolicyDecision(action="allow")
 
     async def emit_policy(self, step: int, event: PolicyEvent, decision: PolicyDecision) -> None:
         await self.emitter.emit(

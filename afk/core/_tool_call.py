@@ -27,7 +27,7 @@ from afk.approvals.requests import (
 )
 from afk.canonical import check_json, jsonable, normalize
 from afk.canonical import json_copy as json_copy  # _asking imports it from here
-from afk.core._snapshot import CallState, SettledCall, StepState
+from afk.core._snapshot import CallState, SettledCall, StepState, args_digest
 from afk.core.events import GrantUsed, ToolCompleted, ToolStarted
 from afk.core.result import ToolExecution
 from afk.errors import InvalidArgumentsError, RunError
@@ -65,6 +65,7 @@ class _Call:
     position: int = -1  # index in its step: with the step, the exactly-once key of the call
     args: dict[str, Any] | None = None  # canonical arguments, set by _normalize
     error: str | None = None  # why the arguments cannot be used at all
+    canonical: bool = False  # args passed the tool's validation (no need to validate again)
     policy: PolicyDecision | None = None
     request: Request | None = None
     decision: Decision | None = None
@@ -103,12 +104,15 @@ def _normalize(item: _Call) -> None:
     try:
         if not isinstance(call.arguments, dict):
             raise InvalidArgumentsError(f"not an object: {type(call.arguments).__name__}")
+        if item.tool is not None:
+            try:  # checks and normalizes too: one pass over the arguments
+                item.args = item.tool.canonical_args(call.arguments)
+                item.canonical = True
+                return
+            except ToolArgumentsInvalid:
+                pass
         check_json(call.arguments)
         item.args = normalize(call.arguments)
-        if item.tool is not None:
-            item.args = item.tool.canonical_args(item.arguments)
-    except ToolArgumentsInvalid:
-        pass
     except InvalidArgumentsError as exc:
         item.error = str(exc)
 
@@ -271,7 +275,7 @@ class ToolCallRunner:
         if item.error is not None:  # whatever the policy said: nothing to ask about or run
             await self._settle(step, item, item.arguments, error=f"invalid arguments: {item.error}")
             return
-        if item.tool is not None:  # unknown tools skip validation; they fail at execution
+        if item.tool is not None and not item.canonical:  # unknown tools fail at execution
             ignore = policy.input_target_arg if policy.action == "request_user_input" else None
             if not await self._valid(step, item, ignore=ignore):
                 return
@@ -384,11 +388,13 @@ class ToolCallRunner:
         durable = run.durable
         run.clock.check()
         # Not the model's call id: a model may reuse one, in a later step or the same one.
+        # The digest: a step re-run after a crash that asks for another call at the same
+        # position runs that call, instead of being handed the first one's outcome.
         assert item.position >= 0
         key = (
             item.request.request_id
             if item.request
-            else f"{run.setup.run_id}:{step}:{item.position}"
+            else f"{run.setup.run_id}:{step}:{item.position}:{args_digest(args)[:16]}"
         )
         ctx = ToolContext(
             run_id=run.setup.run_id,
@@ -442,7 +448,8 @@ class ToolCallRunner:
                 return None
             args = verified
         try:
-            args = tool.canonical_args(args)  # a human's edit or input is shown as it runs too
+            if args != item.args:  # a human's edit or input is shown as it runs too
+                args = tool.canonical_args(args)
             return args, tool.validate(args)
         except ToolArgumentsInvalid as exc:
             error = str(exc)

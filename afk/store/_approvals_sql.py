@@ -55,10 +55,6 @@ _V = ", ".join(VOTE_COLS)
 _G = ", ".join(GRANT_COLS)
 INSERT_VOTE = f"INSERT INTO {{t}}votes ({_V}) VALUES ({', '.join('?' * len(VOTE_COLS))})"
 SELECT_VOTER = "SELECT 1 FROM {t}votes WHERE request_id = ? AND approver = ?"
-# The agreeing votes themselves, not a count: only those whose MAC verifies are counted.
-AGREEING_VOTES = (
-    f"SELECT {_V} FROM {{t}}votes WHERE request_id = ? AND kind = ? AND bound_digest = ?"
-)
 LIST_VOTES = f"SELECT {_V} FROM {{t}}votes WHERE request_id = ? ORDER BY at, approver"
 INSERT_GRANT = (
     f"INSERT INTO {{t}}grants ({_G}) VALUES ({', '.join('?' * len(GRANT_COLS))}) "
@@ -122,12 +118,13 @@ def duplicate_vote(vote: VoteRecord) -> DuplicateVoteError:
 
 def counted(
     keys: Keyring, rows: Sequence[Sequence[Any]], run_id: str
-) -> tuple[int, list[LogEntry]]:
-    """How many of the AGREEING_VOTES ``rows`` verify, and a tamper entry for each that does
-    not: a vote row inserted behind afk's back never counts towards a quorum."""
+) -> tuple[list[VoteRecord], list[LogEntry]]:
+    """The LIST_VOTES ``rows`` that verify, and a tamper entry for each that does not: a
+    vote row inserted behind afk's back never counts towards a quorum."""
     votes = [vote_from_row(r) for r in rows]
     forged = [v for v in votes if not s.record_ok(keys, v)]
-    return len(votes) - len(forged), [s.tamper_log(v, "count a vote", run_id) for v in forged]
+    good = [v for v in votes if s.record_ok(keys, v)]
+    return good, [s.tamper_log(v, "count a vote", run_id) for v in forged]
 
 
 def revoked(
@@ -144,12 +141,6 @@ def revoked(
     new = dataclasses.replace(current, revoked_at=now, revoked_by=by)
     new, extra = s.resealed(keys, current, new, "re-sign a tampered grant")
     return new, extra, True
-
-
-def after_vote(vote: VoteRecord, agreeing: int, quorum: int, deny_decides: bool) -> bool:
-    """Whether this vote decides the request: a deny (when one deny decides), or the quorum
-    of agreeing votes of its kind."""
-    return (vote.kind == "deny" and deny_decides) or agreeing >= quorum
 
 
 def due_timer(row: Sequence[Any]) -> TimerRecord:

@@ -12,7 +12,14 @@ from afk.errors import GrantNotFoundError, TamperedRecordError
 from afk.store import _approvals_sql as a
 from afk.store import _common as c
 from afk.store import _seal as s
-from afk.store.store import GrantRecord, LogEntry, RequestRecord, TimerRecord, VoteRecord
+from afk.store.store import (
+    GrantRecord,
+    LogEntry,
+    RequestRecord,
+    TimerRecord,
+    VoteRecord,
+    VoteRule,
+)
 
 if TYPE_CHECKING:
     from psycopg import AsyncCursor
@@ -43,9 +50,8 @@ class PostgresApprovals:
         self: _Store,
         vote: VoteRecord,
         *,
-        quorum: int,
+        decides: VoteRule,
         now: float,
-        deny_decides: bool = True,
         log: Sequence[LogEntry] = (),
     ) -> tuple[RequestRecord, int]:
         vote = s.sealed(self.keys, vote)
@@ -59,7 +65,7 @@ class PostgresApprovals:
                     current, "count a vote"
                 )
             else:
-                outcome = await _vote(self, cur, current, vote, quorum, now, deny_decides, log)
+                outcome = await _vote(self, cur, current, vote, decides, now, log)
         return c.raise_tampered(outcome)
 
     async def list_votes(self: _Store, request_id: str) -> list[VoteRecord]:
@@ -128,9 +134,8 @@ async def _vote(
     cur: Cursor,
     current: RequestRecord | None,
     vote: VoteRecord,
-    quorum: int,
+    decides: VoteRule,
     now: float,
-    deny_decides: bool,
     log: Sequence[LogEntry],
 ) -> tuple[RequestRecord, int]:
     decided = c.decided_record(  # raises the same refusals as decide()
@@ -147,12 +152,12 @@ async def _vote(
     if await cur.fetchone():
         raise a.duplicate_vote(vote)
     await cur.execute(store._sql(a.INSERT_VOTE), a.vote_params(vote))
-    await cur.execute(store._sql(a.AGREEING_VOTES), (vote.request_id, vote.kind, vote.bound_digest))
+    await cur.execute(store._sql(a.LIST_VOTES), (vote.request_id,))
     assert current is not None
-    agreeing, forged = a.counted(store.keys, await cur.fetchall(), current.run_id)
-    if a.after_vote(vote, agreeing, quorum, deny_decides):
+    votes, forged = a.counted(store.keys, await cur.fetchall(), current.run_id)
+    if decides(votes):
         current = s.sealed(store.keys, decided)
         await cur.execute(store._sql(c.DECIDE), c.decide_params(current))
         await cur.execute("SELECT pg_notify(%s, %s)", (c.DECISIONS_CHANNEL, vote.request_id))
     await store._insert_log(cur, [*forged, *log])
-    return current, agreeing
+    return current, len(votes)

@@ -16,7 +16,14 @@ from afk.errors import GrantNotFoundError, TamperedRecordError
 from afk.store import _approvals_sql as a
 from afk.store import _common as c
 from afk.store import _seal as s
-from afk.store.store import GrantRecord, LogEntry, RequestRecord, TimerRecord, VoteRecord
+from afk.store.store import (
+    GrantRecord,
+    LogEntry,
+    RequestRecord,
+    TimerRecord,
+    VoteRecord,
+    VoteRule,
+)
 
 T = TypeVar("T")
 _SERIAL = "INTEGER PRIMARY KEY AUTOINCREMENT"  # AUTOINCREMENT: ids are never reused
@@ -66,9 +73,8 @@ class SQLiteApprovals:
         self: _Store,
         vote: VoteRecord,
         *,
-        quorum: int,
+        decides: VoteRule,
         now: float,
-        deny_decides: bool = True,
         log: Sequence[LogEntry] = (),
     ) -> tuple[RequestRecord, int]:
         keys, vote = self.keys, s.sealed(self.keys, vote)
@@ -94,16 +100,14 @@ class SQLiteApprovals:
                 if conn.execute(_sql(a.SELECT_VOTER), voter).fetchone():
                     raise a.duplicate_vote(vote)
                 conn.execute(_sql(a.INSERT_VOTE), a.vote_params(vote))
-                rows = conn.execute(
-                    _sql(a.AGREEING_VOTES), (vote.request_id, vote.kind, vote.bound_digest)
-                ).fetchall()
+                rows = conn.execute(_sql(a.LIST_VOTES), (vote.request_id,)).fetchall()
                 assert current is not None
-                agreeing, forged = a.counted(keys, rows, current.run_id)
-                if a.after_vote(vote, agreeing, quorum, deny_decides):
+                votes, forged = a.counted(keys, rows, current.run_id)
+                if decides(votes):
                     current = s.sealed(keys, decided)
                     conn.execute(_sql(c.DECIDE), c.decide_params(current))
                 _insert_log(conn, keys, [*forged, *log])
-                return current, agreeing
+                return current, len(votes)
 
         return c.raise_tampered(await self._call(work))
 

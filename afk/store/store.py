@@ -13,7 +13,7 @@ covered column in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
@@ -144,6 +144,10 @@ class TimerRecord:
     fired_at: float | None = None
 
 
+# Whether these votes (verified, the new one included) decide their request.
+VoteRule = Callable[[Sequence["VoteRecord"]], bool]
+
+
 @runtime_checkable
 class RunStore(Protocol):
     """Both backends implement exactly this; the contract tests run against each."""
@@ -253,16 +257,17 @@ class RunStore(Protocol):
         self,
         vote: VoteRecord,
         *,
-        quorum: int,
+        decides: VoteRule,
         now: float,
-        deny_decides: bool = True,
         log: Sequence[LogEntry] = (),
     ) -> tuple[RequestRecord, int]:
         """One transaction with the request row locked: refuse as ``decide`` does when the
         request is not pending or past ``expires_at``; DuplicateVoteError when this approver
-        already voted; store the vote; when it is a deny and ``deny_decides``, or the votes of
-        its kind for the same ``bound_digest`` reach ``quorum``, decide the request with this
-        vote's decision. Returns the request record and the number of agreeing votes."""
+        already voted; store the vote; call ``decides`` with the request's votes whose MACs
+        verify (this one included) and, when it says so, decide the request with this vote's
+        decision. The store counts nothing itself: ``decides`` is the decision rule
+        (:func:`afk.approvals.decide.decide`). Returns the request record and the number of
+        verified votes."""
 
     async def list_votes(self, request_id: str) -> list[VoteRecord]: ...
 

@@ -28,6 +28,10 @@ class ToolContext:
     context: Mapping[str, Any]
 
 
+class _Ignored(Exception):
+    """Validation failed only on the argument a human fills in later."""
+
+
 class ToolArgumentsInvalid(Exception):
     """Arguments the tool's schema rejects; ``message`` names each bad argument."""
 
@@ -145,16 +149,25 @@ class Tool:
 
         ``ignore`` skips errors for one argument that a human will fill in later.
         """
+        try:
+            model = self._validated(arguments, ignore=ignore)
+        except _Ignored:
+            return dict(arguments)
+        return {name: getattr(model, name) for name in type(model).model_fields}
+
+    def _validated(self, arguments: Mapping[str, Any], *, ignore: str | None = None) -> Any:
+        """The tool's argument model for ``arguments``; raises ToolArgumentsInvalid, or
+        _Ignored when the only errors are for ``ignore``."""
         from pydantic import ValidationError
 
         try:
-            model = self._args_model.model_validate(dict(arguments))
+            return self._args_model.model_validate(dict(arguments))
         except ValidationError as exc:
             errors = [
                 e for e in exc.errors() if not ignore or not e["loc"] or e["loc"][0] != ignore
             ]
             if not errors:
-                return dict(arguments)
+                raise _Ignored from None
             parts = []
             for err in errors:
                 where = ".".join(str(p) for p in err["loc"]) or "(arguments)"
@@ -163,7 +176,6 @@ class Tool:
             raise ToolArgumentsInvalid(
                 f"invalid arguments for tool {self.name!r}: " + "; ".join(parts), fields=fields
             ) from None
-        return {name: getattr(model, name) for name in type(model).model_fields}
 
     def canonical_args(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
         """The arguments exactly as they will run, as JSON: validated, defaults filled in,
@@ -177,19 +189,17 @@ class Tool:
         """
         from pydantic_core import PydanticSerializationError
 
-        from afk.canonical import check_json, normalize
+        from afk.canonical import clean
         from afk.errors import InvalidArgumentsError
 
-        check_json(arguments)
-        values = self.validate(normalize(arguments))
+        model = self._validated(clean(arguments))
         try:
-            dumped = self._args_model.model_construct(**values).model_dump(mode="json")
+            dumped = model.model_dump(mode="json")
         except PydanticSerializationError as exc:
             raise InvalidArgumentsError(
                 f"the arguments of tool {self.name!r} cannot be written as JSON: {exc}"
             ) from None
-        check_json(dumped)
-        result: dict[str, Any] = normalize(dumped)
+        result: dict[str, Any] = clean(dumped)
         return result
 
     async def invoke(self, arguments: Mapping[str, Any], ctx: ToolContext) -> Any:

@@ -265,3 +265,25 @@ async def test_edited_arguments_are_strict_json_at_the_cli_and_the_api(
         assert (await runner.pending_requests())[0].request_id == request_id  # still open
     finally:
         await runner.aclose()
+
+
+async def test_an_in_memory_decision_with_a_store_records_its_principal(store_url: str) -> None:
+    from afk.core import InMemoryInteractiveProvider
+
+    provider = InMemoryInteractiveProvider()
+    config = RunnerConfig(interaction_mode="interactive", approval_timeout_s=30.0)
+    runner = Runner(finance_policy(quorum=1), provider, config, store=store_url)
+    bob = Principal(id="Bob", authenticated_by="oidc:https://id.example.com")
+    try:
+        handle = runner.run_stream(finance_agent(), user_message="250", requested_by="alice")
+        async for event in handle:
+            if event.type == "approval_requested":
+                request_id = event.request.request_id  # type: ignore[union-attr]
+                provider.resolve_approval(request_id, ApprovalDecision(kind="allow"), principal=bob)
+        assert (await handle.result()).state == "completed"
+        assert runner.store is not None
+        [entry] = [e for e in await runner.store.list_log() if e.kind == "decided"]
+        details = json.loads(entry.payload)
+        assert entry.actor == "bob" and details["authenticated_by"].startswith("oidc:")
+    finally:
+        await runner.aclose()

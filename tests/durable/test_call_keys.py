@@ -1,6 +1,7 @@
-"""Exactly-once keys: an ungated call is keyed by its step and position, not by the model's call
-id, so a model that reuses an id (in a later step, or twice in one step) cannot make a call
-return an earlier call's stored result instead of running. A gated call keeps its request id.
+"""Exactly-once keys: an ungated call is keyed by its step, position and arguments, not by the
+model's call id, so a model that reuses an id (in a later step, or twice in one step) cannot
+make a call return an earlier call's stored result instead of running. A gated call keeps its
+request id.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from durable_support import lines, track
 
 from afk.agents import Agent, ApprovalDecision
 from afk.core import Runner, RunnerConfig
+from afk.core._snapshot import args_digest
 from afk.llms import FunctionModel, ToolCall, ToolMessage
 
 # The model reuses "call_1": twice in step 1, once more in step 2.
@@ -43,10 +45,13 @@ async def test_a_reused_tool_call_id_runs_each_call_on_both_stores(
     assert contents == ["refunded 1 on o1", "refunded 2 on o2", "refunded 3 on o3"]
     assert all(e.executed and e.success for e in result.tool_executions)
     run_id = result.run_id
+    # run:step:position, then the digest of the arguments: a step re-run after a crash that
+    # proposes another call at the same position is another call, not the first one's result.
+    digest = {o: args_digest({"order": o, "amount": int(o[1])})[:16] for o in ("o1", "o2", "o3")}
     assert sorted(lines(side_effects)) == [
-        f"o1 1 {run_id}:1:0",
-        f"o2 2 {run_id}:1:1",
-        f"o3 3 {run_id}:2:0",
+        f"o1 1 {run_id}:1:0:{digest['o1']}",
+        f"o2 2 {run_id}:1:1:{digest['o2']}",
+        f"o3 3 {run_id}:2:0:{digest['o3']}",
     ]
 
 

@@ -5,6 +5,7 @@ row that did not verify, and a forged vote never counts towards a quorum."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import pytest
 from store_support import Backend, decision, entry, execution, request, run, unsealed
@@ -14,6 +15,12 @@ from afk.errors import TamperedRecordError
 from afk.store import PostgresStore, SQLiteStore, record_ok
 from afk.store._seal import COVERED, covered
 from afk.store.store import GrantRecord, RunStore, VoteRecord
+
+
+def QUORUM_OF_TWO(votes: Sequence[VoteRecord]) -> bool:
+    """The decision rule as the store sees it: two verified votes decide."""
+    return len(votes) >= 2
+
 
 NOW = 150.0
 
@@ -137,7 +144,7 @@ async def test_a_forged_request_is_neither_decided_nor_voted_on(
             now=NOW,
         )  # fmt: skip
     with pytest.raises(TamperedRecordError):
-        await store.add_vote(vote("alice"), quorum=2, now=NOW)
+        await store.add_vote(vote("alice"), decides=QUORUM_OF_TWO, now=NOW)
     stored = await store.get_request("q1")
     assert stored is not None and stored.status == "pending" and not record_ok(store.keys, stored)
     assert await store.list_votes("q1") == []
@@ -153,9 +160,11 @@ async def test_a_forged_vote_does_not_count_towards_the_quorum(
     cols = "request_id, approver, kind, decision, bound_digest, at"
     values = f"'q1', 'mallory', 'allow', '{forged.decision}', '{'d' * 64}', {NOW}"
     await backend.execute(f"INSERT INTO {backend.table('votes')} ({cols}) VALUES ({values})")
-    stored, agreeing = await store.add_vote(vote("alice"), quorum=2, now=NOW, log=[entry("v")])
+    stored, agreeing = await store.add_vote(
+        vote("alice"), decides=QUORUM_OF_TWO, now=NOW, log=[entry("v")]
+    )
     assert (stored.status, agreeing) == ("pending", 1)  # mallory's row is not a vote
-    stored, agreeing = await store.add_vote(vote("bob"), quorum=2, now=NOW)
+    stored, agreeing = await store.add_vote(vote("bob"), decides=QUORUM_OF_TWO, now=NOW)
     assert (stored.status, agreeing) == ("decided", 2) and record_ok(store.keys, stored)
     tampered = [e for e in await store.list_log() if e.kind == "tamper_detected"]
     assert len(tampered) == 2 and all('"table":"votes"' in e.payload for e in tampered)
