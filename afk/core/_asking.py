@@ -25,7 +25,7 @@ from afk.approvals.requests import (
     UserInputDecision,
     UserInputRequest,
 )
-from afk.core._tool_call import json_copy
+from afk.canonical import json_copy
 from afk.core.events import (
     ApprovalReminder,
     ApprovalRequested,

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from afk.approvals.principal import Principal, ledger_fields
+from afk.approvals.principal import Principal
 from afk.approvals.requests import (
     ApprovalDecision,
     ApprovalRequest,
@@ -23,11 +23,19 @@ from afk.approvals.requests import (
     UserInputDecision,
 )
 from afk.canonical import canonical_json
+from afk.core._records import (
+    approved_args,
+    decision_log,
+    load_decision,
+    load_request,
+    opened_log,
+    outcome_log,
+    request_record,
+)
 from afk.core._snapshot import (
     SCHEMA_VERSION,
     StepState,
     dump_snapshot,
-    from_json,
     to_json,
 )
 from afk.core.events import event_to_json
@@ -49,8 +57,6 @@ if TYPE_CHECKING:
     from afk.audit.keys import Keyring
     from afk.core._run import Run
 
-DECISION_TYPES: dict[str, Any] = {"approval": ApprovalDecision, "user_input": UserInputDecision}
-
 _READY: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
@@ -59,50 +65,6 @@ async def ensure_ready(store: RunStore) -> None:
     if store not in _READY:
         await store.setup()
         _READY.add(store)
-
-
-def request_record(request: Request, keys: Keyring) -> RequestRecord:
-    return RequestRecord(
-        request_id=request.request_id,
-        run_id=request.run_id,
-        kind=request.kind,
-        request=to_json(request, type(request)),
-        args_digest=keys.digest(request.tool_args),
-        status="pending",
-        created_at=request.created_at,
-        expires_at=request.expires_at,
-        tool_name=request.tool_name,
-    )
-
-
-def load_request(record: RequestRecord) -> Request:
-    kind = ApprovalRequest if record.kind == "approval" else _input_request_type()
-    request: Request = from_json(record.request, kind)
-    return request
-
-
-def _input_request_type() -> Any:
-    from afk.approvals.requests import UserInputRequest
-
-    return UserInputRequest
-
-
-def load_decision(record: RequestRecord) -> Decision:
-    assert record.decision is not None
-    decision: Decision = from_json(record.decision, DECISION_TYPES[record.kind])
-    return decision
-
-
-def approved_args(request: Request, decision: Decision, decided_by: str) -> dict[str, Any]:
-    """The arguments a decision approves: the human's edit, the request's own arguments with
-    the human's input put into ``input_target_arg``, or the request's own. A fallback's
-    "allow" for input runs the original arguments."""
-    if isinstance(decision, ApprovalDecision) and decision.updated_tool_args is not None:
-        return dict(decision.updated_tool_args)
-    target = getattr(request, "input_target_arg", None)
-    if isinstance(decision, UserInputDecision) and target and decided_by == "human":
-        return {**request.tool_args, target: decision.value}
-    return dict(request.tool_args)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -170,7 +132,7 @@ class Durable:
             for e in run.emitter.events
             if e.seq > self.flushed_seq
         ]
-        log = self._take_log(*(_opened_log(r, now, self.keys) for r in new_requests))
+        log = self._take_log(*(opened_log(r, now, self.keys) for r in new_requests))
         requests = [request_record(r, self.keys) for r in new_requests]
         await self.store.save_run(record, requests=requests, events=events, log=log)
         if events:
@@ -216,7 +178,7 @@ class Durable:
                 now=time.time(),
                 honour_expiry=decided_by == "human",
                 log=self._take_log(
-                    _decision_log(request, decision, decided_by, self.keys, principal)
+                    decision_log(request, decision, decided_by, self.keys, principal)
                 ),
             )
         except (AlreadyDecidedError, RequestExpiredError):
@@ -319,7 +281,7 @@ class Durable:
             key,
             result=canonical_json(result),
             now=time.time(),
-            log=[_outcome_log(run_id, key, tool_call_id, digest, error)],
+            log=[outcome_log(run_id, key, tool_call_id, digest, error)],
         )
         return StoredOutcome(output=result["output"], error=error)
 
@@ -400,21 +362,6 @@ def _refusal(request: Request) -> Decision:
     return UserInputDecision(kind="deny", reason=reason)
 
 
-def _opened_log(request: Request, now: float, keys: Keyring) -> LogEntry:
-    details = {
-        "tool": request.tool_name,
-        "args_digest": keys.digest(request.tool_args),
-        "rule": request.rule_id,
-    }
-    return LogEntry(
-        kind="request_opened",
-        run_id=request.run_id,
-        request_id=request.request_id,
-        payload=canonical_json(details),
-        at=now,
-    )
-
-
 def _timers(requests: Sequence[Request]) -> list[TimerRecord]:
     """Durable reminder and escalation timers for newly opened approval requests."""
     timers = []
@@ -432,49 +379,3 @@ def _decided_by(value: str | None) -> DecidedBy:
     if value in ("human", "timeout", "fallback", "error"):
         return value  # type: ignore[return-value]
     return "human"
-
-
-def _decision_log(
-    request: Request,
-    decision: Decision,
-    decided_by: DecidedBy,
-    keys: Keyring,
-    principal: Principal | None = None,
-) -> LogEntry:
-    who = ledger_fields(principal) if principal is not None else {}
-    return LogEntry(
-        kind="expired" if decided_by == "timeout" else "decided",
-        run_id=request.run_id,
-        request_id=request.request_id,
-        actor=decision.approver or decided_by,
-        payload=canonical_json(
-            {
-                "kind": decision.kind,
-                "decided_by": decided_by,
-                "reason": decision.reason,
-                "args_digest": keys.digest(approved_args(request, decision, decided_by)),
-                **who,
-            }
-        ),
-        at=time.time(),
-    )
-
-
-def _outcome_log(
-    run_id: str, key: str, tool_call_id: str, digest: str, error: str | None
-) -> LogEntry:
-    """The tool's outcome, for the ledger: success or the error (its first 1000 characters),
-    and the digest of the arguments that ran."""
-    details = {
-        "tool_call_id": tool_call_id,
-        "args_digest": digest,
-        "success": error is None,
-        "error": None if error is None else error[:1000],
-    }
-    return LogEntry(
-        kind="execution_finished",
-        run_id=run_id,
-        request_id=key,
-        payload=canonical_json(details),
-        at=time.time(),
-    )

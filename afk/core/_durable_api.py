@@ -15,7 +15,7 @@ from afk.approvals.grants import add_grant
 from afk.approvals.principal import Principal, ledger_fields
 from afk.approvals.requests import ApprovalDecision, ApprovalRequest, Decision, Request
 from afk.canonical import canonical_json
-from afk.core._durable import approved_args, load_decision, load_request
+from afk.core._records import approved_args, load_decision, load_request
 from afk.core._snapshot import RunSnapshot, args_digest, from_json, load_snapshot, to_json
 from afk.core.result import RunResult
 from afk.errors import (

@@ -21,10 +21,11 @@ from afk.approvals.approvers import ApproverDirectory
 from afk.approvals.grants import Grants
 from afk.approvals.requests import Request, UserInputDecision
 from afk.core._asking import Asking
+from afk.core._call import Paused, discard
 from afk.core._durable import Durable
 from afk.core._emitter import ActiveClock, Emitter
 from afk.core._snapshot import RunSnapshot, StepState
-from afk.core._tool_call import Paused, ToolCallRunner, discard
+from afk.core._tool_call import ToolCallRunner
 from afk.core.config import RunnerConfig
 from afk.core.events import (
     LLMCalled,

@@ -9,24 +9,27 @@ defaults filled in, as JSON, so nobody is shown something other than what runs.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from afk.agents.policy import PolicyDecision, PolicyEvent
 from afk.approvals.grants import scope_values
 from afk.approvals.requests import (
     ApprovalDecision,
-    DecidedBy,
-    Decision,
     Request,
     UserInputDecision,
     UserInputRequest,
 )
-from afk.canonical import check_json, jsonable, normalize
-from afk.canonical import json_copy as json_copy  # _asking imports it from here
+from afk.canonical import json_copy, jsonable
+from afk.core._call import (
+    UNKNOWN_OUTCOME,
+    Call,
+    Paused,
+    discard,
+    normalize_call,
+    reviewer_note,
+)
 from afk.core._snapshot import CallState, SettledCall, StepState, args_digest
 from afk.core.events import GrantUsed, ToolCompleted, ToolStarted
 from afk.core.result import ToolExecution
@@ -38,85 +41,6 @@ if TYPE_CHECKING:
     from afk.core._run import Run
 
 
-class Paused(Exception):
-    """Control flow: the run was checkpointed and stops here until its requests are decided."""
-
-    def __init__(self, requests: list[Request]) -> None:
-        self.requests = requests
-        super().__init__("paused")
-
-
-UNKNOWN_OUTCOME = (
-    "outcome unknown: the process stopped while this call was running, and the tool is not "
-    "declared idempotent, so it was not run again"
-)
-
-
-def discard(asked: Any) -> None:
-    """Close a provider coroutine that was created up front but will never be awaited."""
-    if inspect.iscoroutine(asked) and inspect.getcoroutinestate(asked) == inspect.CORO_CREATED:
-        asked.close()
-
-
-@dataclass(slots=True)
-class _Call:
-    call: ToolCall  # the model's own call, as replayed to the provider
-    tool: Tool | None
-    position: int = -1  # index in its step: with the step, the exactly-once key of the call
-    args: dict[str, Any] | None = None  # canonical arguments, set by _normalize
-    error: str | None = None  # why the arguments cannot be used at all
-    canonical: bool = False  # args passed the tool's validation (no need to validate again)
-    policy: PolicyDecision | None = None
-    request: Request | None = None
-    decision: Decision | None = None
-    decided_by: DecidedBy | None = None
-    execution: ToolExecution | None = None
-    message: ToolMessage | None = None
-    task: asyncio.Task[None] | None = None
-    asked: Any = None  # the provider's pending answer, when it was asked up front
-    grant_id: str | None = None
-    waiting: bool = False
-    stopped_by_sibling: bool = False
-    stop: bool = False
-
-    @property
-    def id(self) -> str:
-        assert self.call.id is not None
-        return self.call.id
-
-    @property
-    def arguments(self) -> dict[str, Any]:  # canonical once _normalize ran
-        assert self.args is not None
-        return self.args
-
-
-def _normalize(item: _Call) -> None:
-    """The call's canonical arguments, or the reason it has none (``item.error``).
-
-    When the tool rejects the arguments they stay the model's own (strings in NFC): rules still
-    see them, and validation names the problem later, unless a human fills the argument in.
-    """
-    call = item.call
-    item.args = {}
-    if call.error is not None:
-        item.error = call.error
-        return
-    try:
-        if not isinstance(call.arguments, dict):
-            raise InvalidArgumentsError(f"not an object: {type(call.arguments).__name__}")
-        if item.tool is not None:
-            try:  # checks and normalizes too: one pass over the arguments
-                item.args = item.tool.canonical_args(call.arguments)
-                item.canonical = True
-                return
-            except ToolArgumentsInvalid:
-                pass
-        check_json(call.arguments)
-        item.args = normalize(call.arguments)
-    except InvalidArgumentsError as exc:
-        item.error = str(exc)
-
-
 class ToolCallRunner:
     __slots__ = ("executions", "run")
 
@@ -124,16 +48,16 @@ class ToolCallRunner:
         self.run = run
         self.executions: list[ToolExecution] = []
 
-    async def prepare_step(self, step: int, calls: Sequence[ToolCall]) -> list[_Call]:
+    async def prepare_step(self, step: int, calls: Sequence[ToolCall]) -> list[Call]:
         """Policy for every call, then validation and requests; checkpoint when gated.
 
         Returns the calls for :meth:`complete` (a separate await, so a waiting run carries
         one frame less). External mode raises :class:`Paused` after the checkpoint.
         """
         tools = self.run.agent.tools
-        items = [_Call(call=c, tool=tools.get(c.name), position=i) for i, c in enumerate(calls)]
+        items = [Call(call=c, tool=tools.get(c.name), position=i) for i, c in enumerate(calls)]
         for item in items:
-            _normalize(item)
+            normalize_call(item)
             item.policy = await self._evaluate(step, item)
         rule_stop = next((i.policy for i in items if i.policy and i.policy.stop_run), None)
         requests: list[Request] = []
@@ -168,14 +92,14 @@ class ToolCallRunner:
         request, so no human ever saw it)."""
         items = []
         for saved in state.calls:
-            item = _Call(call=saved.call, tool=self.run.agent.tools.get(saved.call.name))
+            item = Call(call=saved.call, tool=self.run.agent.tools.get(saved.call.name))
             item.policy, item.request = saved.policy, saved.request
             if saved.settled is not None:
                 item.message, item.execution = saved.settled.message, saved.settled.execution
             elif saved.request is not None:
                 self.run.asking.open_requests.append(saved.request)
             else:
-                _normalize(item)
+                normalize_call(item)
                 policy = item.policy = await self._evaluate(state.step, item)
                 if policy.action == "deny":
                     item.stop = policy.stop_run
@@ -192,7 +116,7 @@ class ToolCallRunner:
             items.append(item)
         return await self.complete(state.step, items)
 
-    async def _pause(self, step: int, items: list[_Call], requests: list[Request]) -> None:
+    async def _pause(self, step: int, items: list[Call], requests: list[Request]) -> None:
         """External mode: run what is allowed now, checkpoint again, and stop the run."""
         allowed = [i for i in items if i.message is None and i.request is None]
         for item in allowed:
@@ -201,13 +125,13 @@ class ToolCallRunner:
             await self.run.checkpoint_step(self._state(step, items), [])
         raise Paused(requests)
 
-    async def complete(self, step: int, items: list[_Call]) -> bool:
+    async def complete(self, step: int, items: list[Call]) -> bool:
         """Decide and run every unsettled call; hand the results to the model in call order.
         Returns True when the run must stop."""
         for position, item in enumerate(items):
             item.position = position  # a resumed step lists its calls in call order too
             if item.args is None:
-                _normalize(item)
+                normalize_call(item)
         try:
             if len(items) == 1:
                 if items[0].message is None:
@@ -227,7 +151,7 @@ class ToolCallRunner:
         return any(i.stop for i in items)
 
     @staticmethod
-    def _state(step: int, items: list[_Call]) -> StepState:
+    def _state(step: int, items: list[Call]) -> StepState:
         calls = []
         for item in items:
             assert item.policy is not None
@@ -240,7 +164,7 @@ class ToolCallRunner:
         paused = tuple(i.request.request_id for i in items if i.request is not None)
         return StepState(step=step, calls=calls, paused_ids=paused)
 
-    async def _evaluate(self, step: int, item: _Call) -> PolicyDecision:
+    async def _evaluate(self, step: int, item: Call) -> PolicyDecision:
         run = self.run
         event = PolicyEvent(
             event_type="tool_before_execute",
@@ -258,7 +182,7 @@ class ToolCallRunner:
         return decision
 
     async def _prepare(
-        self, step: int, item: _Call, rule_stop: PolicyDecision | None, *, opened: int
+        self, step: int, item: Call, rule_stop: PolicyDecision | None, *, opened: int
     ) -> None:
         """Settle denied and malformed calls; open a request for gated ones. ``opened``:
         requests this step opened so far (they are not among the run's open ones yet)."""
@@ -299,7 +223,7 @@ class ToolCallRunner:
                 tool_schema=item.tool.parameters if item.tool is not None else None,
             )
 
-    async def _granted(self, step: int, item: _Call) -> bool:
+    async def _granted(self, step: int, item: Call) -> bool:
         run = self.run
         grants = run.setup.grants
         if grants is None or item.tool is None:
@@ -324,7 +248,7 @@ class ToolCallRunner:
         )
         return True
 
-    async def _valid(self, step: int, item: _Call, *, ignore: str | None = None) -> bool:
+    async def _valid(self, step: int, item: Call, *, ignore: str | None = None) -> bool:
         assert item.tool is not None
         try:
             item.tool.validate(item.arguments, ignore=ignore)
@@ -333,7 +257,7 @@ class ToolCallRunner:
             return False
         return True
 
-    async def _finish(self, step: int, item: _Call, siblings: list[_Call]) -> None:
+    async def _finish(self, step: int, item: Call, siblings: list[Call]) -> None:
         """Wait for the call's decision (if gated), then run it or report the refusal."""
         request = item.request
         if request is None:
@@ -367,13 +291,13 @@ class ToolCallRunner:
             args = {**args, request.input_target_arg: decision.value}
         await self._execute(step, item, args)
 
-    def _stop_siblings(self, item: _Call, siblings: list[_Call]) -> None:
+    def _stop_siblings(self, item: Call, siblings: list[Call]) -> None:
         for other in siblings:
             if other is not item and other.waiting and other.task is not None:
                 other.stopped_by_sibling = True
                 other.task.cancel()
 
-    async def _execute(self, step: int, item: _Call, args: dict[str, Any]) -> None:
+    async def _execute(self, step: int, item: Call, args: dict[str, Any]) -> None:
         tool = item.tool
         if tool is None:
             known = ", ".join(sorted(self.run.agent.tools)) or "none"
@@ -435,7 +359,7 @@ class ToolCallRunner:
         await self._settle(step, item, args, output=output, executed=True)
 
     async def _runnable(
-        self, step: int, item: _Call, tool: Tool, args: dict[str, Any]
+        self, step: int, item: Call, tool: Tool, args: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """The arguments to run, canonical and as the function receives them; or None, the
         call settled with the reason it cannot run."""
@@ -458,13 +382,13 @@ class ToolCallRunner:
         await self._settle(step, item, args, error=error)
         return None
 
-    async def _denied(self, step: int, item: _Call, reason: str) -> None:
+    async def _denied(self, step: int, item: Call, reason: str) -> None:
         await self._settle(step, item, item.arguments, denied=reason)
 
     async def _settle(
         self,
         step: int,
-        item: _Call,
+        item: Call,
         args: dict[str, Any],
         *,
         output: Any = None,
@@ -506,26 +430,9 @@ class ToolCallRunner:
             content = f"Error: {error}"
         else:
             content = output if isinstance(output, str) else json.dumps(shown)
-        note = _reviewer_note(item, args)
+        note = reviewer_note(item, args)
         if note is not None:
             content = f"{note}\n{content}"
         item.message = ToolMessage(
             tool_call_id=item.id, tool_name=item.call.name, content=content, is_error=not success
         )
-
-
-def _reviewer_note(item: _Call, args: dict[str, Any]) -> str | None:
-    """What a human approver told the run, for the model: their reason, and the arguments
-    they changed the call to (the model would otherwise believe its own arguments ran)."""
-    decision = item.decision
-    if item.decided_by != "human" or not isinstance(decision, ApprovalDecision):
-        return None
-    if decision.kind != "allow":
-        return None  # a denial's reason is already the result
-    reason = (decision.reason or "").strip()
-    request = item.request
-    if decision.updated_tool_args is not None and request and args != request.tool_args:
-        shown = json.dumps(args, sort_keys=True, ensure_ascii=False, default=repr)
-        note = f"Note: a reviewer changed the arguments to {shown}"
-        return f"{note}. Reason: {reason}" if reason else note
-    return f"Approved by a reviewer: {reason}" if reason else None

@@ -20,8 +20,9 @@ from afk.approvals.principal import Principal, asserted, canonical_id
 from afk.approvals.providers import HeadlessInteractionProvider, InMemoryInteractiveProvider
 from afk.approvals.requests import Decision, Request
 from afk.core import _durable_api
-from afk.core._durable import ensure_ready, load_request
+from afk.core._durable import ensure_ready
 from afk.core._durable_api import Reminder
+from afk.core._records import load_request
 from afk.core._run import Run, RunSetup
 from afk.core._snapshot import RunSnapshot
 from afk.core.config import RunnerConfig

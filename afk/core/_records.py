@@ -1,0 +1,130 @@
+"""What a run's store holds, read and written: request rows and decisions from their JSON, the
+arguments a decision approves, and the ledger entries a run's own writes carry."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from afk.approvals.principal import Principal, ledger_fields
+from afk.approvals.requests import (
+    ApprovalDecision,
+    ApprovalRequest,
+    DecidedBy,
+    Decision,
+    Request,
+    UserInputDecision,
+)
+from afk.canonical import canonical_json
+from afk.core._snapshot import from_json, to_json
+from afk.store.store import LogEntry, RequestRecord
+
+if TYPE_CHECKING:
+    from afk.audit.keys import Keyring
+
+DECISION_TYPES: dict[str, Any] = {"approval": ApprovalDecision, "user_input": UserInputDecision}
+
+
+def request_record(request: Request, keys: Keyring) -> RequestRecord:
+    return RequestRecord(
+        request_id=request.request_id,
+        run_id=request.run_id,
+        kind=request.kind,
+        request=to_json(request, type(request)),
+        args_digest=keys.digest(request.tool_args),
+        status="pending",
+        created_at=request.created_at,
+        expires_at=request.expires_at,
+        tool_name=request.tool_name,
+    )
+
+
+def load_request(record: RequestRecord) -> Request:
+    kind = ApprovalRequest if record.kind == "approval" else _input_request_type()
+    request: Request = from_json(record.request, kind)
+    return request
+
+
+def _input_request_type() -> Any:
+    from afk.approvals.requests import UserInputRequest
+
+    return UserInputRequest
+
+
+def load_decision(record: RequestRecord) -> Decision:
+    assert record.decision is not None
+    decision: Decision = from_json(record.decision, DECISION_TYPES[record.kind])
+    return decision
+
+
+def approved_args(request: Request, decision: Decision, decided_by: str) -> dict[str, Any]:
+    """The arguments a decision approves: the human's edit, the request's own arguments with
+    the human's input put into ``input_target_arg``, or the request's own. A fallback's
+    "allow" for input runs the original arguments."""
+    if isinstance(decision, ApprovalDecision) and decision.updated_tool_args is not None:
+        return dict(decision.updated_tool_args)
+    target = getattr(request, "input_target_arg", None)
+    if isinstance(decision, UserInputDecision) and target and decided_by == "human":
+        return {**request.tool_args, target: decision.value}
+    return dict(request.tool_args)
+
+
+def opened_log(request: Request, now: float, keys: Keyring) -> LogEntry:
+    details = {
+        "tool": request.tool_name,
+        "args_digest": keys.digest(request.tool_args),
+        "rule": request.rule_id,
+    }
+    return LogEntry(
+        kind="request_opened",
+        run_id=request.run_id,
+        request_id=request.request_id,
+        payload=canonical_json(details),
+        at=now,
+    )
+
+
+def decision_log(
+    request: Request,
+    decision: Decision,
+    decided_by: DecidedBy,
+    keys: Keyring,
+    principal: Principal | None = None,
+) -> LogEntry:
+    who = ledger_fields(principal) if principal is not None else {}
+    return LogEntry(
+        kind="expired" if decided_by == "timeout" else "decided",
+        run_id=request.run_id,
+        request_id=request.request_id,
+        actor=decision.approver or decided_by,
+        payload=canonical_json(
+            {
+                "kind": decision.kind,
+                "decided_by": decided_by,
+                "reason": decision.reason,
+                "args_digest": keys.digest(approved_args(request, decision, decided_by)),
+                **who,
+            }
+        ),
+        at=time.time(),
+    )
+
+
+def outcome_log(
+    run_id: str, key: str, tool_call_id: str, digest: str, error: str | None
+) -> LogEntry:
+    """The tool's outcome, for the ledger: success or the error (its first 1000 characters),
+    and the digest of the arguments that ran."""
+    details = {
+        "tool_call_id": tool_call_id,
+        "args_digest": digest,
+        "success": error is None,
+        "error": None if error is None else error[:1000],
+    }
+    return LogEntry(
+        kind="execution_finished",
+        run_id=run_id,
+        request_id=key,
+        payload=canonical_json(details),
+        at=time.time(),
+    )
