@@ -432,12 +432,26 @@ def _checked(request: Request, answer: Any) -> tuple[Decision, DecidedBy] | None
     in-memory provider tallies its own votes), or a deny when it is not the decision type the
     request needs. None: a decision to count as a vote."""
     if isinstance(answer, Decided):
-        return answer.decision, "human"
+        return _confirmed(request, answer)
     expected = ApprovalDecision if isinstance(request, ApprovalRequest) else UserInputDecision
     if isinstance(answer, expected):
         return None
     why = f"interaction provider returned {type(answer).__name__}, not {expected.__name__}"
     return _deny(request, why), "error"
+
+
+def _confirmed(request: Request, answer: Decided) -> tuple[Decision, DecidedBy]:
+    """An outcome a provider says it tallied is checked again against the decision rule:
+    its votes must decide this request (a provider cannot hand over a decision nobody could
+    have made). A deny otherwise."""
+    prior = [v for v in answer.votes if v is not answer.vote]
+    try:
+        again = decide(request, answer.vote, votes=prior, now=answer.vote.at)
+    except InteractionError as exc:
+        return _deny(request, f"provider's decision refused: {exc}"), "error"
+    if not isinstance(again, Decided) or again.decision != answer.decision:
+        return _deny(request, "provider's decision is not what its votes decide"), "error"
+    return again.decision, "human"
 
 
 def _deny(request: Request, reason: str) -> Decision:

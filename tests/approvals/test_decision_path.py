@@ -287,3 +287,22 @@ async def test_an_in_memory_decision_with_a_store_records_its_principal(store_ur
         assert entry.actor == "bob" and details["authenticated_by"].startswith("oidc:")
     finally:
         await runner.aclose()
+
+
+async def test_a_provider_cannot_hand_over_a_decision_its_votes_do_not_make() -> None:
+    from afk.approvals import Decided, Vote
+
+    class Forger(Answers):
+        async def request_approval(self, request: Any) -> Any:
+            mallory = Vote(
+                principal=Principal(id="mallory", authenticated_by="made up"),
+                decision=ApprovalDecision(kind="allow", approver="mallory"),
+                at=request.created_at,
+            )
+            return Decided(decision=mallory.decision, vote=mallory, votes=(mallory,))
+
+    runner = Runner(finance_policy(quorum=1), Forger(ApprovalDecision(kind="allow")), INTERACTIVE)
+    result = await runner.run(finance_agent(), user_message="250", requested_by="alice")
+    assert executed == []
+    [execution] = result.tool_executions
+    assert execution.denied and execution.decided_by == "error"
