@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import pg_support
+
 from afk.audit.keys import Keyring, SecretKey
 from afk.store import PostgresStore, SQLiteStore
 from afk.store.store import LogEntry, RunRecord, RunStore
 
-PG_DSN = os.environ.get("AFK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 # A checkpoint key of its own (what $AFK_AUDIT_KEY gives), apart from the store's keyring.
 KEY = Keyring(SecretKey(secret=b"test-checkpoint-key-0123456789abcdef"))
 
@@ -64,6 +64,14 @@ class Where:
         async with await psycopg.AsyncConnection.connect(self.location, autocommit=True) as conn:
             cur = await conn.execute(sql.encode())
             return await cur.fetchall()
+
+
+def __getattr__(name: str) -> Any:
+    # PG_DSN is looked up when imported, not when this module loads: a conftest can load it
+    # before the session has chosen its Postgres server.
+    if name == "PG_DSN":
+        return pg_support.dsn()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def new_schema() -> str:

@@ -6,25 +6,18 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from audit_support import PG_DSN, Where, new_schema
+from audit_support import Where
+from pg_support import PgSchema
 
 from afk.store.store import RunStore
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def where(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Where]:
-    if request.param == "sqlite":
-        yield Where("sqlite", str(tmp_path / "ledger.db"))
-        return
-    found = Where("postgres", PG_DSN, new_schema())
-    try:
-        yield found
-    finally:
-        import psycopg
-
-        async with await psycopg.AsyncConnection.connect(PG_DSN, autocommit=True) as conn:
-            await conn.execute("SET lock_timeout = '10s'")
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{found.schema}" CASCADE'.encode())
+@pytest.fixture
+def where(backend_name: str, tmp_path: Path, request: pytest.FixtureRequest) -> Where:
+    if backend_name == "sqlite":
+        return Where("sqlite", str(tmp_path / "ledger.db"))
+    made: PgSchema = request.getfixturevalue("pg_schema")  # dropped when the test ends
+    return Where("postgres", made.dsn, made.schema)
 
 
 @pytest.fixture

@@ -232,7 +232,7 @@ def test_a_missing_store_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.Mo
     assert result.code == 2 and "does not exist" in result.err
 
 
-def test_verify_on_postgres() -> None:
+def test_verify_on_postgres(pg_dsn: str) -> None:
     url = f"{PG_DSN}?afk_schema={new_schema()}"
     head = asyncio.run(_build(url, 30))
     try:

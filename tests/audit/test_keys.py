@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pg_support
 import pytest
 
 from afk.audit.keys import (
@@ -28,7 +29,7 @@ from afk.errors import ConfigurationError
 from afk.store import PostgresStore, SQLiteStore, open_store
 
 SECRET = bytes(range(32))
-PG_DSN = os.environ.get("AFK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+PG_DSN = pg_support.dsn()  # only builds store objects: needs no server
 
 
 def test_a_key_names_itself_and_never_shows_its_secret() -> None:

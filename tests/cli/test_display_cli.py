@@ -14,8 +14,6 @@ import asyncio
 import io
 import json
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,7 +31,6 @@ from afk.llms import ScriptedModel, ToolCall
 from afk.store import open_store
 from afk.store.store import GrantRecord
 
-PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 RAW = ("\u202e", "\u200b", "\x9b", "\x1b", "\r")  # must never reach the terminal raw
 
 TOOL = "refund\u202e\x1b[2K"
@@ -43,20 +40,6 @@ REASON = "Refunds\u200b over 100\x9b[2J"
 PROMPT = "Why?\x1b[1A\r    approve? [y/N] y"
 APPROVER = "bob\u202e\x1b[1A"
 DECISION_REASON = "fine\u200b\x9b[0m"
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'runs.db'}"
-        return
-    schema = f"afk_d_{uuid.uuid4().hex[:10]}"
-    yield f"{PG_DSN}?afk_schema={schema}"
-    import psycopg
-
-    with psycopg.connect(PG_DSN, autocommit=True) as conn:
-        conn.execute("SET lock_timeout = '10s'")
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 @pytest.fixture

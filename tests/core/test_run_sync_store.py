@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import pg_support
 import psycopg
 import pytest
 
@@ -16,14 +17,14 @@ from afk.agents import Agent
 from afk.core import Runner, RunnerConfig
 from afk.llms import ScriptedModel
 
-PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+PG_DSN = pg_support.dsn()
 # The test server trusts local connections, so a password is accepted and ignored: enough to
 # see that it is kept.
-PG_DSN_WITH_PASSWORD = "postgresql://postgres:s3cret@127.0.0.1:5432/test"
+PG_DSN_WITH_PASSWORD = pg_support.with_password(PG_DSN, "s3cret")
 
 
 @pytest.fixture
-def schema() -> Iterator[str]:
+def schema(pg_dsn: str) -> Iterator[str]:
     name = f"afk_rs_{uuid.uuid4().hex[:10]}"
     yield name
     with psycopg.connect(PG_DSN, autocommit=True) as conn:

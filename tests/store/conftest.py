@@ -6,21 +6,18 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from store_support import PG_DSN, Backend, new_schema
+from pg_support import PgSchema
+from store_support import Backend
 
 from afk.store.store import RunStore
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    if request.param == "sqlite":
-        yield Backend("sqlite", str(tmp_path / "afk.db"))
-        return
-    found = Backend("postgres", PG_DSN, new_schema())
-    try:
-        yield found
-    finally:
-        await found.execute(f'DROP SCHEMA IF EXISTS "{found.schema}" CASCADE')
+@pytest.fixture
+def backend(backend_name: str, tmp_path: Path, request: pytest.FixtureRequest) -> Backend:
+    if backend_name == "sqlite":
+        return Backend("sqlite", str(tmp_path / "afk.db"))
+    made: PgSchema = request.getfixturevalue("pg_schema")  # dropped when the test ends
+    return Backend("postgres", made.dsn, made.schema)
 
 
 @pytest.fixture

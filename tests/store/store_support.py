@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sqlite3
-import uuid
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from afk.store import PostgresStore, SQLiteStore
 from afk.store.store import EventRow, ExecutionRecord, LogEntry, RequestRecord, RunRecord, RunStore
 
-PG_DSN = os.environ.get("AFK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 FAR = 4_000_000_000.0  # an expires_at that never passes in these tests
 
 
@@ -43,10 +40,6 @@ class Backend:
 
         async with await psycopg.AsyncConnection.connect(self.location, autocommit=True) as conn:
             await conn.execute(sql.encode())
-
-
-def new_schema() -> str:
-    return f"afk_test_{uuid.uuid4().hex[:12]}"
 
 
 def snapshot(run_id: str, *, pad: int = 0) -> str:
