@@ -1,5 +1,19 @@
 """The `afk` command line and the terminal approval provider."""
 
-from afk.cli.console_provider import ConsoleInteractionProvider
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from afk.cli.console_provider import ConsoleInteractionProvider
 
 __all__ = ["ConsoleInteractionProvider"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: every ``afk`` command imports this package, and the provider pulls in the runner.
+    if name == "ConsoleInteractionProvider":
+        from afk.cli.console_provider import ConsoleInteractionProvider
+
+        return ConsoleInteractionProvider
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -32,6 +32,7 @@ from afk.cli._output import (
     when,
     with_store,
 )
+from afk.cli.runs_cmd import next_page_line, positive_int
 from afk.errors import (
     AlreadyDecidedError,
     ConfigurationError,
@@ -49,6 +50,13 @@ _DECIDE_EPILOG = (
     "decision stands), expired, or the decision is refused (e.g. edited arguments the tool's "
     "schema rejects); 2 for usage or store errors. The run continues when a worker resumes it "
     "(afk worker / afk resume)."
+)
+
+
+_LIMIT_HELP = "at most N requests per page, 1 to 1000 (50)"
+_CURSOR_HELP = (
+    "start after an earlier page: the cursor its last line gave ('more: afk ... --cursor C'; "
+    "printed on stderr with --json, whose stdout stays a JSON list)"
 )
 
 
@@ -74,6 +82,8 @@ def register(subparsers: Any) -> None:
         "list", parents=[common], help="pending requests across runs, oldest first"
     )
     listing.add_argument("--all", action="store_true", help="every request, decided ones too")
+    listing.add_argument("--limit", type=positive_int, default=50, metavar="N", help=_LIMIT_HELP)
+    listing.add_argument("--cursor", metavar="C", help=_CURSOR_HELP)
     listing.set_defaults(func=list_requests)
     show = commands.add_parser("show", parents=[common], help="everything about one request")
     show.add_argument("request", metavar="REQUEST", help="request id")
@@ -126,9 +136,15 @@ def register(subparsers: Any) -> None:
 # -- reading -------------------------------------------------------------------------------
 def list_requests(args: argparse.Namespace) -> int:
     status: RequestStatus | None = None if args.all else "pending"
-    records = with_store(args, lambda store: store.list_requests(status=status))
+    records = with_store(
+        args,
+        lambda store: store.list_requests(status=status, limit=args.limit, cursor=args.cursor),
+    )
+    more = next_page_line(args, ["approvals", "list", *(["--all"] if args.all else [])], records)
     if args.json:
         print_json([record_json(r) for r in records])
+        if more:
+            print(more, file=sys.stderr)
         return 0
     if not records:
         print("no requests" if args.all else "no pending requests")
@@ -157,6 +173,8 @@ def list_requests(args: argparse.Namespace) -> int:
     print(table(headers, rows, max_widths={"REASON": 60, "DECISION": 60}, esc=esc))
     for line in esc.marker():
         print(line)
+    if more:
+        print(more)
     return 0
 
 
@@ -255,13 +273,15 @@ def answer_input(args: argparse.Namespace) -> int:
 
 
 def _decide(args: argparse.Namespace, decision: Decision) -> int:
-    from afk.core.runner import Runner
+    # What Runner.resolve does once its store is ready (with_store readies it), without
+    # importing the runner: a decision needs none of the run loop, its events or models.
+    from afk.core._durable_api import resolve
 
     principal = _principal(args)
 
     async def work(store: RunStore) -> RequestRecord | str:
         try:
-            await Runner(store=store).resolve(args.request, decision, principal=principal)
+            await resolve(store, args.request, decision, principal)
         except InteractionError as exc:
             return await _refusal(store, args.request, decision, exc)
         record = await store.get_request(args.request)

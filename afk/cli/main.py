@@ -1,36 +1,77 @@
-"""The `afk` command line."""
+"""The `afk` command line.
+
+Startup is kept cheap: approvers run ``afk approvals approve`` by hand and in scripts, so each
+command's module (and what it pulls in: the runner, pydantic, the store drivers) is imported
+only when that command runs. The table below names every command and its one-line help, so
+``afk --help`` lists them all without importing any; the command being run gets its real
+parser from its module's ``register``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
-from afk.approvals.display import escape
-from afk.errors import AfkError
+from afk.errors import AfkError  # light: the afk package imports it anyway
+
+# name -> (module whose ``register`` adds it, help shown by ``afk --help``), in help order.
+# tests/cli/test_cli_imports.py checks these help strings against the registered ones.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": (
+        "afk.cli.demo",
+        "run the change-manager scenario: a scripted agent asks to drop tables",
+    ),
+    "policy": ("afk.cli.policy_cmd", "check policy files"),
+    "runs": ("afk.cli.runs_cmd", "list and inspect durable runs in a run store"),
+    "approvals": (
+        "afk.cli.approvals_cmd",
+        "list, inspect and decide the requests paused runs wait for",
+    ),
+    "input": ("afk.cli.approvals_cmd", "answer a user-input request"),
+    "resume": ("afk.cli.worker_cmd", "resume one paused run, or every ready one"),
+    "worker": ("afk.cli.worker_cmd", "resume runs as their decisions arrive, until stopped"),
+    "grants": ("afk.cli.grants_cmd", "list and revoke standing grants"),
+    "audit": (
+        "afk.cli.audit_cmd",
+        "verify, export and checkpoint the keyed, chained decision ledger",
+    ),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from afk.cli import approvals_cmd, audit_cmd, demo, grants_cmd, policy_cmd, runs_cmd, worker_cmd
-
+def build_parser(commands: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The ``afk`` parser: full parsers for ``commands`` (default: all) and for the other
+    commands their modules register; every other command only carries its help line."""
+    wanted = set(COMMANDS) if commands is None else set(commands)
+    modules = {module for name, (module, _) in COMMANDS.items() if name in wanted}
     parser = argparse.ArgumentParser(
         prog="afk", description="Run LLM agents whose risky actions wait for a human."
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    demo.register(sub)
-    policy_cmd.register(sub)
-    runs_cmd.register(sub)
-    approvals_cmd.register(sub)
-    worker_cmd.register(sub)
-    grants_cmd.register(sub)
-    audit_cmd.register(sub)
+    for name, (module, help_text) in COMMANDS.items():
+        if module not in modules:
+            # Enough for the command list and for "invalid choice"; never parsed with.
+            sub.add_parser(name, help=help_text)
+        elif name not in sub.choices:
+            # A module registers its commands together (approvals and input; resume and
+            # worker), and they sit next to each other in the table, so the order holds.
+            importlib.import_module(module).register(sub)
     return parser
 
 
+def _command(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` runs: its first word, since ``afk`` itself takes only flags
+    (``-h``, ``--version``) and none of them a value."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args_list = sys.argv[1:] if argv is None else list(argv)
+    command = _command(args_list)
+    parser = build_parser([command] if command else [])
+    args = parser.parse_args(args_list)
     if args.version:
         from afk import __version__
 
@@ -43,13 +84,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = func(args)
     except AfkError as exc:
-        # Messages quote stored and typed text: hidden characters are shown, line by line.
-        text = "\n".join(escape(line) for line in str(exc).splitlines())
-        print(f"afk: {text}", file=sys.stderr)
+        print(f"afk: {_error_text(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
     return code
+
+
+def _error_text(exc: Exception) -> str:
+    # Messages quote stored and typed text: hidden characters are shown, line by line.
+    from afk.approvals.display import escape
+
+    return "\n".join(escape(line) for line in str(exc).splitlines())
 
 
 if __name__ == "__main__":

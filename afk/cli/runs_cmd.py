@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
-from collections import Counter
 from typing import Any, get_args
+from urllib.parse import urlsplit
 
-from afk.approvals.display import Escaper
+from afk.approvals.display import Escaper, escape
 from afk.cli._output import (
     common_options,
     decision_text,
@@ -22,9 +23,9 @@ from afk.cli._output import (
     when,
     with_store,
 )
-from afk.cli._render import render
 from afk.errors import AfkError
-from afk.store import EventRow, RequestRecord, RunRecord, RunStore
+from afk.store import EventRow, Page, RequestRecord, RunRecord, RunStore
+from afk.store._paging import every_request
 from afk.store.store import RunStatus
 
 RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
@@ -41,6 +42,20 @@ def positive_int(text: str) -> int:
     return value
 
 
+def next_page_line(args: argparse.Namespace, command: list[str], page: Page[Any]) -> str | None:
+    """``more: <the command that prints the next page>``, or None on the last page. It
+    repeats ``--store`` only when that holds no password (the line may be copied or logged)."""
+    if page.next_cursor is None:
+        return None
+    words = ["afk", *command]
+    if args.store and urlsplit(args.store).password is None:
+        words += ["--store", args.store]
+    if args.limit != 50:
+        words += ["--limit", str(args.limit)]
+    words += [*(["--json"] if args.json else []), "--cursor", page.next_cursor]
+    return "more: " + escape(shlex.join(words))
+
+
 def register(subparsers: Any) -> None:
     """Add ``runs list`` and ``runs show`` to the ``afk`` command's sub-parsers."""
     common = common_options()
@@ -55,7 +70,10 @@ def register(subparsers: Any) -> None:
     )
     listing.add_argument("--status", choices=RUN_STATUSES, help="only runs in this state")
     listing.add_argument(
-        "--limit", type=positive_int, default=50, metavar="N", help="at most N runs (50)"
+        "--limit", type=positive_int, default=50, metavar="N", help="at most N runs per page (50)"
+    )
+    listing.add_argument(
+        "--cursor", metavar="C", help="start after an earlier page (its 'more:' line)"
     )
     listing.set_defaults(func=run_list)
     show = commands.add_parser(
@@ -71,12 +89,15 @@ def register(subparsers: Any) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    async def work(store: RunStore) -> tuple[list[RunRecord], Counter[str]]:
-        runs = await store.list_runs(status=args.status, limit=args.limit)
-        pending = Counter(r.run_id for r in await store.list_requests(status="pending"))
+    async def work(store: RunStore) -> tuple[Page[RunRecord], dict[str, int]]:
+        runs = await store.list_runs(status=args.status, limit=args.limit, cursor=args.cursor)
+        # Counted per run on this page (the run's own index), not over every pending request.
+        pending = {r.run_id: len(await every_request(store, run_id=r.run_id)) for r in runs}
         return runs, pending
 
     runs, pending = with_store(args, work)
+    status = ["--status", args.status] if args.status else []
+    more = next_page_line(args, ["runs", "list", *status], runs)
     if args.json:
         print_json(
             [
@@ -84,6 +105,8 @@ def run_list(args: argparse.Namespace) -> int:
                 for r in runs
             ]
         )
+        if more:
+            print(more, file=sys.stderr)
         return 0
     if not runs:
         print("no runs" + (f" with status {args.status}" if args.status else ""))
@@ -97,6 +120,8 @@ def run_list(args: argparse.Namespace) -> int:
     print(table(["RUN", "AGENT", "STATUS", "UPDATED", "PENDING"], rows, esc=esc))
     for line in esc.marker():
         print(line)
+    if more:
+        print(more)
     return 0
 
 
@@ -107,7 +132,7 @@ def run_show(args: argparse.Namespace) -> int:
         record = await store.load_run(args.run)
         if record is None:
             return None
-        requests = await store.list_requests(run_id=args.run, status=None)
+        requests = await every_request(store, run_id=args.run, status=None)
         return record, requests, await store.list_events(args.run)
 
     found = with_store(args, work)
@@ -250,6 +275,7 @@ def _events_text(events: list[EventRow], esc: Escaper) -> str:
 
 
 def _event_summary(row: EventRow, esc: Escaper) -> str:
+    from afk.cli._render import render  # lazy: it loads every event type
     from afk.core.events import event_from_dict
 
     try:

@@ -38,7 +38,6 @@ from afk.core._snapshot import (
     dump_snapshot,
     to_json,
 )
-from afk.core.events import event_to_json
 from afk.errors import AlreadyDecidedError, RequestExpiredError
 from afk.store._seal import record_ok, tamper_log
 from afk.store.store import (
@@ -111,6 +110,8 @@ class Durable:
         new_requests: Sequence[Request] = (),
     ) -> None:
         """Persist the run, its new requests and unflushed events in one transaction."""
+        from afk.core.events import event_to_json  # lazy: the CLI's decision path never saves
+
         run = self.run
         now = time.time()
         snapshot = dump_snapshot(run.snapshot(pending))

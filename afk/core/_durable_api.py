@@ -7,9 +7,8 @@ import inspect
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from afk.agents.agent import Agent
 from afk.approvals.decide import Decided, Vote, decide, eligible
 from afk.approvals.grants import add_grant
 from afk.approvals.principal import Principal, ledger_fields
@@ -26,8 +25,12 @@ from afk.errors import (
     RunNotResumableError,
     UnknownRequestError,
 )
+from afk.store._paging import every_request
 from afk.store._seal import record_ok, tamper_log, tampered
 from afk.store.store import TERMINAL_RUN_STATES, LogEntry, RunStore, VoteRecord, VoteRule
+
+if TYPE_CHECKING:
+    from afk.agents.agent import Agent
 
 
 async def resolve(
@@ -204,9 +207,8 @@ async def claim(
     if problem is not None:
         await store.release_lease(run_id, owner=owner)
         raise RunNotResumableError(problem)
-    waiting = [
-        r for r in await store.list_requests(run_id=run_id, status="pending") if r.expires_at >= now
-    ]
+    # Complete, not one page: a run left out here would resume past a pending request.
+    waiting = [r for r in await every_request(store, run_id=run_id) if r.expires_at >= now]
     if waiting:
         await store.release_lease(run_id, owner=owner)
         return RunResult(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from afk.agents.policy import PolicyDecision
 from afk.approvals.requests import DecidedBy, Decision, Request
-from afk.core.events import Event
 from afk.llms.messages import Message, Usage
+
+if TYPE_CHECKING:  # only annotates RunResult.events; loading every event type costs startup
+    from afk.core.events import Event
 
 RunState = Literal["completed", "stopped", "failed", "cancelled", "paused"]
 

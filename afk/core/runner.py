@@ -30,6 +30,7 @@ from afk.core.events import Event
 from afk.core.result import RunResult
 from afk.errors import AfkError, ConfigurationError, RunLockedError, RunNotResumableError
 from afk.llms.registry import resolve_model
+from afk.store._paging import Page
 from afk.store.store import GrantRecord, RunStore
 
 _log = logging.getLogger("afk.runner")
@@ -202,10 +203,15 @@ class Runner:
         who = principal if principal is not None else asserted(decision.approver, "app")
         return await _durable_api.resolve(store, request_id, decision, who)
 
-    async def pending_requests(self) -> list[Request]:
-        """Every undecided request in the store, across runs, oldest first."""
+    async def pending_requests(
+        self, *, limit: int = 50, cursor: str | None = None
+    ) -> Page[Request]:
+        """One page of the undecided requests in the store, across runs, oldest first: at
+        most ``limit`` (1 to 1000). Its ``next_cursor``, passed as ``cursor``, gives the next
+        page (None on the last); the cost of a page does not grow with the store."""
         store = await self._ready_store("pending_requests")
-        return [load_request(r) for r in await store.list_requests(status="pending")]
+        found = await store.list_requests(status="pending", limit=limit, cursor=cursor)
+        return Page([load_request(r) for r in found], next_cursor=found.next_cursor)
 
     async def resume(self, run_id: str, agent: Agent) -> RunResult:
         """Continue a paused run from its checkpoint. Returns it still ``paused`` when some

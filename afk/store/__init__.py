@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from afk.audit.keys import Keyring
 from afk.errors import ConfigurationError, StoreError
+from afk.store._paging import Page
 from afk.store._seal import record_ok
 from afk.store.sqlite import SQLiteStore
 from afk.store.store import EventRow, ExecutionRecord, LogEntry, RequestRecord, RunRecord, RunStore
@@ -84,6 +85,7 @@ __all__ = [
     "EventRow",
     "ExecutionRecord",
     "LogEntry",
+    "Page",
     "PostgresStore",
     "RequestRecord",
     "RunRecord",

@@ -143,11 +143,6 @@ INSERT_EXECUTION = _insert("executions", EXECUTION_COLS) + " ON CONFLICT (key) D
 
 SELECT_RUN = f"SELECT {_cols(RUN_COLS)} FROM {{t}}runs WHERE run_id = ?"
 SELECT_RUN_CREATED = "SELECT created_at FROM {t}runs WHERE run_id = ?"
-LIST_RUNS = f"SELECT {_cols(RUN_COLS)} FROM {{t}}runs ORDER BY updated_at DESC, run_id LIMIT ?"
-LIST_RUNS_BY_STATUS = (
-    f"SELECT {_cols(RUN_COLS)} FROM {{t}}runs WHERE status = ? "
-    "ORDER BY updated_at DESC, run_id LIMIT ?"
-)
 SELECT_REQUEST = f"SELECT {_cols(REQUEST_COLS)} FROM {{t}}requests WHERE request_id = ?"
 DECIDE = (
     "UPDATE {t}requests SET status = ?, decision = ?, decided_by = ?, approver = ?, "
@@ -185,14 +180,6 @@ READY_RUNS = (
     "AND q.status = 'pending' AND q.expires_at >= ?) "
     "ORDER BY r.updated_at, r.run_id LIMIT ?"
 )
-
-
-def list_requests_sql(*, by_run: bool, by_status: bool) -> str:
-    where = [c for c, on in (("run_id = ?", by_run), ("status = ?", by_status)) if on]
-    clause = f" WHERE {' AND '.join(where)}" if where else ""
-    return (
-        f"SELECT {_cols(REQUEST_COLS)} FROM {{t}}requests{clause} ORDER BY created_at, request_id"
-    )
 
 
 def any_decided_sql(n: int) -> str:

@@ -23,7 +23,9 @@ from afk.errors import ConfigurationError, StoreError, TamperedRecordError
 from afk.store import _approvals_sql as a
 from afk.store import _common as c
 from afk.store import _migrate as m
+from afk.store import _paging as p
 from afk.store import _seal as s
+from afk.store._paging import Page
 from afk.store._sqlite_approvals import SQLiteApprovals, _insert_log, _sql, _write
 from afk.store.store import (
     EventRow,
@@ -169,7 +171,7 @@ class SQLiteStore(SQLiteApprovals):
                 conn.execute(_sql(c.DDL[0]))
                 found = conn.execute(_sql(c.SELECT_VERSION)).fetchone()
                 c.check_schema_version(found[0] if found else None, self.url)
-                for ddl in (*c.DDL[1:], *a.DDL):
+                for ddl in (*c.DDL[1:], *a.DDL, *p.INDEXES):
                     conn.execute(_sql(ddl))
                 if c.needs_seal_migration(found[0] if found else None):
                     _migrate(conn, self.keys)
@@ -218,13 +220,11 @@ class SQLiteStore(SQLiteApprovals):
         return c.run_from_row(row) if row else None
 
     async def list_runs(
-        self, *, status: RunStatus | None = None, limit: int = 100
-    ) -> list[RunRecord]:
-        if status is None:
-            rows = await self._all(_sql(c.LIST_RUNS), (limit,))
-        else:
-            rows = await self._all(_sql(c.LIST_RUNS_BY_STATUS), (status, limit))
-        return [c.run_from_row(r) for r in rows]
+        self, *, status: RunStatus | None = None, limit: int = 100, cursor: str | None = None
+    ) -> Page[RunRecord]:
+        sql, args = p.runs_query(status=status, limit=limit, cursor=cursor)
+        rows = await self._all(_sql(sql), args)
+        return p.run_page([c.run_from_row(r) for r in rows], status=status, limit=limit)
 
     # -- requests ------------------------------------------------------------------------
     async def get_request(self, request_id: str) -> RequestRecord | None:
@@ -232,11 +232,16 @@ class SQLiteStore(SQLiteApprovals):
         return c.request_from_row(row) if row else None
 
     async def list_requests(
-        self, *, run_id: str | None = None, status: RequestStatus | None = "pending"
-    ) -> list[RequestRecord]:
-        sql = c.list_requests_sql(by_run=run_id is not None, by_status=status is not None)
-        args = [a for a in (run_id, status) if a is not None]
-        return [c.request_from_row(r) for r in await self._all(_sql(sql), args)]
+        self,
+        *,
+        run_id: str | None = None,
+        status: RequestStatus | None = "pending",
+        limit: int = p.DEFAULT_LIMIT,
+        cursor: str | None = None,
+    ) -> Page[RequestRecord]:
+        sql, args = p.requests_query(run_id=run_id, status=status, limit=limit, cursor=cursor)
+        found = [c.request_from_row(r) for r in await self._all(_sql(sql), args)]
+        return p.request_page(found, run_id=run_id, status=status, limit=limit)
 
     async def decide(
         self,

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from afk.audit.keys import Keyring
+    from afk.store._paging import Page
 
 RunStatus = Literal["running", "paused", "completed", "stopped", "failed", "cancelled"]
 RequestStatus = Literal["pending", "decided", "expired"]
@@ -178,17 +179,25 @@ class RunStore(Protocol):
     async def load_run(self, run_id: str) -> RunRecord | None: ...
 
     async def list_runs(
-        self, *, status: RunStatus | None = None, limit: int = 100
-    ) -> list[RunRecord]:
-        """Newest first (by updated_at)."""
+        self, *, status: RunStatus | None = None, limit: int = 100, cursor: str | None = None
+    ) -> Page[RunRecord]:
+        """One page of at most ``limit`` (1 to 1000) runs, newest first (by updated_at, then
+        run_id); ``cursor``: an earlier page's ``next_cursor``, for the page after it."""
 
     # -- requests --------------------------------------------------------------------------
     async def get_request(self, request_id: str) -> RequestRecord | None: ...
 
     async def list_requests(
-        self, *, run_id: str | None = None, status: RequestStatus | None = "pending"
-    ) -> list[RequestRecord]:
-        """Oldest first (by created_at). ``status=None`` lists all."""
+        self,
+        *,
+        run_id: str | None = None,
+        status: RequestStatus | None = "pending",
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[RequestRecord]:
+        """One page of at most ``limit`` (1 to 1000) requests, oldest first (by created_at,
+        then request_id). ``status=None`` lists all. ``cursor``: an earlier page's
+        ``next_cursor`` (a ConfigurationError when it is not one of this listing's)."""
 
     async def decide(
         self,

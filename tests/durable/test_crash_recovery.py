@@ -24,7 +24,7 @@ async def main():
                     RunnerConfig(interaction_mode="interactive", approval_timeout_s=3600),
                     store=sys.argv[1], lease_ttl_s=1.0)
     handles = [runner.run_stream(billing_agent(), user_message=f"order-{i}") for i in range({n})]
-    while len(await runner.pending_requests()) < {n}:
+    while len(await runner.pending_requests(limit=1000)) < {n}:
         await asyncio.sleep(0.05)
     print("WAITING", flush=True)
     await asyncio.gather(*(h.result() for h in handles))  # killed before any decision
@@ -52,7 +52,7 @@ from afk.core import Runner
 
 async def main():
     runner = Runner(store=sys.argv[1])
-    pending = await runner.pending_requests()
+    pending = await runner.pending_requests(limit=1000)
     for request in pending:
         await runner.resolve(request.request_id, ApprovalDecision(kind="allow", approver="bob"))
     print(len(pending))
