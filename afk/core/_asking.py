@@ -15,6 +15,7 @@ from afk.agents.policy import PolicyDecision
 from afk.approvals.approvers import expand_approvers
 from afk.approvals.decide import Decided, Vote, VoteCounted, decide, eligible
 from afk.approvals.principal import Principal, asserted
+from afk.approvals.providers import InMemoryInteractiveProvider
 from afk.approvals.requests import (
     DECISION_OPTIONS,
     ApprovalDecision,
@@ -261,7 +262,7 @@ class Asking:
         except Exception as exc:
             why = f"interaction provider raised {type(exc).__name__}: {exc}"
             return await durable.record(request, _deny(request, why), "error")
-        checked = _checked(request, answer)
+        checked = _checked(request, answer, self.run.setup.provider)
         if checked is not None:  # tallied in memory, or not a decision at all
             who = answer.vote.principal if isinstance(answer, Decided) else None
             return await durable.record(request, *checked, principal=who)
@@ -285,7 +286,7 @@ class Asking:
     ) -> tuple[Decision, DecidedBy]:
         """No store: the provider's answer is one vote through the decision rule. One that
         decides nothing leaves the request open until it expires (the fallback then applies)."""
-        checked = _checked(request, answer)
+        checked = _checked(request, answer, self.run.setup.provider)
         if checked is not None:
             return checked
         vote = self._vote_of(answer)
@@ -427,11 +428,13 @@ def _after(now: float, delay: float | None) -> float | None:
     return None if delay is None else now + delay
 
 
-def _checked(request: Request, answer: Any) -> tuple[Decision, DecidedBy] | None:
+def _checked(request: Request, answer: Any, provider: Any) -> tuple[Decision, DecidedBy] | None:
     """A provider's answer that needs no vote: one already through the decision rule (the
     in-memory provider tallies its own votes), or a deny when it is not the decision type the
     request needs. None: a decision to count as a vote."""
     if isinstance(answer, Decided):
+        if type(provider) is InMemoryInteractiveProvider:  # ours: it ran decide() itself
+            return answer.decision, "human"
         return _confirmed(request, answer)
     expected = ApprovalDecision if isinstance(request, ApprovalRequest) else UserInputDecision
     if isinstance(answer, expected):
