@@ -27,45 +27,12 @@ import sys
 import sysconfig
 import tempfile
 import time
-from typing import Any
 
-from afk.agents import Agent, PolicyEngine, PolicyRule
+from bench_durable import POLICY, agent  # the same refund agent and policy
+
 from afk.core import Runner, RunnerConfig
-from afk.llms import FunctionModel, ModelResponse, ToolCall, ToolMessage, UserMessage
-from afk.tools import tool
 
 WARMUP = 2  # untimed runs of each command first: the OS file cache, .pyc files
-
-
-@tool
-def refund(order: str, amount: int) -> str:
-    """Refund an order."""
-    return f"refunded {amount} on {order}"
-
-
-def _model(messages: list[Any], tools: list[Any]) -> Any:
-    order = next(m.content for m in messages if isinstance(m, UserMessage))
-    if not any(isinstance(m, ToolMessage) for m in messages):
-        return ToolCall("refund", {"order": order, "amount": 250})
-    return ModelResponse(text=f"{order}: done")
-
-
-POLICY = PolicyEngine(
-    [
-        PolicyRule(
-            "refunds-need-approval",
-            condition=lambda e: e.tool_name == "refund",
-            action="request_approval",
-            reason="Refunds need a human.",
-        )
-    ]
-)
-
-
-def agent() -> Agent:
-    return Agent(
-        "billing", FunctionModel(_model, name="billing-model"), "You refund.", tools=[refund]
-    )
 
 
 async def paused_requests(url: str, n: int) -> list[str]:
