@@ -132,7 +132,10 @@ class Asking:
             return None
         fn = self._provider_method(request)
         if inspect.iscoroutinefunction(fn):
-            return None  # a coroutine would only run when awaited; ask() calls it then
+            # Started now, in the step's call order: a provider that shows one request at a
+            # time (the console) then asks in the order the model made the calls, not in the
+            # order each call's store read happens to finish.
+            return asyncio.ensure_future(fn(request))
         return fn(request)
 
     def _provider_method(self, request: Request) -> Any:
@@ -220,6 +223,8 @@ class Asking:
         assert durable is not None
         stored = await durable.stored_decision(request)
         if stored is not None:
+            if isinstance(early, asyncio.Future):  # decided already: ask nobody
+                early.cancel()
             return stored
         if self.run.external:
             raise RunError(f"request {request.request_id} is still pending on resume")
