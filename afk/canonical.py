@@ -250,3 +250,20 @@ def _token(number: float) -> str:
 
 def _refusal(path: str, problem: str) -> InvalidArgumentsError:
     return InvalidArgumentsError(f"{path}: {problem}" if path else problem, path=path)
+
+
+__all__ = [
+    "MAX_DEPTH",
+    "canonical_bytes",
+    "canonical_json",
+    "check_json",
+    "clean",
+    "join_path",
+    "json_copy",
+    "jsonable",
+    "marked_loads",
+    "normalize",
+    "sha256_hex",
+    "strict_loads",
+    "unmarked",
+]

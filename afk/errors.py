@@ -1,10 +1,24 @@
 """Every error afk raises on purpose derives from :class:`AfkError`.
 
+The whole tree, with where each class lives when it is not in this module (tests/
+test_public_api.py checks it against every exception class afk defines, parents included):
+
 AfkError
 ├── ConfigurationError        a developer mistake, raised at construction or before a run
-│   └── ModelNotFoundError    a model name nothing can serve
+│   ├── ModelNotFoundError    a model name nothing can serve
+│   ├── AsyncConditionError   sync evaluate()/explain() met an async condition (also a TypeError)
+│   ├── _RuleFieldError       afk.agents.rules: a PolicyRule field, naming the rule and the field
+│   └── AmbiguousIdError      afk.cli._ids: an id prefix more than one record's id starts with
 ├── ModelError                a model call failed during a run
+│   ├── FallbackExhaustedError  afk.llms: every model of a FallbackModel failed
+│   └── ProviderError         afk.llms: a provider's API refused or failed the call
+│       ├── ProviderAuthError        HTTP 401/403: a missing or wrong key
+│       ├── ProviderRateLimitError   HTTP 429 (retried)
+│       ├── ProviderServerError      HTTP 5xx (retried)
+│       ├── ProviderConnectionError  unreachable, dropped or timed out (retried)
+│       └── ProviderBadRequestError  any other 4xx: sending it again cannot help
 ├── InvalidArgumentsError     data canonical JSON cannot hold (NaN, ±Infinity, a repeated key)
+├── ToolArgumentsInvalid      afk.tools: arguments the tool's schema rejects (also a ValueError)
 ├── InteractionError          a human's decision could not be recorded
 │   ├── UnknownRequestError   no such request
 │   ├── AlreadyDecidedError   the request was decided before; the first decision stands
@@ -18,13 +32,18 @@ AfkError
 ├── RunNotResumableError      the stored run already ended, or belongs to another agent
 ├── RunLockedError            another worker holds the run's lease
 ├── GrantNotFoundError        no standing grant with this id
+├── LedgerError               afk.audit: the ledger does not verify, so it is not signed
 └── StoreError                the run store failed or holds data this code cannot read
-    └── TamperedRecordError   a stored record's MAC does not verify: it was changed outside afk
+    ├── TamperedRecordError   a stored record's MAC does not verify: it was changed outside afk
+    ├── SnapshotVersionError  afk.core._snapshot: a checkpoint of a schema this code cannot read
+    ├── SnapshotJoinError     afk.core._snapshot: a checkpoint naming a row the store lacks
+    └── LedgerEntryError      afk.audit.entries: a ledger entry of no known kind, or misfitting
+
+Exceptions whose names start with ``_`` (and ``Paused``, ``SpecError``) are control flow inside
+afk: each is caught where it is raised and never reaches a caller.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 
 class AfkError(Exception):
@@ -41,6 +60,12 @@ class ModelNotFoundError(ConfigurationError):
     def __init__(self, model: str, hint: str) -> None:
         self.model = model
         super().__init__(f"unknown model {model!r}: {hint}")
+
+
+class AsyncConditionError(ConfigurationError, TypeError):
+    """A sync ``PolicyEngine.evaluate`` (or ``explain``) met an async condition, which it
+    cannot await; the message names the rule and the async method to call instead. Also a
+    ``TypeError``, which it was before it was an ``AfkError``."""
 
 
 class ModelError(AfkError):
@@ -77,7 +102,7 @@ class UnknownRequestError(InteractionError, KeyError):
 class AlreadyDecidedError(InteractionError):
     """The request already has a decision; the first one stands."""
 
-    def __init__(self, message: str, *, request_id: str | None, first_decision: Any) -> None:
+    def __init__(self, message: str, *, request_id: str | None, first_decision: object) -> None:
         self.first_decision = first_decision
         super().__init__(message, request_id=request_id)
 
@@ -146,6 +171,7 @@ class TamperedRecordError(StoreError):
 __all__ = [
     "AfkError",
     "AlreadyDecidedError",
+    "AsyncConditionError",
     "ConfigurationError",
     "DuplicateVoteError",
     "GrantNotFoundError",

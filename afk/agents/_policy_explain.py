@@ -1,57 +1,99 @@
 """``PolicyEngine.explain``: which rules matched, which did not and why, and what decided.
 
-Kept apart from the evaluation hot path: explain runs every in-scope condition and keeps each
-rule's reason, where ``evaluate`` stops early and keeps nothing.
+Kept apart from the evaluation hot path: explain looks at every rule, runs every in-scope
+condition (even past one that raised) and keeps each rule's reason, where ``evaluate`` asks
+only the candidates, stops early and keeps nothing. What the answers mean is the same code as
+``evaluate``'s (:mod:`afk.agents._policy_core`): this walk is a generator driven by a sync and
+an async loop that ask the conditions it yields.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Generator
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
-from afk.agents.policy import PolicyAction, PolicyDecision, PolicyEngine, PolicyEvent, _settle
-from afk.agents.rules import ConditionTimeout, PolicyRule, _failed_closed, _Shadowed
+from afk.agents._policy_core import Outcome, conclude, failed, refuse_async, settle
+from afk.agents.rules import (
+    PolicyAction,
+    PolicyDecision,
+    PolicyEvent,
+    PolicyRule,
+    _ConditionTimeout,
+)
 
-_Outcome: TypeAlias = tuple[str | None, Exception | None]
+if TYPE_CHECKING:
+    from afk.agents.policy import PolicyEngine
 
-
-def _raised(exc: Exception) -> str:
-    if isinstance(exc, ConditionTimeout):
-        return f"condition {exc}"
-    return f"condition raised {type(exc).__name__}: {exc}"
-
-
-def _why_out(rule: PolicyRule, event: PolicyEvent) -> str | None:
-    if not rule.enabled:
-        return "disabled"
-    if event.event_type not in rule.event_types:
-        return f"event type {event.event_type} not in rule's event_types"
-    return None if rule._matcher is None else rule._matcher.why_not(event)
+# What asking one condition gave: its value, or what it raised.
+_Asked: TypeAlias = tuple[object, Exception | None]
+_Walk: TypeAlias = Generator[PolicyRule, _Asked, "PolicyExplanation"]
 
 
-def explain(
-    engine: PolicyEngine, event: PolicyEvent, outcomes: dict[str, _Outcome] | None
+def explain(engine: PolicyEngine, event: PolicyEvent) -> PolicyExplanation:
+    walk = _walk(engine, event)
+    try:
+        rule = next(walk)
+        while True:
+            assert rule.condition is not None
+            try:
+                hit = rule.condition(event)
+            except Exception as exc:
+                rule = walk.send((None, exc))
+                continue
+            if inspect.isawaitable(hit):
+                refuse_async(rule, hit, "aexplain")
+            rule = walk.send((hit, None))
+    except StopIteration as done:
+        explanation: PolicyExplanation = done.value
+        return explanation
+
+
+async def aexplain(
+    engine: PolicyEngine, event: PolicyEvent, at: float | None, timeout_s: float | None
 ) -> PolicyExplanation:
-    # Mirrors PolicyEngine.evaluate over every rule, keeping each rule's reason.
-    matched: list[PolicyRule] = []
-    shadowed: _Shadowed = []
-    failed: PolicyDecision | None = None
+    walk = _walk(engine, event)
+    try:
+        rule = next(walk)
+        while True:
+            assert rule.condition is not None
+            try:
+                hit = rule.condition(event)
+                if inspect.isawaitable(hit):
+                    hit = await settle(hit, at, timeout_s)
+            except Exception as exc:
+                rule = walk.send((None, exc))
+                continue
+            rule = walk.send((hit, None))
+    except StopIteration as done:
+        explanation: PolicyExplanation = done.value
+        return explanation
+
+
+def _walk(engine: PolicyEngine, event: PolicyEvent) -> _Walk:
+    """Every rule in priority order, yielding each in-scope condition to be asked."""
+    outcomes: list[Outcome] = []  # what evaluate would see: up to the first enforced failure
+    deciding = True
     whys: list[str | None] = []
     for rule in engine._ordered:
-        why, exc = _why_out(rule, event), None
-        if why is None and rule.condition is not None:
-            why, exc = _condition(rule, event) if outcomes is None else outcomes[rule.rule_id]
-        whys.append(why)
-        if failed is not None:  # evaluate stops at the first enforced rule that raised
-            continue
-        if exc is not None and not rule.shadow:
-            failed = _failed_closed(rule, exc, event, shadowed)
-        elif rule.shadow and (exc is not None or why is None):
-            shadowed.append((rule, exc))
+        why = _why_out(rule, event)
+        if why is None and rule.condition is None:
+            if deciding:
+                outcomes.append(rule)
         elif why is None:
-            matched.append(rule)
-    decision = engine._finish(failed or engine._decide(event, matched, shadowed))
+            hit, exc = yield rule
+            if exc is not None:
+                why = _raised(exc)
+                if deciding and failed(rule, exc, outcomes):
+                    deciding = False  # evaluate would stop here; explain goes on for the whys
+            elif hit:
+                if deciding:
+                    outcomes.append(rule)
+            else:
+                why = f"condition returned {hit!r}"
+        whys.append(why)
+    decision = conclude(engine, engine._scopes[event.event_type], event, outcomes)
     rows = tuple(
         RuleExplanation(
             rule_id=rule.rule_id,
@@ -68,42 +110,24 @@ def explain(
         event=event,
         decision=decision,
         rules=rows,
-        default_applied=failed is None and not matched,
+        # No enforced rule matched or failed: the default decided.
+        default_applied=all((o[0] if isinstance(o, tuple) else o).shadow for o in outcomes),
         engine_shadow=engine.shadow,
     )
 
 
-async def conditions_async(
-    engine: PolicyEngine, event: PolicyEvent, at: float | None, timeout_s: float | None
-) -> dict[str, _Outcome]:
-    outcomes: dict[str, _Outcome] = {}
-    for rule in engine._ordered:
-        if rule.condition is not None and _why_out(rule, event) is None:
-            try:
-                hit = rule.condition(event)
-                if inspect.isawaitable(hit):
-                    hit = await _settle(hit, at, timeout_s)
-            except Exception as exc:
-                outcomes[rule.rule_id] = (_raised(exc), exc)
-                continue
-            outcomes[rule.rule_id] = (None if hit else f"condition returned {hit!r}", None)
-    return outcomes
+def _raised(exc: Exception) -> str:
+    if isinstance(exc, _ConditionTimeout):
+        return f"condition {exc}"
+    return f"condition raised {type(exc).__name__}: {exc}"
 
 
-def _condition(rule: PolicyRule, event: PolicyEvent) -> _Outcome:
-    assert rule.condition is not None
-    try:
-        hit = rule.condition(event)
-    except Exception as exc:
-        return _raised(exc), exc
-    if inspect.isawaitable(hit):
-        if inspect.iscoroutine(hit):
-            hit.close()
-        raise TypeError(
-            f"PolicyRule {rule.rule_id!r} has an async condition: "
-            "use `await engine.aexplain(event)`"
-        )
-    return (None if hit else f"condition returned {hit!r}"), None
+def _why_out(rule: PolicyRule, event: PolicyEvent) -> str | None:
+    if not rule.enabled:
+        return "disabled"
+    if event.event_type not in rule.event_types:
+        return f"event type {event.event_type} not in rule's event_types"
+    return None if rule._matcher is None else rule._matcher.why_not(event)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

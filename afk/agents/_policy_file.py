@@ -20,8 +20,8 @@ from afk.agents.policy import (
     EVENT_TYPES,
     PolicyEngine,
     PolicyRule,
-    _RuleFieldError,
 )
+from afk.agents.rules import _RuleFieldError
 from afk.errors import ConfigurationError
 
 VERSIONS = (1,)

@@ -75,3 +75,8 @@ class Agent:
 
     def __repr__(self) -> str:
         return f"Agent(name={self.name!r}, model={self.model!r}, tools={list(self.tools)})"
+
+
+__all__ = [
+    "Agent",
+]

@@ -6,41 +6,40 @@ here so ``from afk.agents.policy import PolicyRule`` keeps working.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import os
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
-from afk.agents._matchers import GlobIndex
+from afk.agents._policy_core import (
+    Outcome,
+    candidates,
+    conclude,
+    failed,
+    refuse_async,
+    scope_of,
+    settle,
+)
+from afk.agents._policy_core import deadline as _deadline
 from afk.agents.rules import (
     ACTIONS,
     EVENT_TYPES,
     RESTRICTIVENESS,
     Condition,
-    ConditionTimeout,
     EventType,
     PolicyAction,
     PolicyDecision,
     PolicyEvent,
     PolicyRule,
     ShadowResult,
-    _BadReason,
-    _decision_of,
-    _failed_closed,
     _rank,
-    _RuleFieldError,
-    _shadow_results,
-    _Shadowed,
 )
 from afk.approvals.requests import DECISION_OPTIONS
 from afk.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from afk.agents._policy_explain import PolicyExplanation
-
-T = TypeVar("T")
 
 __all__ = [
     "ACTIONS",
@@ -55,7 +54,6 @@ __all__ = [
     "PolicyEvent",
     "PolicyRule",
     "ShadowResult",
-    "_RuleFieldError",
     "combine",
 ]
 
@@ -103,30 +101,11 @@ class PolicyEngine:
             if rule.rule_id in seen:
                 raise ConfigurationError(f"PolicyEngine: duplicate rule_id {rule.rule_id!r}")
             seen.add(rule.rule_id)
-        # Highest priority first, stable on definition order: this order breaks every tie.
-        self._ordered = tuple(sorted(self.rules, key=lambda r: -r.priority))
-        self._scopes: dict[str, tuple[tuple[PolicyRule, ...], GlobIndex]] = {}
-        for et in EVENT_TYPES:
-            in_scope = tuple(r for r in self._ordered if r.enabled and et in r.event_types)
-            tools: list[Any] = [r.tool for r in in_scope]
-            self._scopes[et] = (in_scope, GlobIndex(tools))
-        # Decisions are immutable, so the common outcomes are built once, not per call.
-        self._defaults: dict[str, PolicyDecision] = {}
-        for et in EVENT_TYPES:
-            action: PolicyAction = default_action if et == "tool_before_execute" else "allow"
-            reason = None if action == "allow" else f"default action of the policy: {action}"
-            self._defaults[et] = PolicyDecision(action=action, reason=reason)
+        ordered = tuple(sorted(self.rules, key=lambda r: -r.priority))  # stable: ties keep order
+        self._ordered = ordered
+        self._scopes = {et: scope_of(ordered, et, default_action, shadow) for et in EVENT_TYPES}
+        # Decisions are immutable, so the one a single matching rule makes is built once.
         self._single: dict[str, PolicyDecision] = {}
-        # Scopes of plain callable rules (no matchers, no shadow) take a tighter loop: with
-        # many cheap conditions the per-rule bookkeeping is most of the cost.
-        self._plain: dict[str, tuple[tuple[PolicyRule, Any], ...]] = {}
-        for et, (in_scope, _index) in self._scopes.items():
-            if not self.shadow and all(r._matcher is None and not r.shadow for r in in_scope):
-                self._plain[et] = tuple((r, r.condition) for r in in_scope)
-        if len(self._plain) == len(EVENT_TYPES):
-            # Only plain callables: `engine.evaluate` is the tight loop itself, without the
-            # dispatch call, which is most of the cost with a few cheap conditions.
-            self.evaluate = self._evaluate_plain  # type: ignore[method-assign]
 
     @classmethod
     def from_dict(cls, data: object, source: str = "<dict>") -> PolicyEngine:
@@ -148,73 +127,33 @@ class PolicyEngine:
     def covers(self, event_type: str) -> bool:
         """Whether any enabled rule (shadow rules included) looks at this event type."""
         scope = self._scopes.get(event_type)
-        return bool(scope and scope[0])
+        return bool(scope and scope.rules)
 
+    # The drivers below only ask conditions; what their answers mean is in _policy_core.
     def evaluate(self, event: PolicyEvent) -> PolicyDecision:
-        """Evaluate synchronously. An async condition raises TypeError naming its rule."""
-        if event.event_type in self._plain:
-            return self._evaluate_plain(event)
-        rules, index = self._scopes[event.event_type]
-        matched: list[PolicyRule] = []
-        shadowed: _Shadowed = []
-        for position in index.lookup(event.tool_name):
-            rule = rules[position]
-            matcher = rule._matcher
-            if matcher is not None and not matcher.matches(event):
-                continue
-            cond = rule.condition
-            if cond is not None:
-                try:
-                    hit: object = cond(event)
-                except Exception as exc:
-                    if rule.shadow:
-                        shadowed.append((rule, exc))
-                        continue
-                    return self._finish(_failed_closed(rule, exc, event, shadowed))
-                if hit is not True:
-                    if hit is False or hit is None:
-                        continue
-                    if inspect.isawaitable(hit):
-                        if inspect.iscoroutine(hit):
-                            hit.close()
-                        raise TypeError(
-                            f"PolicyRule {rule.rule_id!r} has an async condition: "
-                            "use `await engine.aevaluate(event)`"
-                        )
-                    if not hit:
-                        continue
-            if rule.shadow:
-                shadowed.append((rule, None))
-            else:
-                matched.append(rule)
-        return self._finish(self._decide(event, matched, shadowed))
-
-    def _evaluate_plain(self, event: PolicyEvent) -> PolicyDecision:
-        matched: list[PolicyRule] = []
-        for rule, cond in self._plain[event.event_type]:
+        """Evaluate synchronously. An async condition raises AsyncConditionError (a
+        TypeError) naming its rule."""
+        scope = self._scopes[event.event_type]
+        outcomes: list[Outcome] = []
+        for rule, cond in scope.every if scope.every is not None else candidates(scope, event):
             if cond is None:
-                matched.append(rule)
+                outcomes.append(rule)
                 continue
             try:
                 hit: object = cond(event)
             except Exception as exc:
-                return _failed_closed(rule, exc, event)
+                if failed(rule, exc, outcomes):
+                    break
+                continue
             if hit is True:
-                matched.append(rule)
+                outcomes.append(rule)
             elif hit is False or hit is None:
                 continue
             elif inspect.isawaitable(hit):
-                if inspect.iscoroutine(hit):
-                    hit.close()
-                raise TypeError(
-                    f"PolicyRule {rule.rule_id!r} has an async condition: "
-                    "use `await engine.aevaluate(event)`"
-                )
+                refuse_async(rule, hit, "aevaluate")
             elif hit:
-                matched.append(rule)
-        if not matched:
-            return self._defaults[event.event_type]
-        return self._decide(event, matched, [])
+                outcomes.append(rule)
+        return conclude(self, scope, event, outcomes) if outcomes else scope.no_match
 
     async def aevaluate(
         self,
@@ -231,48 +170,23 @@ class PolicyEngine:
         raises: deny, naming the rule. Sync conditions cannot be interrupted.
         """
         at = _deadline(timeout_s, deadline)
-        plain = self._plain.get(event.event_type)
-        if plain is not None:
-            hits: list[PolicyRule] = []
-            for rule, cond in plain:
-                if cond is None:
-                    hits.append(rule)
-                    continue
-                try:
-                    hit = cond(event)
-                    if hit is not True and hit is not False and inspect.isawaitable(hit):
-                        hit = await _settle(hit, at, timeout_s)
-                except Exception as exc:
-                    return _failed_closed(rule, exc, event)
-                if hit:
-                    hits.append(rule)
-            return self._decide(event, hits, []) if hits else self._defaults[event.event_type]
-        rules, index = self._scopes[event.event_type]
-        matched: list[PolicyRule] = []
-        shadowed: _Shadowed = []
-        for position in index.lookup(event.tool_name):
-            rule = rules[position]
-            matcher = rule._matcher
-            if matcher is not None and not matcher.matches(event):
+        scope = self._scopes[event.event_type]
+        outcomes: list[Outcome] = []
+        for rule, cond in scope.every if scope.every is not None else candidates(scope, event):
+            if cond is None:
+                outcomes.append(rule)
                 continue
-            cond = rule.condition
-            if cond is not None:
-                try:
-                    hit = cond(event)
-                    if hit is not True and hit is not False and inspect.isawaitable(hit):
-                        hit = await _settle(hit, at, timeout_s)
-                except Exception as exc:
-                    if rule.shadow:
-                        shadowed.append((rule, exc))
-                        continue
-                    return self._finish(_failed_closed(rule, exc, event, shadowed))
-                if not hit:
-                    continue
-            if rule.shadow:
-                shadowed.append((rule, None))
-            else:
-                matched.append(rule)
-        return self._finish(self._decide(event, matched, shadowed))
+            try:
+                hit = cond(event)
+                if hit is not True and hit is not False and inspect.isawaitable(hit):
+                    hit = await settle(hit, at, timeout_s)
+            except Exception as exc:
+                if failed(rule, exc, outcomes):
+                    break
+                continue
+            if hit:
+                outcomes.append(rule)
+        return conclude(self, scope, event, outcomes) if outcomes else scope.no_match
 
     def explain(self, event: PolicyEvent) -> PolicyExplanation:
         """Why each rule did or did not match, and the decision ``evaluate`` would return.
@@ -281,86 +195,15 @@ class PolicyEngine:
         """
         from afk.agents._policy_explain import explain
 
-        return explain(self, event, None)
+        return explain(self, event)
 
     async def aexplain(
         self, event: PolicyEvent, *, timeout_s: float | None = None
     ) -> PolicyExplanation:
         """``explain`` for engines with async conditions, bounded like ``aevaluate``."""
-        from afk.agents._policy_explain import conditions_async, explain
+        from afk.agents._policy_explain import aexplain
 
-        at = _deadline(timeout_s, None)
-        return explain(self, event, await conditions_async(self, event, at, timeout_s))
-
-    def _finish(self, decision: PolicyDecision) -> PolicyDecision:
-        if not self.shadow:
-            return decision
-        would = ShadowResult(
-            action=decision.action,
-            rule_id=decision.rule_id,
-            reason=decision.reason,
-            source="engine",
-            would_change=decision.action != "allow",
-        )
-        return PolicyDecision(action="allow", shadow=(would, *decision.shadow))
-
-    def _decide(
-        self, event: PolicyEvent, matched: list[PolicyRule], shadowed: _Shadowed
-    ) -> PolicyDecision:
-        if not matched:
-            default = self._defaults[event.event_type]
-            if not shadowed:
-                return default
-            return replace(default, shadow=_shadow_results(shadowed, None, default.action, event))
-        if len(matched) == 1 and not shadowed and not callable(matched[0].reason):
-            only = matched[0]
-            cached = self._single.get(only.rule_id)
-            if cached is None:
-                cached = _decision_of(only, (only.rule_id,), (), event)
-                self._single[only.rule_id] = cached
-            return cached
-        top = matched[0].priority
-        winner = matched[0]
-        for rule in matched[1:]:
-            if rule.priority != top:
-                break
-            if _rank(rule) > _rank(winner):
-                winner = rule
-        try:
-            shadow = _shadow_results(shadowed, winner, winner.action, event) if shadowed else ()
-            return _decision_of(winner, tuple(r.rule_id for r in matched), shadow, event)
-        except _BadReason as exc:
-            # The text a human would read cannot be produced: nothing runs on that.
-            return _failed_closed(winner, exc, event, shadowed)
-
-
-def _deadline(timeout_s: float | None, deadline: float | None) -> float | None:
-    """When (``loop.time()``) async conditions must be done, or None for no limit."""
-    if timeout_s is None and deadline is None:
-        return None
-    for name, value in (("timeout_s", timeout_s), ("deadline", deadline)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise ConfigurationError(
-                f"PolicyEngine.aevaluate {name} must be a number, got {value!r}"
-            )
-    if timeout_s is not None and not timeout_s > 0:
-        raise ConfigurationError(f"PolicyEngine.aevaluate timeout_s must be > 0, got {timeout_s!r}")
-    if deadline is not None or timeout_s is None:
-        return deadline
-    return asyncio.get_running_loop().time() + timeout_s
-
-
-async def _settle(pending: Awaitable[T], at: float | None, timeout_s: float | None) -> T:
-    """Await a condition's result, by ``at`` when there is a deadline."""
-    if at is None:
-        return await pending
-    try:
-        async with asyncio.timeout_at(at) as budget:
-            return await pending
-    except TimeoutError:
-        if budget.expired():  # not a TimeoutError the condition raised itself
-            raise ConditionTimeout(timeout_s) from None
-        raise
+        return await aexplain(self, event, _deadline(timeout_s, None), timeout_s)
 
 
 def combine(first: PolicyDecision, second: PolicyDecision) -> PolicyDecision:

@@ -261,7 +261,7 @@ class PolicyRule:
 _Shadowed: TypeAlias = list[tuple[PolicyRule, Exception | None]]
 
 
-class ConditionTimeout(Exception):
+class _ConditionTimeout(Exception):
     """An async condition did not finish in time; failed closed like one that raised."""
 
     def __init__(self, timeout_s: float | None) -> None:
@@ -321,7 +321,7 @@ def _rank(choice: PolicyRule | PolicyDecision) -> tuple[int, bool]:
 
 
 def _failed_reason(rule: PolicyRule, exc: Exception) -> str:
-    if isinstance(exc, ConditionTimeout):
+    if isinstance(exc, _ConditionTimeout):
         return f"policy rule {rule.rule_id!r} {exc}: denied"
     if isinstance(exc, _BadReason):
         return f"policy rule {rule.rule_id!r}: its reason callable {exc} (failing closed)"
@@ -367,3 +367,18 @@ def _failed_closed(
         # Nothing a shadow rule does could undo failing closed, hence no would_change.
         shadow=tuple(replace(r, would_change=False) for r in shadow),
     )
+
+
+__all__ = [
+    "ACTIONS",
+    "EVENT_TYPES",
+    "RESTRICTIVENESS",
+    "Condition",
+    "EventType",
+    "PolicyAction",
+    "PolicyDecision",
+    "PolicyEvent",
+    "PolicyRule",
+    "Reason",
+    "ShadowResult",
+]

@@ -62,3 +62,11 @@ def expand_approvers(
         except InvalidPrincipalError:
             continue
     return tuple(dict.fromkeys(ids))
+
+
+__all__ = [
+    "GROUP_PREFIX",
+    "ApproverDirectory",
+    "StaticDirectory",
+    "expand_approvers",
+]

@@ -187,3 +187,14 @@ def _canonical_or_none(name: str | None) -> str | None:
 
 def _edit(decision: Decision) -> Any:
     return decision.updated_tool_args if isinstance(decision, ApprovalDecision) else None
+
+
+__all__ = [
+    "Decided",
+    "Vote",
+    "VoteCounted",
+    "check_approver",
+    "decide",
+    "eligible",
+    "option_of",
+]

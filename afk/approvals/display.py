@@ -165,3 +165,17 @@ class Escaper:
     def marker(self) -> list[str]:
         """``[HIDDEN_MARKER]`` when something was escaped, else no lines."""
         return [HIDDEN_MARKER] if self.escaped else []
+
+
+__all__ = [
+    "HIDDEN_MARKER",
+    "SAFE_TOOL_NAME",
+    "SAFE_TOOL_NAME_TEXT",
+    "Escaper",
+    "escape",
+    "escaped_json",
+    "has_hidden",
+    "is_safe_tool_name",
+    "tool_label",
+    "value_has_hidden",
+]

@@ -7,13 +7,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from typing import Any
+from typing import Any, TypedDict
 
 from afk.approvals.requests import ApprovalDecision, ApprovalRequest, Decision, Request
+from afk.audit.entries import GrantCreated, GrantRevoked, GrantUsed, to_log
 from afk.canonical import canonical_json
 from afk.errors import GrantNotFoundError
 from afk.store._seal import record_ok, tamper_log
-from afk.store.store import GrantRecord, LogEntry, RunStore
+from afk.store.store import GrantRecord, RunStore
 
 
 def scope_values(*, thread_id: str | None, agent_name: str, user: str | None) -> dict[str, Any]:
@@ -42,23 +43,32 @@ def grant_record(request: Request, decision: Decision) -> GrantRecord | None:
     )
 
 
-def _log(kind: str, grant: GrantRecord, run_id: str, actor: str | None, **extra: Any) -> LogEntry:
-    payload = {"grant_id": grant.grant_id, "tool": grant.tool_name, **extra}
-    return LogEntry(
-        kind=kind,
-        run_id=run_id,
-        request_id=grant.source_request_id,
-        actor=actor,
-        payload=canonical_json(payload),
-        at=time.time(),
-    )
+class _Named(TypedDict):
+    request_id: str | None
+    grant_id: str
+    tool: str
+
+
+def _named(grant: GrantRecord) -> _Named:
+    """What every grant entry of the ledger says about its grant."""
+    return {
+        "request_id": grant.source_request_id,
+        "grant_id": grant.grant_id,
+        "tool": grant.tool_name,
+    }
 
 
 async def add_grant(store: RunStore, request: Request, decision: Decision) -> None:
     grant = grant_record(request, decision)
     if grant is not None:
-        log = _log("grant_created", grant, request.run_id, grant.created_by, until=grant.until)
-        await store.add_grant(grant, log=[log])
+        entry = GrantCreated(
+            run_id=request.run_id,
+            actor=grant.created_by,
+            until=grant.until,
+            at=time.time(),
+            **_named(grant),
+        )
+        await store.add_grant(grant, log=[to_log(entry)])
 
 
 def _covers(grant: GrantRecord, tool_name: str, values: dict[str, Any], args: Any) -> bool:
@@ -97,7 +107,10 @@ class Grants:
         if self.store is not None:
             found = [g for g in await self.store.list_grants() if g.grant_id == grant_id]
             run_id = found[0].source_request_id or "" if found else ""
-            log = [_log("grant_revoked", found[0], run_id, by)] if found else []
+            log = [
+                to_log(GrantRevoked(run_id=run_id, actor=by, at=time.time(), **_named(g)))
+                for g in found[:1]
+            ]
             return await self.store.revoke_grant(grant_id, by=by, now=now, log=log)
         grant = self._memory.get(grant_id)
         if grant is None:
@@ -124,10 +137,20 @@ class Grants:
             if not _covers(grant, tool_name, values, args):
                 continue
             if self.store is not None:
-                log = _log("grant_used", grant, run_id, None, tool_call_id=call_id)
-                if not await self.store.use_grant(grant.grant_id, now=now, log=[log]):
+                used = GrantUsed(
+                    run_id=run_id, tool_call_id=call_id, at=time.time(), **_named(grant)
+                )
+                if not await self.store.use_grant(grant.grant_id, now=now, log=[to_log(used)]):
                     continue  # revoked or expired a moment ago
             else:
                 self._memory[grant.grant_id] = dataclasses.replace(grant, uses=grant.uses + 1)
             return grant
         return None
+
+
+__all__ = [
+    "Grants",
+    "add_grant",
+    "grant_record",
+    "scope_values",
+]

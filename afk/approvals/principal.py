@@ -102,3 +102,12 @@ def asserted(name: str | None, by: str) -> Principal | None:
     if name is None:
         return None
     return Principal(id=name, authenticated_by=by)
+
+
+__all__ = [
+    "Principal",
+    "asserted",
+    "canonical_id",
+    "canonical_ids",
+    "ledger_fields",
+]

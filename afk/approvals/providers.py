@@ -226,3 +226,10 @@ class InMemoryInteractiveProvider:
             if oldest.closed_at >= horizon:
                 break
             self._closed.popitem(last=False)
+
+
+__all__ = [
+    "HeadlessInteractionProvider",
+    "InMemoryInteractiveProvider",
+    "InteractionProvider",
+]

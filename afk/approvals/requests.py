@@ -229,3 +229,23 @@ class ResolvedDecision:
     decision: Decision
     decided_by: DecidedBy = "human"
     decided_at: float = field(default=0.0)
+
+
+__all__ = [
+    "DECISION_OPTIONS",
+    "FALLBACKS",
+    "GRANT_SCOPES",
+    "ApprovalDecision",
+    "ApprovalRequest",
+    "DecidedBy",
+    "Decision",
+    "DecisionKind",
+    "Fallback",
+    "GrantScope",
+    "GrantSpec",
+    "Request",
+    "ResolvedDecision",
+    "UserInputDecision",
+    "UserInputRequest",
+    "validate_decision",
+]

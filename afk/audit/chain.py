@@ -91,3 +91,13 @@ def audit_keyring_from_env(name: str = KEY_ENV) -> Keyring | None:
     characters), or None when the variable is unset or blank."""
     key: SecretKey | None = key_from_env(name)
     return Keyring(key) if key is not None else None
+
+
+__all__ = [
+    "GENESIS",
+    "KEY_ENV",
+    "Checkpoint",
+    "audit_keyring_from_env",
+    "entry_body",
+    "entry_hash",
+]

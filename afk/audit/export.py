@@ -15,7 +15,9 @@ PAGE = 1000
 
 def entry_json(entry: LogEntry) -> dict[str, Any]:
     """One entry as a JSON object: every stored field, ``payload`` exactly as hashed, plus
-    ``time`` (ISO 8601, UTC) and ``details`` (the payload parsed, when it is JSON)."""
+    ``time`` (ISO 8601, UTC) and ``details``: the payload's fields as its kind's class reads
+    them (:func:`afk.audit.entries.from_log`); for an entry no class fits (another writer's
+    kind, an edited payload), the payload parsed as it is, when it is JSON."""
     data: dict[str, Any] = {
         "id": entry.id,
         "time": datetime.fromtimestamp(entry.at, tz=UTC).isoformat(timespec="microseconds"),
@@ -28,8 +30,14 @@ def entry_json(entry: LogEntry) -> dict[str, Any]:
         "prev_hash": entry.prev_hash,
         "hash": entry.hash,
     }
-    with contextlib.suppress(json.JSONDecodeError):
-        data["details"] = json.loads(entry.payload)
+    from afk.audit.entries import LedgerEntryError, entry_payload, from_log  # see afk.audit
+
+    try:
+        data["details"] = entry_payload(from_log(entry))
+    except LedgerEntryError:
+        # Exported all the same: a SIEM copy is of what is stored; judging it is verify's job.
+        with contextlib.suppress(json.JSONDecodeError):
+            data["details"] = json.loads(entry.payload)
     return data
 
 
@@ -46,3 +54,10 @@ async def export_jsonl(store: RunStore, out: TextIO, *, after_id: int = 0, page:
 
 def _line(entry: LogEntry) -> str:
     return json.dumps(entry_json(entry), ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+__all__ = [
+    "PAGE",
+    "entry_json",
+    "export_jsonl",
+]

@@ -200,3 +200,21 @@ def _create_key_file(path: str) -> None:
             os.link(tmp, path)
     finally:
         os.unlink(tmp)
+
+
+__all__ = [
+    "KEY_ENV",
+    "MAKE_ONE",
+    "MIN_SECRET_BYTES",
+    "PREVIOUS_ENV",
+    "Keyring",
+    "SecretKey",
+    "key_from_env",
+    "key_id_of",
+    "keyring_from_env",
+    "load_key_file",
+    "parse_secret",
+    "postgres_keyring",
+    "previous_keys",
+    "sqlite_keyring",
+]

@@ -230,3 +230,17 @@ def _short(tag: str) -> str:
 
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds")
+
+
+__all__ = [
+    "PAGE",
+    "BadEntry",
+    "ChainChecker",
+    "CheckpointStore",
+    "LedgerError",
+    "Problem",
+    "VerifyReport",
+    "checkpoint",
+    "checkpoint_store",
+    "verify",
+]

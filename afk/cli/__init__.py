@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
+# Not `from typing import ...`: typing would be most of what `afk --version` imports; mypy
+# reads any constant named TYPE_CHECKING as true.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from afk.cli.console_provider import ConsoleInteractionProvider
 
 __all__ = ["ConsoleInteractionProvider"]

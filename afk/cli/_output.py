@@ -1,5 +1,5 @@
-"""Shared plumbing of the durable-run commands: the ``--store``/``--json`` options, opening the
-store, and turning records into tables, times and JSON."""
+"""Shared plumbing of the durable-run commands: the common options, opening the store, and
+turning records into text, times and JSON (tables: :mod:`afk.cli._table`)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ import dataclasses
 import json
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 from afk.approvals.display import Escaper, escape, escaped_json
+from afk.cli._term import cut
 from afk.errors import ConfigurationError
 from afk.store import RunStore, SQLiteStore, open_store
 
@@ -27,12 +28,22 @@ _JSON_FIELDS = ("request", "decision", "snapshot", "payload")
 
 # -- common options ------------------------------------------------------------------------
 def common_options() -> argparse.ArgumentParser:
-    """A parent parser with ``--store`` and ``--json``, shared by every durable-run command."""
+    """A parent parser with ``--store``, ``--json``, ``--wide`` and ``--no-color``, shared by
+    every durable-run command."""
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument(
         "--store", metavar="URL", help="run store, e.g. sqlite:///runs.db (default: $AFK_STORE)"
     )
     parent.add_argument("--json", action="store_true", help="print one JSON document")
+    parent.add_argument(
+        "--wide",
+        action="store_true",
+        help="every value whole and ids in full (default on a terminal: fit its width; "
+        "piped or redirected output is always whole)",
+    )
+    parent.add_argument(
+        "--no-color", action="store_true", help="no colour (also: NO_COLOR set to anything)"
+    )
     return parent
 
 
@@ -82,8 +93,8 @@ def clean(text: object, esc: Escaper | None = None) -> str:
 
 
 def shorten(text: object, width: int = 80, esc: Escaper | None = None) -> str:
-    value = clean(text, esc)
-    return value if len(value) <= width else value[: width - 1] + "…"
+    """One terminal-safe line of at most ``width`` columns, cut with ``…`` when longer."""
+    return cut(clean(text, esc), width)
 
 
 def compact_json(value: Any, esc: Escaper | None = None) -> str:
@@ -94,32 +105,6 @@ def compact_json(value: Any, esc: Escaper | None = None) -> str:
 def pretty_json(value: Any, indent: str = "", esc: Escaper | None = None) -> str:
     text = esc.json(value, indent=2) if esc is not None else escaped_json(value, indent=2)
     return "\n".join(indent + line for line in text.splitlines())
-
-
-def table(
-    headers: Sequence[str],
-    rows: Iterable[Sequence[object]],
-    *,
-    max_widths: Mapping[str, int] | None = None,
-    esc: Escaper | None = None,
-) -> str:
-    """Columns as wide as their widest cell; cells are cleaned to one line and shortened only
-    in the columns named in ``max_widths``. Cells the caller escaped already stay as they are
-    (escaping is idempotent), so any cell may be given raw."""
-    limits = max_widths or {}
-    cells = [
-        [
-            shorten(cell, limits[h], esc) if h in limits else clean(cell, esc)
-            for h, cell in zip(headers, row, strict=True)
-        ]
-        for row in rows
-    ]
-    body = [list(headers), *cells]
-    widths = [max(len(row[i]) for row in body) for i in range(len(headers))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in body
-    )
 
 
 def fields(

@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from afk.approvals.display import Escaper, escape, tool_label
@@ -18,6 +19,7 @@ from afk.approvals.principal import Principal
 from afk.approvals.requests import ApprovalDecision, Decision, GrantSpec, UserInputDecision
 from afk.canonical import strict_loads
 from afk.cli._identity import cli_principal
+from afk.cli._ids import REQUEST, RUN, resolve, short_ids
 from afk.cli._output import (
     common_options,
     compact_json,
@@ -28,10 +30,10 @@ from afk.cli._output import (
     print_json,
     record_json,
     relative,
-    table,
     when,
     with_store,
 )
+from afk.cli._table import layout, state_color, table
 from afk.cli.runs_cmd import next_page_line, positive_int
 from afk.errors import (
     AlreadyDecidedError,
@@ -53,6 +55,7 @@ _DECIDE_EPILOG = (
 )
 
 
+_ID_HELP = "request id, or a unique prefix of it (at least 4 characters; 'req_' may be left out)"
 _LIMIT_HELP = "at most N requests per page, 1 to 1000 (50)"
 _CURSOR_HELP = (
     "start after an earlier page: the cursor its last line gave ('more: afk ... --cursor C'; "
@@ -86,12 +89,12 @@ def register(subparsers: Any) -> None:
     listing.add_argument("--cursor", metavar="C", help=_CURSOR_HELP)
     listing.set_defaults(func=list_requests)
     show = commands.add_parser("show", parents=[common], help="everything about one request")
-    show.add_argument("request", metavar="REQUEST", help="request id")
+    show.add_argument("request", metavar="REQUEST", help=_ID_HELP)
     show.set_defaults(func=show_request)
     approve = commands.add_parser(
         "approve", parents=[common, decider], help="approve a request", epilog=_DECIDE_EPILOG
     )
-    approve.add_argument("request", metavar="REQUEST", help="request id")
+    approve.add_argument("request", metavar="REQUEST", help=_ID_HELP)
     approve.add_argument(
         "--args",
         dest="edited_args",
@@ -116,7 +119,7 @@ def register(subparsers: Any) -> None:
     deny = commands.add_parser(
         "deny", parents=[common, decider], help="deny a request", epilog=_DECIDE_EPILOG
     )
-    deny.add_argument("request", metavar="REQUEST", help="request id")
+    deny.add_argument("request", metavar="REQUEST", help=_ID_HELP)
     deny.add_argument("--stop-run", action="store_true", help="also end the run")
     deny.set_defaults(func=deny_request)
     answer = subparsers.add_parser(
@@ -126,7 +129,7 @@ def register(subparsers: Any) -> None:
         description="Answer a request for user input with TEXT, or refuse it with --deny.",
         epilog=_DECIDE_EPILOG,
     )
-    answer.add_argument("request", metavar="REQUEST", help="request id")
+    answer.add_argument("request", metavar="REQUEST", help=_ID_HELP)
     answer.add_argument("text", metavar="TEXT", nargs="?", help="the answer")
     answer.add_argument("--deny", action="store_true", help="refuse to answer")
     answer.add_argument("--stop-run", action="store_true", help="with --deny: end the run")
@@ -149,19 +152,30 @@ def list_requests(args: argparse.Namespace) -> int:
     if not records:
         print("no requests" if args.all else "no pending requests")
         return 0
+    print(_requests_table(records, args))
+    if more:
+        print(more)
+    return 0
+
+
+def _requests_table(records: Sequence[RequestRecord], args: argparse.Namespace) -> str:
+    lay = layout(args)
     headers = ["REQUEST", "RUN", "KIND", "TOOL", "ARGS", "RULE", "REASON", "EXPIRES"]
     if args.all:
         headers += ["STATUS", "DECISION", "APPROVER"]
+    requests = short_ids([r.request_id for r in records], REQUEST)
+    runs = short_ids([r.run_id for r in records], RUN)
     esc = Escaper()
     rows = []
     for r in records:
         request = _request(r)
         row = [
-            r.request_id,
-            r.run_id,
+            r.request_id if lay.wide else requests[r.request_id],
+            r.run_id if lay.wide else runs[r.run_id],
             "input" if r.kind == "user_input" else r.kind,
             esc.tool(r.tool_name),
-            # The exact arguments, never shortened: this is what executes if approved.
+            # Whole with --wide (and off a terminal); cut with "…" to fit one: `show` has them
+            # exact, and exactly those execute if approved.
             esc.json(request.get("tool_args")),
             request.get("rule_id") or "-",
             request.get("reason") or "-",
@@ -170,16 +184,24 @@ def list_requests(args: argparse.Namespace) -> int:
         if args.all:
             row += [r.status, decision_text(r.decision, esc), r.approver or "-"]
         rows.append(row)
-    print(table(headers, rows, max_widths={"REASON": 60, "DECISION": 60}, esc=esc))
-    for line in esc.marker():
-        print(line)
-    if more:
-        print(more)
-    return 0
+    text = table(
+        headers,
+        rows,
+        max_widths={"REASON": 60, "DECISION": 60},
+        esc=esc,
+        layout=lay,
+        # Cut to fit, and when that is not enough left out, from the end of this list.
+        flexible=("TOOL", "ARGS", "DECISION", "RULE", "REASON", "APPROVER"),
+        colors={"STATUS": state_color, "DECISION": state_color},
+    )
+    return "\n".join([text, *lay.marker(esc)])
 
 
 def show_request(args: argparse.Namespace) -> int:
-    record = with_store(args, lambda store: store.get_request(args.request))
+    async def work(store: RunStore) -> RequestRecord | None:
+        return await store.get_request(await resolve(store, REQUEST, args.request) or args.request)
+
+    record = with_store(args, work)
     if record is None:
         print(f"afk: no request with id {args.request!r}", file=sys.stderr)
         return _EXIT_REFUSED
@@ -275,16 +297,18 @@ def answer_input(args: argparse.Namespace) -> int:
 def _decide(args: argparse.Namespace, decision: Decision) -> int:
     # What Runner.resolve does once its store is ready (with_store readies it), without
     # importing the runner: a decision needs none of the run loop, its events or models.
-    from afk.core._durable_api import resolve
+    from afk.core._durable_api import resolve as decide_request
 
     principal = _principal(args)
 
     async def work(store: RunStore) -> RequestRecord | str:
+        # An unknown id goes on as typed: the decision path reports it (and logs nothing).
+        request_id = await resolve(store, REQUEST, args.request) or args.request
         try:
-            await resolve(store, args.request, decision, principal)
+            await decide_request(store, request_id, decision, principal)
         except InteractionError as exc:
-            return await _refusal(store, args.request, decision, exc)
-        record = await store.get_request(args.request)
+            return await _refusal(store, request_id, decision, exc)
+        record = await store.get_request(request_id)
         assert record is not None  # it was just decided, or voted on
         return record
 
@@ -366,3 +390,13 @@ def _request(record: RequestRecord) -> dict[str, Any]:
     except json.JSONDecodeError:
         return {}
     return data if isinstance(data, dict) else {}
+
+
+__all__ = [
+    "answer_input",
+    "approve_request",
+    "deny_request",
+    "list_requests",
+    "register",
+    "show_request",
+]

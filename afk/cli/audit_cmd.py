@@ -194,3 +194,13 @@ def checkpoint_ledger(args: argparse.Namespace) -> int:
     if args.out:
         print(f"signed head written to {args.out}: keep it outside the database")
     return 0
+
+
+__all__ = [
+    "checkpoint_ledger",
+    "export_ledger",
+    "read_anchor",
+    "register",
+    "verify_ledger",
+    "write_anchor",
+]

@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shlex
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 from afk.agents import Agent, PolicyEngine, PolicyRule
+from afk.approvals.requests import Request
 from afk.cli._render import render
-from afk.cli.console_provider import ConsoleInteractionProvider
+from afk.cli.console_provider import ConsoleInteractionProvider, resume_hint
 from afk.core import Runner, RunnerConfig, TextDelta
 from afk.llms import FunctionModel, ModelResponse, ToolCall, ToolMessage, register_model
 from afk.tools import tool
@@ -118,12 +120,28 @@ def _runner(args: argparse.Namespace) -> Runner:
     if args.external:
         mode = RunnerConfig(interaction_mode="external", approval_timeout_s=args.timeout)
         return Runner(policy_engine=policy, config=mode, store=args.store)
-    return Runner(
-        policy_engine=policy,
-        interaction_provider=ConsoleInteractionProvider(),
-        config=RunnerConfig(interaction_mode="interactive", approval_timeout_s=args.timeout),
-        store=args.store,
+    runners: list[Runner] = []
+
+    async def release(request: Request) -> None:
+        # Ctrl-C leaves the run paused: let a worker take it over now, not after the lease.
+        for runner in runners:
+            if runner.store is not None:
+                await runner.store.release_lease(request.run_id, owner=runner.owner)
+
+    words = f"--store {shlex.quote(args.store)}"
+    console = ConsoleInteractionProvider(
+        hint=lambda request: resume_hint(request, store=words, app="afk.cli.demo:app"),
+        on_interrupt=release,
     )
+    runners.append(
+        Runner(
+            policy_engine=policy,
+            interaction_provider=console,
+            config=RunnerConfig(interaction_mode="interactive", approval_timeout_s=args.timeout),
+            store=args.store,
+        )
+    )
+    return runners[0]
 
 
 async def _run(args: argparse.Namespace, db_path: Path) -> int:
@@ -183,3 +201,15 @@ def register(subparsers: Any) -> None:
         help=f"run store (default: $AFK_STORE, else {DEMO_STORE})",
     )
     p.set_defaults(func=run_demo)
+
+
+__all__ = [
+    "DEMO_DIR",
+    "DEMO_MODEL",
+    "DEMO_STORE",
+    "REQUEST",
+    "app",
+    "policy",
+    "register",
+    "run_demo",
+]

@@ -10,15 +10,16 @@ from typing import Any
 
 from afk.approvals.display import Escaper
 from afk.cli._identity import cli_principal
+from afk.cli._ids import GRANT, resolve, short_ids
 from afk.cli._output import (
     common_options,
     print_json,
     record_json,
     relative,
-    table,
     when,
     with_store,
 )
+from afk.cli._table import layout, state_color, table
 from afk.errors import GrantNotFoundError
 from afk.store import RunStore
 
@@ -31,7 +32,11 @@ def register(subparsers: Any) -> None:
     listing.add_argument("--all", action="store_true", help="revoked and expired ones too")
     listing.set_defaults(func=list_grants)
     revoke = commands.add_parser("revoke", parents=[common], help="stop a grant from allowing")
-    revoke.add_argument("grant", metavar="GRANT", help="grant id")
+    revoke.add_argument(
+        "grant",
+        metavar="GRANT",
+        help="grant id, or a unique prefix of it (at least 4 characters; 'grant_' may be left out)",
+    )
     revoke.add_argument(
         "--as",
         dest="by",
@@ -51,14 +56,15 @@ def list_grants(args: argparse.Namespace) -> int:
     if not records:
         print("no grants" if args.all else "no active grants")
         return 0
-    esc = Escaper()
+    esc, lay = Escaper(), layout(args)
+    ids = short_ids([g.grant_id for g in records], GRANT)
     rows = [
         [
-            g.grant_id,
+            g.grant_id if lay.wide else ids[g.grant_id],
             esc.tool(g.tool_name),
             f"{g.scope}={g.scope_value}",
             _when(g.when, esc),
-            when(g.until, now),
+            when(g.until, now) if lay.wide else relative(g.until, now),
             g.created_by or "-",
             str(g.uses),
             f"revoked {relative(g.revoked_at, now)} by {g.revoked_by or '?'}"
@@ -68,8 +74,18 @@ def list_grants(args: argparse.Namespace) -> int:
         for g in records
     ]
     headers = ["GRANT", "TOOL", "SCOPE", "WHEN", "UNTIL", "BY", "USES", "STATUS"]
-    print(table(headers, rows, esc=esc))
-    for line in esc.marker():
+    flexible = ("TOOL", "WHEN", "SCOPE", "STATUS", "BY")
+    print(
+        table(
+            headers,
+            rows,
+            esc=esc,
+            layout=lay,
+            flexible=flexible,
+            colors={"STATUS": state_color},
+        )
+    )
+    for line in lay.marker(esc):
         print(line)
     return 0
 
@@ -89,8 +105,9 @@ def revoke_grant(args: argparse.Namespace) -> int:
     by = cli_principal(args.by).id
 
     async def work(store: RunStore) -> Any:
+        grant_id = await resolve(store, GRANT, args.grant) or args.grant
         try:
-            return await Runner(store=store).revoke_grant(args.grant, by=by)
+            return await Runner(store=store).revoke_grant(grant_id, by=by)
         except GrantNotFoundError as exc:
             return str(exc)
 
@@ -103,3 +120,10 @@ def revoke_grant(args: argparse.Namespace) -> int:
     else:
         print(f"{outcome.grant_id} revoked {relative(outcome.revoked_at)}")
     return 0
+
+
+__all__ = [
+    "list_grants",
+    "register",
+    "revoke_grant",
+]

@@ -37,6 +37,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "afk.cli.audit_cmd",
         "verify, export and checkpoint the keyed, chained decision ledger",
     ),
+    "completion": (
+        "afk.cli.completion_cmd",
+        "print a shell completion script (bash, zsh or fish)",
+    ),
 }
 
 
@@ -87,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"afk: {_error_text(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        # Never a silent exit: a durable run interrupted here is left as it was stored.
+        print("afk: interrupted", file=sys.stderr)
         return 130
     return code
 
@@ -100,3 +106,10 @@ def _error_text(exc: Exception) -> str:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+__all__ = [
+    "COMMANDS",
+    "build_parser",
+    "main",
+]

@@ -1,4 +1,5 @@
-"""``afk policy test POLICY --events FILE``: what a policy file would decide, before it ships.
+"""``afk policy check FILE``: whether a policy file loads, and what its rules do.
+``afk policy test POLICY --events FILE``: what a policy file would decide, before it ships.
 
 The events file is JSONL. Each line is one of:
 
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from afk.agents.policy import PolicyDecision, PolicyEngine, PolicyEvent
+from afk.approvals.display import escape
 from afk.errors import ConfigurationError
 
 _EVENT_KEYS = (
@@ -63,9 +65,19 @@ class _Case:
 
 
 def register(subparsers: Any) -> None:
-    """Add ``policy test`` to the ``afk`` command's sub-parsers."""
+    """Add ``policy check`` and ``policy test`` to the ``afk`` command's sub-parsers."""
     policy = subparsers.add_parser("policy", help="check policy files")
     commands = policy.add_subparsers(dest="policy_command", metavar="SUBCOMMAND", required=True)
+    check = commands.add_parser(
+        "check",
+        help="validate a policy file and summarize its rules",
+        description="Load a policy file as the runner would. Exit status: 0 and a summary "
+        "(rules by action) when it is valid; 2 and the first error, naming the rule and the "
+        "field, when it is not.",
+    )
+    check.add_argument("policy", metavar="FILE", help="policy file (.yaml, .yml or .json)")
+    check.add_argument("--json", action="store_true", help="print the summary as JSON")
+    check.set_defaults(func=run_check)
     test = commands.add_parser(
         "test",
         help="show what a policy file would decide for recorded or hand-written tool calls",
@@ -78,6 +90,42 @@ def register(subparsers: Any) -> None:
     output.add_argument("--json", action="store_true", help="print one JSON object per event")
     output.add_argument("--explain", action="store_true", help="explain every rule per event")
     test.set_defaults(func=run_test)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    try:
+        engine = PolicyEngine.from_file(args.policy)
+    except ConfigurationError as exc:
+        first, *more = str(exc).splitlines() or [type(exc).__name__]
+        extra = f" (and {len(more)} more error{'s' if len(more) > 1 else ''})" if more else ""
+        print(f"afk policy check: {escape(first)}{extra}", file=sys.stderr)
+        return 2
+    by_action: dict[str, list[str]] = {}
+    for rule in engine.rules:
+        flags = [f for f, on in (("shadow", rule.shadow), ("disabled", not rule.enabled)) if on]
+        label = rule.rule_id + (f" ({', '.join(flags)})" if flags else "")
+        by_action.setdefault(rule.action, []).append(label)
+    if args.json:
+        summary = {
+            "file": args.policy,
+            "valid": True,
+            "rules": len(engine.rules),
+            "default_action": engine.default_action,
+            "shadow": engine.shadow,
+            "actions": by_action,
+        }
+        print(json.dumps(summary, indent=2, ensure_ascii=True))
+        return 0
+    count = len(engine.rules)
+    mode = ", shadow mode (decides nothing)" if engine.shadow else ""
+    print(
+        f"{escape(args.policy)}: valid: {count} rule{'' if count == 1 else 's'}, default "
+        f"action {engine.default_action}{mode}"
+    )
+    width = max((len(a) for a in by_action), default=0)
+    for action, rules in by_action.items():
+        print(f"  {action.ljust(width)}  {len(rules)}  {escape(', '.join(rules))}")
+    return 0
 
 
 def run_test(args: argparse.Namespace) -> int:
@@ -206,3 +254,9 @@ def _table(cases: list[_Case], decisions: list[PolicyDecision]) -> str:
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in rows
     )
+
+
+__all__ = [
+    "register",
+    "run_test",
+]

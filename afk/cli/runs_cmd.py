@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shlex
 import sys
 import time
-from typing import Any, get_args
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, get_args
 from urllib.parse import urlsplit
 
 from afk.approvals.display import Escaper, escape
+from afk.cli._ids import REQUEST, RUN, resolve, short_ids
 from afk.cli._output import (
     common_options,
     decision_text,
@@ -19,17 +23,21 @@ from afk.cli._output import (
     record_json,
     relative,
     shorten,
-    table,
     when,
     with_store,
 )
+from afk.cli._table import Layout, layout, state_color, table
 from afk.errors import AfkError
 from afk.store import EventRow, Page, RequestRecord, RunRecord, RunStore
 from afk.store._paging import every_request
 from afk.store.store import RunStatus
 
+if TYPE_CHECKING:
+    from afk.approvals.requests import Request
+
 RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
 _TEXT = 100  # how much of a message or tool output a summary line shows
+_ALL = ("TOOL", "ARGS", "RESULT", "DECISION", "CONTENT")  # cut to fit, these first
 
 
 def positive_int(text: str) -> int:
@@ -84,7 +92,11 @@ def register(subparsers: Any) -> None:
         "requests and decisions, and its event log. Exit status: 0, 1 when there is no such "
         "run, 2 when the store is missing or unusable.",
     )
-    show.add_argument("run", metavar="RUN", help="run id")
+    show.add_argument(
+        "run",
+        metavar="RUN",
+        help="run id, or a unique prefix of it (at least 4 characters; 'run_' may be left out)",
+    )
     show.set_defaults(func=run_show)
 
 
@@ -111,14 +123,25 @@ def run_list(args: argparse.Namespace) -> int:
     if not runs:
         print("no runs" + (f" with status {args.status}" if args.status else ""))
         return 0
-    now = time.time()
+    now, lay, esc = time.time(), layout(args), Escaper()
+    ids = short_ids([r.run_id for r in runs], RUN)
     rows = [
-        [r.run_id, r.agent_name, r.status, relative(r.updated_at, now), pending[r.run_id]]
+        [
+            r.run_id if lay.wide else ids[r.run_id],
+            r.agent_name,
+            r.status,
+            relative(r.updated_at, now),
+            pending[r.run_id],
+        ]
         for r in runs
     ]
-    esc = Escaper()
-    print(table(["RUN", "AGENT", "STATUS", "UPDATED", "PENDING"], rows, esc=esc))
-    for line in esc.marker():
+    headers = ["RUN", "AGENT", "STATUS", "UPDATED", "PENDING"]
+    print(
+        table(
+            headers, rows, esc=esc, layout=lay, flexible=("AGENT",), colors={"STATUS": state_color}
+        )
+    )
+    for line in lay.marker(esc):
         print(line)
     if more:
         print(more)
@@ -129,36 +152,40 @@ def run_show(args: argparse.Namespace) -> int:
     async def work(
         store: RunStore,
     ) -> tuple[RunRecord, list[RequestRecord], list[EventRow]] | None:
-        record = await store.load_run(args.run)
+        record = await store.load_run(await resolve(store, RUN, args.run) or args.run)
         if record is None:
             return None
-        requests = await every_request(store, run_id=args.run, status=None)
-        return record, requests, await store.list_events(args.run)
+        requests = await every_request(store, run_id=record.run_id, status=None)
+        return record, requests, await store.list_events(record.run_id)
 
     found = with_store(args, work)
     if found is None:
         print(f"afk: no run with id {args.run!r}", file=sys.stderr)
         return 1
     record, requests, events = found
+    loaded = _loaded(requests)
     if args.json:
         print_json(
             {
                 "run": record_json(record, drop=("snapshot",)),
                 "snapshot": record_json(record)["snapshot"],
                 "requests": [record_json(r) for r in requests],
-                "events": [record_json(e) for e in events],
+                "events": [_event_json(e, loaded) for e in events],
             }
         )
         return 0
     esc = Escaper()  # one for the whole output: the marker ends it once
+    lay = layout(args)
+    # Sections are indented by two columns: their tables fit in what is left.
+    inner = replace(lay, width=None if lay.width is None else lay.width - 2)
     sections = [
         _record_text(record, esc),
-        _conversation_text(record, esc),
-        _requests_text(requests, esc),
-        _events_text(events, esc),
+        _conversation_text(record, loaded, esc, inner),
+        _requests_text(requests, esc, inner),
+        _events_text(events, loaded, esc, inner),
     ]
     print("\n\n".join(s for s in sections if s))
-    for line in esc.marker():
+    for line in lay.marker(esc):
         print(line)
     return 0
 
@@ -182,17 +209,20 @@ def _record_text(record: RunRecord, esc: Escaper) -> str:
     )
 
 
-def _conversation_text(record: RunRecord, esc: Escaper) -> str:
+def _conversation_text(
+    record: RunRecord, requests: Mapping[str, Request], esc: Escaper, lay: Layout
+) -> str:
     from afk.core._snapshot import load_snapshot
 
     try:
-        snapshot = load_snapshot(record.snapshot)
+        # Without the agent: the conversation after its instructions.
+        snapshot = load_snapshot(record.snapshot, record=record, requests=requests, system=None)
     except (AfkError, ValueError) as exc:
         # The rest of the run is still worth showing when its snapshot is from another version.
         return f"Conversation: cannot read the checkpoint: {shorten(exc, 200, esc)}"
     lines = [_message_row(i, m, esc) for i, m in enumerate(snapshot.messages, 1)]
     text = f"Conversation ({len(lines)} messages, step {snapshot.step})\n"
-    text += _indent(table(["#", "ROLE", "CONTENT"], lines, esc=esc))
+    text += _indent(table(["#", "ROLE", "CONTENT"], lines, esc=esc, layout=lay, flexible=_ALL))
     if snapshot.executions:
         rows = [
             [
@@ -204,7 +234,8 @@ def _conversation_text(record: RunRecord, esc: Escaper) -> str:
             for e in snapshot.executions
         ]
         text += f"\n\nTool calls ({len(rows)})\n"
-        text += _indent(table(["TOOL", "ARGS", "RESULT", "DECISION"], rows, esc=esc))
+        headers = ["TOOL", "ARGS", "RESULT", "DECISION"]
+        text += _indent(table(headers, rows, esc=esc, layout=lay, flexible=_ALL))
     return text
 
 
@@ -243,12 +274,13 @@ def _who(decision: Any, decided_by: str | None, policy: Any, esc: Escaper) -> st
     return "-"
 
 
-def _requests_text(requests: list[RequestRecord], esc: Escaper) -> str:
+def _requests_text(requests: list[RequestRecord], esc: Escaper, lay: Layout) -> str:
     if not requests:
         return "Requests: none"
+    ids = short_ids([r.request_id for r in requests], REQUEST)
     rows = [
         [
-            r.request_id,
+            r.request_id if lay.wide else ids[r.request_id],
             r.kind,
             esc.tool(r.tool_name),
             esc.json(_request_field(r, "tool_args")),
@@ -260,27 +292,65 @@ def _requests_text(requests: list[RequestRecord], esc: Escaper) -> str:
         for r in requests
     ]
     headers = ["REQUEST", "KIND", "TOOL", "ARGS", "STATUS", "DECISION", "APPROVER", "DECIDED BY"]
-    return f"Requests ({len(rows)})\n" + _indent(
-        table(headers, rows, max_widths={"DECISION": _TEXT}, esc=esc)
+    fitted = table(
+        headers,
+        rows,
+        max_widths={"DECISION": _TEXT},
+        esc=esc,
+        layout=lay,
+        flexible=("TOOL", "ARGS", "DECISION", "APPROVER", "DECIDED BY"),
+        colors={"STATUS": state_color, "DECISION": state_color},
     )
+    return f"Requests ({len(rows)})\n" + _indent(fitted)
 
 
-def _events_text(events: list[EventRow], esc: Escaper) -> str:
+def _events_text(
+    events: list[EventRow], requests: Mapping[str, Request], esc: Escaper, lay: Layout
+) -> str:
     if not events:
         return "Events: none"
-    rows = [[e.seq, e.type, _event_summary(e, esc)] for e in events]
-    return f"Events ({len(rows)})\n" + _indent(
-        table(["SEQ", "TYPE", "SUMMARY"], rows, max_widths={"SUMMARY": 120}, esc=esc)
+    rows = [[e.seq, e.type, _event_summary(e, requests, esc)] for e in events]
+    fitted = table(
+        ["SEQ", "TYPE", "SUMMARY"],
+        rows,
+        max_widths={"SUMMARY": 120},
+        esc=esc,
+        layout=lay,
+        flexible=("SUMMARY",),
     )
+    return f"Events ({len(rows)})\n" + _indent(fitted)
 
 
-def _event_summary(row: EventRow, esc: Escaper) -> str:
+def _loaded(records: list[RequestRecord]) -> dict[str, Request]:
+    """The run's requests by id, for the events and the snapshot that name them by id (a
+    row this afk cannot read is left out: what names it says so)."""
+    from afk.core._records import load_request
+
+    found = {}
+    for record in records:
+        with contextlib.suppress(AfkError, ValueError):
+            found[record.request_id] = load_request(record)
+    return found
+
+
+def _event_json(row: EventRow, requests: Mapping[str, Request]) -> dict[str, Any]:
+    """The row, its payload the whole event (the stored one leaves out the row's columns and
+    names its request by id)."""
+    from afk.core.events import event_from_row, event_to_dict
+
+    data = record_json(row)
+    with contextlib.suppress(AfkError, ValueError):
+        data["payload"] = event_to_dict(event_from_row(row, requests))
+    return data
+
+
+def _event_summary(row: EventRow, requests: Mapping[str, Request], esc: Escaper) -> str:
     from afk.cli._render import render  # lazy: it loads every event type
-    from afk.core.events import event_from_dict
+    from afk.core.events import event_from_row
 
     try:
         data = json.loads(row.payload)
-        event = event_from_dict(data)
+        event = event_from_row(row, requests)
     except (AfkError, ValueError):
         return "(payload unreadable by this afk version)"
     if event.type == "llm_called":
@@ -298,3 +368,13 @@ def _request_field(record: RequestRecord, name: str) -> Any:
 
 def _indent(text: str) -> str:
     return "\n".join("  " + line if line else line for line in text.splitlines())
+
+
+__all__ = [
+    "RUN_STATUSES",
+    "next_page_line",
+    "positive_int",
+    "register",
+    "run_list",
+    "run_show",
+]

@@ -10,11 +10,13 @@ import argparse
 import asyncio
 import contextlib
 import copy
+import functools
 import importlib
 import inspect
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +24,7 @@ from typing import Any
 from afk.agents.agent import Agent
 from afk.approvals.display import HIDDEN_MARKER, Escaper
 from afk.cli._output import common_options, json_line, open_cli_store, print_json, shorten
+from afk.core._worker import CannotResume, Resumed, TimerSent, TookOver, WorkerReport
 from afk.core.result import RunResult
 from afk.core.runner import Runner
 from afk.errors import (
@@ -85,16 +88,30 @@ def register(subparsers: Any) -> None:
         parents=[common, app],
         help="resume runs as their decisions arrive, until stopped",
         description=(
-            "Resume ready runs in a loop, printing a line per resumed run (with --json: one\n"
-            "JSON object per line). SIGINT/SIGTERM stop it after the current pass; a second\n"
-            "signal exits at once, leaving the run in progress to another worker once its\n"
-            "lease expires. --once does one pass (its --json output is a list) and exits."
+            "Resume ready runs as their decisions arrive, fire reminders and escalations, and\n"
+            "take over at once the runs of a dead worker on this host. Prints a line per\n"
+            "resumed run and per ready run it leaves alone, saying why (with --json: one JSON\n"
+            "object per line). SIGINT/SIGTERM: start nothing new, let the runs in progress\n"
+            "pause or end (tool bodies finish, leases are released), exit 0; a second signal\n"
+            "exits at once, and a worker on this host takes those runs over. --once does one\n"
+            "pass (its --json output is a list) and exits."
         ),
         epilog=APP_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     worker.add_argument(
-        "--poll", type=_seconds, default=0.5, metavar="S", help="seconds between polls (0.5)"
+        "--poll",
+        type=_seconds,
+        default=0.5,
+        metavar="S",
+        help="safety-net poll in seconds (0.5); decisions wake the worker at once",
+    )
+    worker.add_argument(
+        "--concurrency",
+        type=_count,
+        default=1,
+        metavar="N",
+        help="runs resumed at the same time (1)",
     )
     worker.add_argument("--once", action="store_true", help="one pass, then exit")
     worker.set_defaults(func=worker_command)
@@ -204,6 +221,16 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -242,7 +269,9 @@ def resume_command(args: argparse.Namespace) -> int:
     async def work() -> list[RunResult] | str:
         try:
             if args.ready:
-                return await runner.resume_ready(app.agents)
+                # Stderr lines: stdout stays the list of resumed runs (a JSON list with --json).
+                report = functools.partial(_print_report, json_lines=False)
+                return await runner.resume_ready(app.agents, on_report=report)
             return [await _resume_one(runner, app.agents, args.run)]
         except (RunNotFoundError, RunNotResumableError, RunLockedError) as exc:
             return str(exc)
@@ -261,10 +290,12 @@ def resume_command(args: argparse.Namespace) -> int:
 
 
 async def _resume_one(runner: Runner, agents: list[Agent], run_id: str) -> RunResult:
+    from afk.cli import _ids
     from afk.core._durable import ensure_ready
 
     assert runner.store is not None
     await ensure_ready(runner.store)
+    run_id = await _ids.resolve(runner.store, _ids.RUN, run_id) or run_id  # a unique prefix
     record = await runner.store.load_run(run_id)
     if record is None:
         raise RunNotFoundError(f"no stored run with id {run_id!r}")
@@ -294,7 +325,13 @@ def worker_command(args: argparse.Namespace) -> int:
         stop = asyncio.Event()
         with _stop_on_signals(stop):
             try:
-                await _work(runner, app.agents, args.poll, stop, json_lines=args.json)
+                await runner.work(
+                    app.agents,
+                    concurrency=args.concurrency,
+                    poll_s=args.poll,
+                    stop=stop,
+                    on_report=functools.partial(_print_report, json_lines=args.json),
+                )
             finally:
                 await _closing(to_close)
 
@@ -303,18 +340,56 @@ def worker_command(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _work(
-    runner: Runner, agents: list[Agent], poll_s: float, stop: asyncio.Event, *, json_lines: bool
-) -> None:
-    """:meth:`Runner.work`'s loop, printing each resumed run (``work`` returns nothing)."""
-    while not stop.is_set():
-        results = await runner.resume_ready(agents)
-        for result in results:
-            print(json_line(_result_json(result)) if json_lines else _result_line(result))
-            sys.stdout.flush()
-        if not results:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), poll_s)
+def _print_report(report: WorkerReport, *, json_lines: bool) -> None:
+    if json_lines:
+        print(json_line(_report_json(report)))
+    elif isinstance(report, Resumed):
+        print(_result_line(report.result))
+    else:
+        print(_report_line(report), file=sys.stderr)
+    sys.stdout.flush()
+
+
+def _report_line(report: CannotResume | TookOver | TimerSent) -> str:
+    esc = Escaper()
+    if isinstance(report, CannotResume):
+        until = f" until {_clock(report.until)}" if report.until is not None else ""
+        line = f"afk worker: not resuming {esc.text(report.run_id)}: {report.reason}: "
+        line += f"{shorten(report.detail, 200, esc)}{until}"
+    elif isinstance(report, TookOver):
+        line = f"afk worker: took over {esc.text(report.run_id)} from dead worker "
+        line += esc.text(report.dead_owner)
+    else:
+        request = report.reminder.request
+        line = f"afk worker: sent {report.reminder.kind} for request "
+        line += f"{esc.text(request.request_id)} of run {esc.text(request.run_id)}"
+    return f"{line}  {HIDDEN_MARKER}" if esc.escaped else line
+
+
+def _report_json(report: WorkerReport) -> dict[str, Any]:
+    if isinstance(report, Resumed):
+        return {"kind": report.kind, **_result_json(report.result)}
+    if isinstance(report, CannotResume):
+        return {
+            "kind": report.kind,
+            "run_id": report.run_id,
+            "reason": report.reason,
+            "detail": report.detail,
+            "until": report.until,
+        }
+    if isinstance(report, TookOver):
+        return {"kind": report.kind, "run_id": report.run_id, "dead_owner": report.dead_owner}
+    request = report.reminder.request
+    return {
+        "kind": report.kind,
+        "timer": report.reminder.kind,
+        "request_id": request.request_id,
+        "run_id": request.run_id,
+    }
+
+
+def _clock(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
 
 
 @contextlib.contextmanager
@@ -327,7 +402,12 @@ def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
             # it paused-in-flight, and its lease lets another worker take it over.
             print("afk worker: aborted", file=sys.stderr, flush=True)
             os._exit(_EXIT_ABORTED)
-        print("afk worker: stopping after the current pass", file=sys.stderr, flush=True)
+        print(
+            "afk worker: stopping: no new runs; waiting for the runs in progress to pause or "
+            "end (signal again to exit at once)",
+            file=sys.stderr,
+            flush=True,
+        )
         stop.set()
 
     installed = []
@@ -350,8 +430,16 @@ def _result_line(result: RunResult) -> str:
         detail = result.error or "-"
     else:
         detail = result.final_text or result.error or "-"
+    state: str = result.state
+    if result.expired_calls:  # never a plain "completed" for a call nobody approved in time
+        state = f"{state}, {len(result.expired_calls)} expired"
+        gone = ", ".join(
+            f"{t.tool_name} {'denied' if t.denied else 'allowed'} by fallback"
+            for t in result.expired_calls
+        )
+        detail = f"request expired undecided: {gone}; {detail}"
     esc = Escaper()
-    line = f"{esc.text(result.run_id)}  {result.state:<9}  {shorten(detail, 100, esc)}"
+    line = f"{esc.text(result.run_id)}  {state:<9}  {shorten(detail, 100, esc)}"
     return f"{line}  {HIDDEN_MARKER}" if esc.escaped else line
 
 
@@ -362,4 +450,18 @@ def _result_json(result: RunResult) -> dict[str, Any]:
         "final_text": result.final_text,
         "error": result.error,
         "pending_requests": [r.request_id for r in result.pending_requests],
+        "expired_calls": [
+            {"tool_name": t.tool_name, "tool_call_id": t.tool_call_id, "denied": t.denied}
+            for t in result.expired_calls
+        ],
     }
+
+
+__all__ = [
+    "APP_HELP",
+    "App",
+    "load_app",
+    "register",
+    "resume_command",
+    "worker_command",
+]

@@ -86,14 +86,14 @@ class Asking:
         if decision.action == "request_user_input":
             return UserInputRequest(
                 **common,
-                expires_at=now + run.config.input_timeout_s,
+                expires_at=now + run.config.input_expiry_s,
                 prompt=decision.reason or "Input requested",
                 input_target_arg=decision.input_target_arg,
             )
         directory = run.setup.directory
         return ApprovalRequest(
             **common,
-            expires_at=now + (decision.expires_after_s or run.config.approval_timeout_s),
+            expires_at=now + (decision.expires_after_s or run.config.approval_expiry_s),
             approvers=expand_approvers(decision.approvers, directory),
             quorum=decision.quorum,
             allow_self_approval=decision.allow_self_approval,

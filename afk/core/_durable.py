@@ -22,6 +22,7 @@ from afk.approvals.requests import (
     Request,
     UserInputDecision,
 )
+from afk.audit.entries import ExecutionStarted, PolicyDecided, ShadowRule, to_log
 from afk.canonical import canonical_json
 from afk.core._records import (
     approved_args,
@@ -110,7 +111,7 @@ class Durable:
         new_requests: Sequence[Request] = (),
     ) -> None:
         """Persist the run, its new requests and unflushed events in one transaction."""
-        from afk.core.events import event_to_json  # lazy: the CLI's decision path never saves
+        from afk.core.events import stored_payload  # lazy: the CLI's decision path never saves
 
         run = self.run
         now = time.time()
@@ -129,7 +130,7 @@ class Durable:
             lease_expires_at=now + self.lease_ttl_s if self._lease_task else None,
         )
         events = [
-            EventRow(run_id=e.run_id, seq=e.seq, type=e.type, payload=event_to_json(e), ts=e.ts)
+            EventRow(run_id=e.run_id, seq=e.seq, type=e.type, payload=stored_payload(e), ts=e.ts)
             for e in run.emitter.events
             if e.seq > self.flushed_seq
         ]
@@ -248,12 +249,14 @@ class Durable:
                 started_at=time.time(),
             ),
             log=self._take_log(
-                LogEntry(
-                    kind="execution_started",
-                    run_id=run_id,
-                    request_id=key,
-                    payload=canonical_json({"tool_call_id": tool_call_id, "args_digest": digest}),
-                    at=time.time(),
+                to_log(
+                    ExecutionStarted(
+                        run_id=run_id,
+                        request_id=key,
+                        tool_call_id=tool_call_id,
+                        args_digest=digest,
+                        at=time.time(),
+                    )
                 )
             ),
         )
@@ -293,31 +296,25 @@ class Durable:
         It is written with the run's next write, in that transaction: the execution record
         it lets start, the request it opens, the decision it leads to, or the checkpoint.
         That keeps it with the state change it explains, at no extra transaction per call."""
-        details: dict[str, Any] = {
-            "event": event.event_type,
-            "step": event.step,
-            "tool": event.tool_name,
-            "tool_call_id": event.tool_call_id,
-            "args_digest": self.keys.digest(dict(event.tool_args)),
-            "action": decision.action,
-            "rule": decision.rule_id,
-            "matched": list(decision.matched_rules),
-            "reason": decision.reason,
-        }
-        if decision.shadow:
-            details["shadow"] = [
-                {"rule": s.rule_id, "action": s.action, "would_change": s.would_change}
+        entry = PolicyDecided(
+            run_id=self.run.setup.run_id,
+            actor="policy",
+            event=event.event_type,
+            step=event.step,
+            tool=event.tool_name,
+            tool_call_id=event.tool_call_id,
+            args_digest=self.keys.digest(dict(event.tool_args)),
+            action=decision.action,
+            rule=decision.rule_id,
+            matched=tuple(decision.matched_rules),
+            reason=decision.reason,
+            shadow=tuple(
+                ShadowRule(rule=s.rule_id, action=s.action, would_change=s.would_change)
                 for s in decision.shadow
-            ]
-        self._pending_log.append(
-            LogEntry(
-                kind="policy_decision",
-                run_id=self.run.setup.run_id,
-                actor="policy",
-                payload=canonical_json(details),
-                at=time.time(),
-            )
+            ),
+            at=time.time(),
         )
+        self._pending_log.append(to_log(entry))
 
     def _take_log(self, *entries: LogEntry) -> list[LogEntry]:
         """Queued policy entries first (they came first), then this write's own."""

@@ -11,9 +11,17 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from afk.approvals.decide import Decided, Vote, decide, eligible
 from afk.approvals.grants import add_grant
-from afk.approvals.principal import Principal, ledger_fields
+from afk.approvals.principal import Principal
 from afk.approvals.requests import ApprovalDecision, ApprovalRequest, Decision, Request
-from afk.canonical import canonical_json
+from afk.audit.entries import (
+    DecisionRefused,
+    ReminderSent,
+    RequestDecided,
+    RequestEscalated,
+    VoteCast,
+    to_log,
+    who,
+)
 from afk.core._records import approved_args, load_decision, load_request
 from afk.core._snapshot import RunSnapshot, args_digest, from_json, load_snapshot, to_json
 from afk.core.result import RunResult
@@ -52,7 +60,9 @@ async def resolve(
         outcome = decide(request, vote, votes=await _votes(store, request), now=vote.at)
         decision = outcome.vote.decision  # its approver is now the principal's id
         digest = _digest(store, approved_args(request, decision, "human"))
-        log = _vote_log(request, outcome.vote, digest, "vote" if _quorum(request) else "decided")
+        log = _vote_log(
+            request, outcome.vote, digest, VoteCast if _quorum(request) else RequestDecided
+        )
         if _quorum(request):
             assert outcome.vote.approver is not None  # decide() refuses anonymous quorum votes
             stored, _ = await store.add_vote(
@@ -133,23 +143,21 @@ def _rule(request: Request, vote: Vote) -> VoteRule:
     return decides
 
 
-def _vote_log(request: Request, vote: Vote, digest: str, kind: str) -> LogEntry:
-    decision = vote.decision
-    details = {
-        "kind": decision.kind,
-        "decided_by": "human",
-        "reason": decision.reason,
-        "args_digest": digest,
-        **ledger_fields(vote.principal),
-    }
-    return LogEntry(
-        kind=kind,
+def _vote_log(
+    request: Request, vote: Vote, digest: str, kind: type[VoteCast | RequestDecided]
+) -> LogEntry:
+    entry = kind(
         run_id=request.run_id,
         request_id=request.request_id,
         actor=vote.approver or "anonymous",
-        payload=canonical_json(details),
+        decision=vote.decision.kind,
+        decided_by="human",
+        reason=vote.decision.reason,
+        args_digest=digest,
         at=vote.at,
+        **who(vote.principal),
     )
+    return to_log(entry)
 
 
 async def log_refused(store: RunStore, request: Request, vote: Vote, exc: Exception) -> None:
@@ -160,22 +168,17 @@ async def log_refused(store: RunStore, request: Request, vote: Vote, exc: Except
 async def _refused(
     store: RunStore, run_id: str, request_id: str, vote: Vote, exc: Exception
 ) -> None:
-    details = {
-        "kind": vote.decision.kind,
-        "why": type(exc).__name__,
-        "detail": str(exc),
-        **ledger_fields(vote.principal),
-    }
-    await store.log_refusal(
-        LogEntry(
-            kind="refused",
-            run_id=run_id,
-            request_id=request_id,
-            actor=vote.approver or "anonymous",
-            payload=canonical_json(details),
-            at=time.time(),
-        )
+    entry = DecisionRefused(
+        run_id=run_id,
+        request_id=request_id,
+        actor=vote.approver or "anonymous",
+        decision=vote.decision.kind,
+        why=type(exc).__name__,
+        detail=str(exc),
+        at=time.time(),
+        **who(vote.principal),
     )
+    await store.log_refusal(to_log(entry))
 
 
 async def claim(
@@ -208,14 +211,19 @@ async def claim(
         await store.release_lease(run_id, owner=owner)
         raise RunNotResumableError(problem)
     # Complete, not one page: a run left out here would resume past a pending request.
-    waiting = [r for r in await every_request(store, run_id=run_id) if r.expires_at >= now]
+    held = await every_request(store, run_id=run_id, status=None)
+    waiting = [r for r in held if r.status == "pending" and r.expires_at >= now]
     if waiting:
         await store.release_lease(run_id, owner=owner)
         return RunResult(
             run_id=run_id, state="paused", pending_requests=[load_request(r) for r in waiting]
         )
     try:
-        return load_snapshot(record.snapshot)
+        # The snapshot names its paused step's requests: their rows hold them.
+        requests = {r.request_id: load_request(r) for r in held}
+        return load_snapshot(
+            record.snapshot, record=record, requests=requests, system=agent.system_message
+        )
     except Exception:
         await store.release_lease(run_id, owner=owner)
         raise
@@ -248,15 +256,14 @@ async def fire_due_timers(store: RunStore, notifier: Any) -> list[Reminder]:
             approvers=eligible(request, now) or (),
             due_at=timer.due_at,
         )
-        await store.log_refusal(  # the decision log's generic append
-            LogEntry(
-                kind="escalated" if timer.kind == "escalate" else "reminded",
-                run_id=request.run_id,
-                request_id=request.request_id,
-                payload=canonical_json({"approvers": list(reminder.approvers)}),
-                at=now,
-            )
+        sent_as = RequestEscalated if timer.kind == "escalate" else ReminderSent
+        entry = sent_as(
+            run_id=request.run_id,
+            request_id=request.request_id,
+            approvers=reminder.approvers,
+            at=now,
         )
+        await store.log_refusal(to_log(entry))  # the decision log's generic append
         if notifier is not None:
             outcome = notifier(reminder)
             if inspect.isawaitable(outcome):

@@ -6,10 +6,13 @@ import asyncio
 import inspect
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from afk.core.events import TERMINAL_TYPES, Event, RunWarning
 from afk.errors import RunError
+
+if TYPE_CHECKING:
+    from afk.observability import RunObserver
 
 E = TypeVar("E", bound=Event)
 
@@ -21,10 +24,25 @@ class Emitter:
     in ``warnings`` only, since nothing may follow the terminal event).
     """
 
-    __slots__ = ("_changed", "_closed", "_notify", "events", "run_id", "seq", "warnings")
+    __slots__ = (
+        "_changed",
+        "_closed",
+        "_notify",
+        "events",
+        "observer",
+        "run_id",
+        "seq",
+        "warnings",
+    )
 
-    def __init__(self, run_id: str, notify: Callable[[Event], Any] | None) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        notify: Callable[[Event], Any] | None,
+        observer: RunObserver | None = None,
+    ) -> None:
         self.run_id = run_id
+        self.observer = observer  # logs and spans (afk.observability); it never raises
         self.events: list[Event] = []
         self.warnings: list[str] = []
         self._notify = notify
@@ -36,6 +54,8 @@ class Emitter:
         self.seq += 1
         event = cls(run_id=self.run_id, seq=self.seq, ts=time.time(), step=step, **fields)
         self.events.append(event)
+        if self.observer is not None:
+            self.observer.on_event(event)
         if self._changed is not None:
             self._changed.set()
         if isinstance(event, RunWarning):
@@ -65,6 +85,8 @@ class Emitter:
     def close(self) -> None:
         """No more events (the run ended or paused)."""
         self._closed = True
+        if self.observer is not None:
+            self.observer.close()
         if self._changed is not None:
             self._changed.set()
 

@@ -3,10 +3,12 @@ arguments a decision approves, and the ledger entries a run's own writes carry."
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from afk.approvals.principal import Principal, ledger_fields
+from afk.approvals.principal import Principal
 from afk.approvals.requests import (
     ApprovalDecision,
     ApprovalRequest,
@@ -14,9 +16,18 @@ from afk.approvals.requests import (
     Decision,
     Request,
     UserInputDecision,
+    UserInputRequest,
 )
-from afk.canonical import canonical_json
-from afk.core._snapshot import from_json, to_json
+from afk.audit.entries import (
+    ExecutionFinished,
+    RequestDecided,
+    RequestExpired,
+    RequestOpened,
+    Who,
+    to_log,
+    who,
+)
+from afk.core._snapshot import from_json, to_jsonable, validate
 from afk.store.store import LogEntry, RequestRecord
 
 if TYPE_CHECKING:
@@ -30,7 +41,7 @@ def request_record(request: Request, keys: Keyring) -> RequestRecord:
         request_id=request.request_id,
         run_id=request.run_id,
         kind=request.kind,
-        request=to_json(request, type(request)),
+        request=request_json(request),
         args_digest=keys.digest(request.tool_args),
         status="pending",
         created_at=request.created_at,
@@ -39,16 +50,43 @@ def request_record(request: Request, keys: Keyring) -> RequestRecord:
     )
 
 
+# The request row's own columns: its JSON does not repeat them (the row's MAC covers both).
+_ROW_COLUMNS = ("request_id", "run_id", "kind", "created_at", "expires_at", "tool_name")
+
+
+def request_json(request: Request) -> str:
+    """The request as its row's ``request`` column holds it: without the row's own columns,
+    and without the fields that are null where null is their default. Every other default
+    (quorum, approvers, allowed decisions...) is written out: a request row has no schema
+    version, so what it allows must never depend on this code's defaults."""
+    data: dict[str, Any] = to_jsonable(request)
+    for name in _ROW_COLUMNS:
+        del data[name]
+    for name in _NULL_DEFAULTS[request.kind]:
+        if data.get(name, 0) is None:
+            del data[name]
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
 def load_request(record: RequestRecord) -> Request:
-    kind = ApprovalRequest if record.kind == "approval" else _input_request_type()
-    request: Request = from_json(record.request, kind)
+    kind = ApprovalRequest if record.kind == "approval" else UserInputRequest
+    data = json.loads(record.request)
+    if not isinstance(data, dict):
+        raise ValueError(f"request {record.request_id}: its JSON is not an object")
+    # The columns are what the row's MAC and its listings go by; older rows repeat them.
+    data.update({name: getattr(record, name) for name in _ROW_COLUMNS})
+    request: Request = validate(data, kind)
     return request
 
 
-def _input_request_type() -> Any:
-    from afk.approvals.requests import UserInputRequest
+def _null_defaults(kind: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(kind) if f.default is None)
 
-    return UserInputRequest
+
+_NULL_DEFAULTS = {
+    "approval": _null_defaults(ApprovalRequest),
+    "user_input": _null_defaults(UserInputRequest),
+}
 
 
 def load_decision(record: RequestRecord) -> Decision:
@@ -70,18 +108,15 @@ def approved_args(request: Request, decision: Decision, decided_by: str) -> dict
 
 
 def opened_log(request: Request, now: float, keys: Keyring) -> LogEntry:
-    details = {
-        "tool": request.tool_name,
-        "args_digest": keys.digest(request.tool_args),
-        "rule": request.rule_id,
-    }
-    return LogEntry(
-        kind="request_opened",
+    entry = RequestOpened(
         run_id=request.run_id,
         request_id=request.request_id,
-        payload=canonical_json(details),
+        tool=request.tool_name,
+        args_digest=keys.digest(request.tool_args),
+        rule=request.rule_id,
         at=now,
     )
+    return to_log(entry)
 
 
 def decision_log(
@@ -91,23 +126,21 @@ def decision_log(
     keys: Keyring,
     principal: Principal | None = None,
 ) -> LogEntry:
-    who = ledger_fields(principal) if principal is not None else {}
-    return LogEntry(
-        kind="expired" if decided_by == "timeout" else "decided",
+    cls: type[RequestExpired | RequestDecided] = (
+        RequestExpired if decided_by == "timeout" else RequestDecided
+    )
+    entry = cls(
         run_id=request.run_id,
         request_id=request.request_id,
         actor=decision.approver or decided_by,
-        payload=canonical_json(
-            {
-                "kind": decision.kind,
-                "decided_by": decided_by,
-                "reason": decision.reason,
-                "args_digest": keys.digest(approved_args(request, decision, decided_by)),
-                **who,
-            }
-        ),
+        decision=decision.kind,
+        decided_by=decided_by,
+        reason=decision.reason,
+        args_digest=keys.digest(approved_args(request, decision, decided_by)),
         at=time.time(),
+        **(who(principal) if principal is not None else Who()),
     )
+    return to_log(entry)
 
 
 def outcome_log(
@@ -115,16 +148,13 @@ def outcome_log(
 ) -> LogEntry:
     """The tool's outcome, for the ledger: success or the error (its first 1000 characters),
     and the digest of the arguments that ran."""
-    details = {
-        "tool_call_id": tool_call_id,
-        "args_digest": digest,
-        "success": error is None,
-        "error": None if error is None else error[:1000],
-    }
-    return LogEntry(
-        kind="execution_finished",
+    entry = ExecutionFinished(
         run_id=run_id,
         request_id=key,
-        payload=canonical_json(details),
+        tool_call_id=tool_call_id,
+        args_digest=digest,
+        success=error is None,
+        error=None if error is None else error[:1000],
         at=time.time(),
     )
+    return to_log(entry)

@@ -42,6 +42,7 @@ from afk.core.result import RunResult, RunState
 from afk.errors import RunError
 from afk.llms.messages import AssistantMessage, Message, ModelResponse, ToolSpec, Usage, UserMessage
 from afk.llms.model import Model, model_label
+from afk.observability import SpanFactory, observe_run
 from afk.store.store import RunStore
 
 
@@ -65,6 +66,7 @@ class RunSetup:
     snapshot: RunSnapshot | None = None  # set when resuming
     directory: ApproverDirectory | None = None
     grants: Grants | None = None
+    tracing: SpanFactory | None = None  # Runner(tracing=...): spans of this run
 
 
 _NO_CONTEXT: MappingProxyType[str, Any] = MappingProxyType({})
@@ -100,7 +102,9 @@ class Run:
         self.headless = mode == "headless"
         self.external = mode == "external"
         notify = getattr(setup.provider, "notify", None)
-        self.emitter = Emitter(setup.run_id, notify if callable(notify) else None)
+        self.emitter = Emitter(
+            setup.run_id, notify if callable(notify) else None, observe_run(setup)
+        )
         self.context = MappingProxyType(setup.context) if setup.context else _NO_CONTEXT
         self.specs: list[ToolSpec] = self.agent.tool_specs
         self._llm_gated = any(e.covers("llm_before_execute") for e in setup.engines)
@@ -261,6 +265,7 @@ class Run:
             usage=self.usage,
             active_s=self.clock.used(),
             pending_step=pending,
+            trace_context=self.emitter.observer.trace_context() if self.emitter.observer else {},
         )
 
     async def checkpoint_step(self, pending: StepState, requests: list[Request]) -> None:

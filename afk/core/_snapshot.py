@@ -1,29 +1,66 @@
 """The durable form of a run: one pydantic adapter, one schema version, explicit migrations.
 
-A paused run is a :class:`RunSnapshot`. Older stored versions are migrated on load, step by
-step; a version newer than this code, or one with no migration, fails loudly.
+A paused run is a :class:`RunSnapshot` in memory. Stored (schema v2), it holds what resuming
+needs once, and nothing the rest of the store or the agent already holds:
+
+- ``run_id``, ``agent_name``, ``thread_id``, ``requested_by``: the run row's own columns;
+- the agent's instructions (the first message): the agent definition, given to resume;
+- ``user_message``: the first user message of ``messages``;
+- the requests of the paused step: their request rows, named by ``request_id``
+  (``model_request_id`` for a gated model call);
+- a paused call's ``call`` when it is the step's assistant turn's call at that position
+  (always, today): ``call`` is written only when it differs; likewise ``paused_ids`` when they
+  are the ids of the step's requests, in order;
+- fields at their default, except ``Literal`` fields (``role``, ``kind``: they tell the members
+  of a union apart) and the decisions (``ApprovalDecision`` and ``UserInputDecision`` are told
+  apart by their keys). A default that changes is a new schema version: the drift test in
+  tests/durable/test_schema_fixtures.py compares the written shape and its JSON schema with
+  the newest frozen fixture.
+
+Older stored versions are migrated on load, step by step; a version newer than this code, or
+one with no migration, fails loudly.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Callable
+import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from afk.agents.policy import PolicyDecision
-from afk.approvals.requests import Request
+from afk.approvals.requests import (
+    ApprovalDecision,
+    Request,
+    UserInputDecision,
+)
 from afk.canonical import sha256_hex
 from afk.core.result import ToolExecution
 from afk.errors import StoreError
-from afk.llms.messages import Message, ToolCall, ToolMessage, Usage
+from afk.llms.messages import (
+    AssistantMessage,
+    Message,
+    SystemMessage,
+    ToolCall,
+    ToolMessage,
+    Usage,
+)
 
-SCHEMA_VERSION = 1
+if TYPE_CHECKING:
+    from afk.store.store import RunRecord
+
+SCHEMA_VERSION = 2
 
 
 class SnapshotVersionError(StoreError):
     """A stored run whose schema version this code cannot read."""
+
+
+class SnapshotJoinError(StoreError):
+    """A stored run whose snapshot names something the store does not hold (a request row)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,6 +105,8 @@ class RunSnapshot:
     usage: Usage | None = None
     active_s: float = 0.0
     pending_step: StepState | None = None
+    # W3C trace context (traceparent) of the run, so a resuming process continues its trace.
+    trace_context: dict[str, str] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
 
@@ -88,17 +127,145 @@ def from_json(text: str | bytes, kind: Any) -> Any:
     return _adapter(kind).validate_json(text)
 
 
+def to_jsonable(value: Any) -> Any:
+    """``value`` (a durable dataclass) as JSON data: dicts, lists, strings, numbers."""
+    kind: Any = type(value)
+    return _adapter(kind).dump_python(value, mode="json")
+
+
+def validate(data: Any, kind: Any) -> Any:
+    """``data`` (JSON data, or objects of the right types) as a ``kind``."""
+    return _adapter(kind).validate_python(data)
+
+
+# -- writing -------------------------------------------------------------------------------
+_ROW_FIELDS = ("run_id", "agent_name", "thread_id", "requested_by")  # the run row's columns
+_WHOLE = (ApprovalDecision, UserInputDecision)  # an undiscriminated union: keys tell them apart
+
+
+def dump_snapshot(snapshot: RunSnapshot) -> str:
+    """The stored (v2) form of ``snapshot``: see the module docstring for what it leaves out."""
+    data: dict[str, Any] = _adapter(RunSnapshot).dump_python(snapshot, mode="json")
+    without_defaults(snapshot, data)
+    for name in _ROW_FIELDS:
+        data.pop(name, None)
+    messages = snapshot.messages
+    if not messages or not isinstance(messages[0], SystemMessage):
+        # The reader puts the agent's instructions first: a run must start with them.
+        raise StoreError(f"run {snapshot.run_id}: its first message is not its instructions")
+    data["messages"] = data["messages"][1:]
+    if snapshot.user_message == _first_user(data["messages"]):
+        del data["user_message"]
+    if snapshot.pending_step is not None:
+        data["pending_step"] = _step_refs(snapshot.pending_step, data["pending_step"], messages)
+    data["schema_version"] = snapshot.schema_version
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def _step_refs(step: StepState, data: dict[str, Any], messages: list[Message]) -> dict[str, Any]:
+    """The paused step with its requests named by id and its calls, where they are the
+    assistant turn's own, left to that turn."""
+    turn = _turn_calls(messages)
+    for position, (state, call) in enumerate(zip(step.calls, data.get("calls", []), strict=True)):
+        request = call.pop("request", None)
+        if request is not None:
+            call["request_id"] = request["request_id"]
+        if position < len(turn) and turn[position] == state.call:
+            del call["call"]
+    request = data.pop("model_request", None)
+    if request is not None:
+        data["model_request_id"] = request["request_id"]
+    if step.paused_ids == _requested(data):
+        data.pop("paused_ids", None)
+    return data
+
+
+def _requested(step: dict[str, Any]) -> tuple[str, ...]:
+    """The request ids a stored step names, in order: what ``paused_ids`` is unless written."""
+    found = [c["request_id"] for c in step.get("calls", []) if c.get("request_id") is not None]
+    if step.get("model_request_id") is not None:
+        found.append(step["model_request_id"])
+    return tuple(found)
+
+
+def without_defaults(value: Any, data: Any) -> None:
+    """Remove from ``data`` (``value`` dumped as JSON) every dataclass field whose value is
+    its default, at any depth, but for ``Literal`` fields and decisions (see the module)."""
+    if isinstance(value, _WHOLE):
+        return
+    if dataclasses.is_dataclass(value) and isinstance(data, dict):
+        kind: Any = type(value)
+        for name, default, factory in _defaults(kind):
+            item = getattr(value, name)
+            if (default is not _NONE and item == default) or (
+                factory is not None and item == factory()
+            ):
+                data.pop(name, None)
+            elif name in data:
+                without_defaults(item, data[name])
+    elif isinstance(value, list | tuple) and isinstance(data, list):
+        for item, dumped in zip(value, data, strict=False):
+            without_defaults(item, dumped)
+    elif isinstance(value, dict) and isinstance(data, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and key in data:
+                without_defaults(item, data[key])
+
+
+_NONE = object()  # "no default"
+
+
+@cache
+def _defaults(kind: type) -> tuple[tuple[str, Any, Callable[[], Any] | None], ...]:
+    """Per field of a dataclass: (name, default or _NONE, default factory or None);
+    ``Literal`` fields count as having no default (they are always written)."""
+    try:
+        hints = typing.get_type_hints(kind)
+    except NameError:  # an annotation only a type checker resolves: read it as text
+        hints = {}
+    found = []
+    for f in dataclasses.fields(kind):
+        hint = hints.get(f.name)
+        literal = typing.get_origin(hint) is Literal if hint else "Literal[" in str(f.type)
+        default = _NONE if literal or f.default is dataclasses.MISSING else f.default
+        factory = None
+        if not literal and f.default_factory is not dataclasses.MISSING:
+            factory = f.default_factory
+        found.append((f.name, default, factory))
+    return tuple(found)
+
+
+# -- reading -------------------------------------------------------------------------------
 # Each entry upgrades a stored dict from version N to N + 1.
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
 
-def dump_snapshot(snapshot: RunSnapshot) -> str:
-    return to_json(snapshot, RunSnapshot)
+def load_snapshot(
+    text: str | bytes,
+    *,
+    record: RunRecord,
+    requests: Mapping[str, Request],
+    system: SystemMessage | None,
+) -> RunSnapshot:
+    """The run ``record`` holds, joined with what its snapshot leaves out: the run's request
+    rows (``requests``, by id: at least those of the paused step) and the agent's instructions
+    (``system``; None, for a reader without the agent, leaves them out of ``messages``)."""
+    data = _migrated(json.loads(text))
+    for name in _ROW_FIELDS:
+        data[name] = getattr(record, name)
+    messages = data.get("messages", [])
+    data.setdefault("user_message", _first_user(messages) or "")
+    if system is not None:
+        data["messages"] = [system, *messages]
+    step = data.get("pending_step")
+    if step is not None:
+        data["pending_step"] = _step_joined(step, messages, requests, record.run_id)
+    snapshot: RunSnapshot = _adapter(RunSnapshot).validate_python(data)
+    return snapshot
 
 
-def load_snapshot(text: str | bytes) -> RunSnapshot:
-    data = json.loads(text)
-    version = data.get("schema_version")
+def _migrated(data: Any) -> dict[str, Any]:
+    version = data.get("schema_version") if isinstance(data, dict) else None
     if not isinstance(version, int):
         raise SnapshotVersionError("stored run has no integer schema_version")
     if version > SCHEMA_VERSION:
@@ -106,6 +273,7 @@ def load_snapshot(text: str | bytes) -> RunSnapshot:
             f"stored run has schema_version {version}, newer than this afk ({SCHEMA_VERSION}); "
             "upgrade afk-agents to resume it"
         )
+    assert isinstance(data, dict)
     while version < SCHEMA_VERSION:
         migrate = MIGRATIONS.get(version)
         if migrate is None:
@@ -115,8 +283,93 @@ def load_snapshot(text: str | bytes) -> RunSnapshot:
         data = migrate(data)
         version += 1
         data["schema_version"] = version
-    snapshot: RunSnapshot = _adapter(RunSnapshot).validate_python(data)
-    return snapshot
+    migrated: dict[str, Any] = data
+    return migrated
+
+
+def _step_joined(
+    data: dict[str, Any],
+    messages: list[dict[str, Any]],
+    requests: Mapping[str, Request],
+    run_id: str,
+) -> dict[str, Any]:
+    turn = _turn_calls(messages)
+
+    def request(request_id: str) -> Request:
+        found = requests.get(request_id)
+        if found is None:
+            raise SnapshotJoinError(
+                f"stored run {run_id} waits on request {request_id}, which the store does not "
+                "hold: it cannot be resumed"
+            )
+        return found
+
+    calls = []
+    for position, call in enumerate(data.get("calls", [])):
+        call = dict(call)
+        if "call" not in call:
+            if position >= len(turn):
+                raise SnapshotJoinError(
+                    f"stored run {run_id}: paused call {position} has no tool call, and the "
+                    f"assistant turn holds {len(turn)}"
+                )
+            call["call"] = turn[position]
+        request_id = call.pop("request_id", None)
+        if request_id is not None:
+            call["request"] = request(request_id)
+        calls.append(call)
+    joined = {**data, "calls": calls}
+    joined.setdefault("paused_ids", _requested(data))
+    model_request_id = joined.pop("model_request_id", None)
+    if model_request_id is not None:
+        joined["model_request"] = request(model_request_id)
+    return joined
+
+
+def _first_user(messages: list[Any]) -> str | None:
+    """The content of the first user message (dumped as JSON)."""
+    return next((m.get("content") for m in messages if m.get("role") == "user"), None)
+
+
+def _turn_calls(messages: list[Any]) -> list[Any]:
+    """The tool calls of the last assistant turn: the paused step's, in call order (objects
+    when writing, their JSON when reading)."""
+    for message in reversed(messages):
+        if isinstance(message, AssistantMessage):
+            return list(message.tool_calls)
+        if isinstance(message, dict) and message.get("role") == "assistant":
+            return list(message.get("tool_calls", []))
+    return []
+
+
+def _from_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """v1 held everything inline: the row's columns, the instructions, ``user_message`` and
+    the paused step's requests. v2 keeps each of them in one place (the module docstring)."""
+    slim = {k: v for k, v in data.items() if k not in _ROW_FIELDS}
+    messages = slim.get("messages", [])
+    if messages and messages[0].get("role") == "system":
+        slim["messages"] = messages[1:]
+    if slim.get("user_message") == _first_user(slim["messages"]):
+        slim.pop("user_message")
+    step = slim.get("pending_step")
+    if step is not None:
+        step = dict(step)
+        calls = []
+        for call in step.get("calls", []):
+            call = dict(call)
+            request = call.pop("request", None)
+            if request is not None:
+                call["request_id"] = request["request_id"]
+            calls.append(call)  # its "call" stays: explicit is always readable
+        step["calls"] = calls
+        model_request = step.pop("model_request", None)
+        if model_request is not None:
+            step["model_request_id"] = model_request["request_id"]
+        slim["pending_step"] = step
+    return slim
+
+
+MIGRATIONS[1] = _from_v1
 
 
 def args_digest(args: Any) -> str:

@@ -11,6 +11,16 @@ from afk.errors import ConfigurationError
 InteractionMode = Literal["headless", "interactive", "external"]
 MODES: tuple[str, ...] = ("headless", "interactive", "external")
 
+# How long a request waits for a human when the config does not say. Someone at the terminal
+# (interactive) answers within minutes or not at all; a durable run (external) waits for a
+# person who may be away for a weekend: three days, after which the fallback (deny by
+# default) applies and the run reports the request as expired.
+DEFAULT_TIMEOUT_S: dict[str, float] = {
+    "headless": 300.0,
+    "interactive": 300.0,
+    "external": 3 * 24 * 3600.0,
+}
+
 
 def _positive(name: str, value: object, *, optional: bool = False) -> None:
     if value is None and optional:
@@ -24,7 +34,10 @@ class RunnerConfig:
     """How a runner deals with humans and limits.
 
     ``approval_fallback`` / ``input_fallback`` answer requests in headless mode and on timeout;
-    ``"allow"`` is an explicit operator choice, the default is ``"deny"``. ``max_run_time_s``
+    ``"allow"`` is an explicit operator choice, the default is ``"deny"``.
+    ``approval_timeout_s`` / ``input_timeout_s`` default by mode: 300 s (five minutes) when
+    someone answers at the terminal, three days in ``external`` mode (see
+    ``DEFAULT_TIMEOUT_S``); a rule's ``expires_after_s`` overrides them. ``max_run_time_s``
     counts active time only: time spent waiting for a human never counts.
     """
 
@@ -34,11 +47,22 @@ class RunnerConfig:
     max_open_requests: int = 50
     approval_fallback: Fallback = "deny"
     input_fallback: Fallback = "deny"
-    approval_timeout_s: float = 300.0
-    input_timeout_s: float = 300.0
+    # None: the mode's default (DEFAULT_TIMEOUT_S), filled in at construction.
+    approval_timeout_s: float | None = None
+    input_timeout_s: float | None = None
     max_run_time_s: float | None = None
     # Async policy conditions of one evaluation, in all; past it the call is denied.
     policy_timeout_s: float = 5.0
+
+    @property
+    def approval_expiry_s(self) -> float:
+        """Seconds an approval request waits: ``approval_timeout_s`` or the mode's default."""
+        return self.approval_timeout_s or DEFAULT_TIMEOUT_S[self.interaction_mode]
+
+    @property
+    def input_expiry_s(self) -> float:
+        """Seconds an input request waits: ``input_timeout_s`` or the mode's default."""
+        return self.input_timeout_s or DEFAULT_TIMEOUT_S[self.interaction_mode]
 
     def __post_init__(self) -> None:
         if self.interaction_mode not in MODES:
@@ -57,7 +81,18 @@ class RunnerConfig:
                 raise ConfigurationError(
                     f"RunnerConfig.{name} must be one of {FALLBACKS}, got {value!r}"
                 )
+        for name in ("approval_timeout_s", "input_timeout_s"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, DEFAULT_TIMEOUT_S[self.interaction_mode])
         _positive("approval_timeout_s", self.approval_timeout_s)
         _positive("input_timeout_s", self.input_timeout_s)
         _positive("max_run_time_s", self.max_run_time_s, optional=True)
         _positive("policy_timeout_s", self.policy_timeout_s)
+
+
+__all__ = [
+    "DEFAULT_TIMEOUT_S",
+    "MODES",
+    "InteractionMode",
+    "RunnerConfig",
+]

@@ -3,23 +3,35 @@
 Every event carries ``run_id``, ``seq`` (1-based, contiguous per run), ``ts`` (epoch seconds)
 and ``step`` (``None`` on run-level events). Exactly one terminal event ends a run.
 All events are JSON-serializable through :func:`event_to_dict` / :func:`event_from_dict`.
+
+A store keeps them slimmer (:func:`stored_payload`, read back by :func:`stored_event`): the
+events table's own columns (``run_id``, ``seq``, ``type``, ``ts``) and fields at their default
+are left out of the payload, and ``approval_requested`` / ``user_input_requested`` name their
+request by ``request_id``, since the request row holds it. The event objects a run emits keep
+the whole request, so notify hooks and event streams see it without a join.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from afk.agents.rules import ShadowResult
 from afk.approvals.requests import (
     ApprovalDecision,
     ApprovalRequest,
     DecidedBy,
+    Request,
     UserInputDecision,
     UserInputRequest,
 )
 from afk.llms.messages import ToolCall, Usage
+
+if TYPE_CHECKING:
+    from afk.store.store import EventRow
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -260,3 +272,72 @@ def event_from_dict(data: dict[str, Any]) -> Event:
 def event_to_json(event: Event) -> str:
     data: bytes = _adapter().dump_json(event)
     return data.decode()
+
+
+_COLUMNS = frozenset({"run_id", "seq", "type", "ts"})  # the events table's own columns
+_ASKS = ("approval_requested", "user_input_requested")  # their request is its row
+
+
+def stored_payload(event: Event) -> str:
+    """The payload an events table row holds for ``event`` (see the module docstring)."""
+    if isinstance(event, ApprovalRequested | UserInputRequested):
+        slim: dict[str, Any] = {"request_id": event.request.request_id}
+        if event.step is not None:
+            slim["step"] = event.step
+        return json.dumps(slim, separators=(",", ":"))
+    data: bytes = _adapter().dump_json(event, exclude=_COLUMNS, exclude_defaults=True)
+    return data.decode()
+
+
+def event_from_row(row: EventRow, requests: Mapping[str, Request]) -> Event:
+    """The event a stored row holds: its columns and payload, with the request of an
+    ``*_requested`` event joined from ``requests`` (by request id). Reads the whole payloads
+    older afk versions wrote too. A payload it cannot read raises ``ValueError`` (pydantic's
+    ValidationError is one)."""
+    data = json.loads(row.payload)
+    if not isinstance(data, dict):
+        raise ValueError(f"event {row.seq} of run {row.run_id}: its payload is not an object")
+    data.update(run_id=row.run_id, seq=row.seq, type=row.type, ts=row.ts)
+    if row.type in _ASKS and "request" not in data:
+        request_id = data.pop("request_id", None)
+        request = requests.get(request_id) if isinstance(request_id, str) else None
+        if request is None:
+            raise ValueError(
+                f"event {row.seq} of run {row.run_id} names request {request_id!r}, "
+                "which the store does not hold"
+            )
+        data["request"] = request
+    return event_from_dict(data)
+
+
+__all__ = [
+    "TERMINAL_TYPES",
+    "ApprovalReminder",
+    "ApprovalRequested",
+    "ApprovalResolved",
+    "Event",
+    "GrantUsed",
+    "LLMCalled",
+    "LLMCompleted",
+    "PolicyDecisionEvent",
+    "RunCancelled",
+    "RunCompleted",
+    "RunFailed",
+    "RunPaused",
+    "RunResumed",
+    "RunStarted",
+    "RunWarning",
+    "StepStarted",
+    "TextDelta",
+    "ToolCompleted",
+    "ToolStarted",
+    "UserInputRequested",
+    "UserInputResolved",
+    "VoteRecorded",
+    "VoteRefused",
+    "event_from_dict",
+    "event_from_row",
+    "event_to_dict",
+    "event_to_json",
+    "stored_payload",
+]

@@ -40,6 +40,14 @@ class ToolExecution:
 
 @dataclass(slots=True, kw_only=True)
 class RunResult:
+    """How a run ended or where it paused.
+
+    ``state`` is ``paused`` while requests in ``pending_requests`` wait for a decision.
+    ``tool_executions`` lists every tool call of this stretch of the run, in call order;
+    ``expired_calls`` the ones whose request expired undecided (the fallback decided them):
+    a run can be ``completed`` with a refund that nobody approved in time.
+    """
+
     run_id: str
     state: RunState
     final_text: str | None = None
@@ -50,3 +58,16 @@ class RunResult:
     error: str | None = None
     usage: Usage | None = None
     pending_requests: list[Request] = field(default_factory=list)
+
+    @property
+    def expired_calls(self) -> list[ToolExecution]:
+        """Calls whose approval request expired before anyone decided: the fallback
+        (``RunnerConfig.approval_fallback``, deny unless an operator chose allow) decided."""
+        return [t for t in self.tool_executions if t.decided_by == "timeout"]
+
+
+__all__ = [
+    "RunResult",
+    "RunState",
+    "ToolExecution",
+]

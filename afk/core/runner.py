@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import inspect
 import logging
 import os
 import socket
@@ -25,11 +25,13 @@ from afk.core._durable_api import Reminder
 from afk.core._records import load_request
 from afk.core._run import Run, RunSetup
 from afk.core._snapshot import RunSnapshot
+from afk.core._worker import OnReport, Resumed, Worker, WorkerReport
 from afk.core.config import RunnerConfig
 from afk.core.events import Event
 from afk.core.result import RunResult
-from afk.errors import AfkError, ConfigurationError, RunLockedError, RunNotResumableError
+from afk.errors import AfkError, ConfigurationError
 from afk.llms.registry import resolve_model
+from afk.observability import span_factory
 from afk.store._paging import Page
 from afk.store.store import GrantRecord, RunStore
 
@@ -72,6 +74,10 @@ class Runner:
     With a ``store`` (an object, a URL such as ``"sqlite:///runs.db"``, or ``AFK_STORE``),
     runs are durable: every request and decision is on disk, ``external`` mode returns
     ``paused`` runs, and :meth:`resume` continues them from any process.
+
+    ``tracing=True`` (the global tracer provider) or ``tracing=provider`` (a
+    ``TracerProvider``) records OpenTelemetry spans of every run: see
+    :mod:`afk.observability`. Needs ``pip install "afk-agents[otel]"``.
     """
 
     def __init__(
@@ -84,6 +90,7 @@ class Runner:
         lease_ttl_s: float = 30.0,
         directory: ApproverDirectory | None = None,
         notifier: Callable[[Reminder], Any] | None = None,
+        tracing: Any = False,
     ) -> None:
         config = RunnerConfig() if config is None else config
         if not isinstance(config, RunnerConfig):
@@ -107,6 +114,7 @@ class Runner:
         _check_groups(policy_engine, self.directory)
         self._grants = Grants(self.store)
         self.notifier = notifier
+        self._tracing = span_factory(tracing)  # imports OpenTelemetry only when on
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     # -- starting runs -------------------------------------------------------------------
@@ -234,22 +242,30 @@ class Runner:
         run.durable.keep_lease()
         return await run.execute()
 
-    async def resume_ready(self, agents: Sequence[Agent]) -> list[RunResult]:
-        """Resume every paused run whose requests are all decided (or expired)."""
+    async def resume_ready(
+        self, agents: Sequence[Agent], *, on_report: OnReport | None = None
+    ) -> list[RunResult]:
+        """One pass of the worker loop: resume, one after another, every paused run of
+        ``agents`` whose requests are all decided (or expired), claiming each from the
+        store's ready index so that no other worker resumes it too, and return how each
+        ended. ``on_report`` also hears the reminders sent, the runs taken over from dead
+        workers, and why a ready run is left alone (unknown agent, held, failed)."""
         store = await self._ready_store("resume_ready")
-        by_name = {a.name: a for a in agents}
-        results = []
-        for record in await store.ready_runs(now=time.time()):
-            agent = by_name.get(record.agent_name)
-            if agent is None:
-                continue
-            try:
-                results.append(await self.resume(record.run_id, agent))
-            except (RunLockedError, RunNotResumableError):
-                continue  # another worker got there first
-            except AfkError as exc:
-                # One unreadable run (say, a snapshot from a newer afk) must not stop the rest.
-                _log.error("cannot resume run %s: %s: %s", record.run_id, type(exc).__name__, exc)
+        results: list[RunResult] = []
+
+        async def collect(report: WorkerReport) -> None:
+            if isinstance(report, Resumed):
+                results.append(report.result)
+            elif on_report is not None:
+                outcome = on_report(report)
+                if inspect.isawaitable(outcome):
+                    await outcome
+
+        worker = Worker(self, store, agents, concurrency=1, poll_s=1.0, on_report=collect)
+        survey = True
+        while await worker.pass_once(survey=survey) or worker.tasks:
+            survey = False
+            await asyncio.gather(*worker.tasks)
         return results
 
     async def fire_due_timers(self) -> list[Reminder]:
@@ -262,17 +278,29 @@ class Runner:
         self,
         agents: Sequence[Agent],
         *,
-        poll_s: float = 0.25,
+        concurrency: int = 1,
+        poll_s: float = 0.5,
         stop: asyncio.Event | None = None,
+        on_report: OnReport | None = None,
     ) -> None:
-        """A worker loop: fire due reminders and resume ready runs until ``stop`` is set."""
-        stop = stop or asyncio.Event()
-        while not stop.is_set():
-            await self.fire_due_timers()
-            done = await self.resume_ready(agents)
-            if not done:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), poll_s)
+        """The worker loop (``afk worker`` runs this): until ``stop`` is set, fire due
+        reminders and escalations, take over at once the runs whose lease holder is a dead
+        process on this host, resume ready runs of ``agents`` (at most ``concurrency`` at a
+        time, claimed one by one so no two workers get the same run), and tell ``on_report``
+        each :class:`~afk.core.Resumed` run and why a ready run is left alone
+        (:class:`~afk.core.CannotResume`: unknown agent, held by another worker until when,
+        failed). It wakes when a decision is committed; ``poll_s`` is only a safety net.
+        When ``stop`` is set it starts nothing new and returns once the runs it started have
+        paused or ended (their leases released)."""
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ConfigurationError(f"work() concurrency must be an int >= 1, got {concurrency!r}")
+        if isinstance(poll_s, bool) or not isinstance(poll_s, int | float) or not poll_s > 0:
+            raise ConfigurationError(f"work() poll_s must be a number > 0, got {poll_s!r}")
+        store = await self._ready_store("work")
+        worker = Worker(
+            self, store, agents, concurrency=concurrency, poll_s=poll_s, on_report=on_report
+        )
+        await worker.run(stop or asyncio.Event())
 
     # -- standing grants -----------------------------------------------------------------
     async def grants(self, *, active_only: bool = True) -> list[GrantRecord]:
@@ -336,6 +364,7 @@ class Runner:
             snapshot=snapshot,
             directory=self.directory,
             grants=self._grants,
+            tracing=self._tracing,
         )
 
 
@@ -412,3 +441,9 @@ def _check_provider(config: RunnerConfig, provider: Any, *, has_store: bool) -> 
                     f"with RunnerConfig.{name}={getattr(config, name)!r}: the runner applies "
                     "RunnerConfig's fallbacks; set them there"
                 )
+
+
+__all__ = [
+    "RunHandle",
+    "Runner",
+]

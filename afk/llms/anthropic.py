@@ -327,3 +327,15 @@ class AnthropicModel:
 
     def __repr__(self) -> str:
         return f"AnthropicModel({self.model!r}, base_url={self.base_url!r})"
+
+
+__all__ = [
+    "ANTHROPIC_PRICES",
+    "API_VERSION",
+    "DEFAULT_BASE_URL",
+    "AnthropicModel",
+    "MessageStreamAccumulator",
+    "parse_message",
+    "to_anthropic_messages",
+    "to_anthropic_tools",
+]

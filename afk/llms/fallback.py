@@ -88,3 +88,9 @@ async def _stream_or_complete(
     if response.text:
         yield response.text
     yield response
+
+
+__all__ = [
+    "FallbackExhaustedError",
+    "FallbackModel",
+]

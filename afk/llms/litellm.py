@@ -152,3 +152,11 @@ class LiteLLMModel:
 
     def __repr__(self) -> str:
         return f"LiteLLMModel({self.model!r})"
+
+
+__all__ = [
+    "LiteLLMModel",
+    "as_dict",
+    "import_litellm",
+    "map_litellm_error",
+]

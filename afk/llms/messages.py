@@ -90,3 +90,16 @@ class ModelResponse:
     text: str | None = None
     tool_calls: list[ToolCall] = field(default_factory=list)
     usage: Usage | None = None
+
+
+__all__ = [
+    "AssistantMessage",
+    "Message",
+    "ModelResponse",
+    "SystemMessage",
+    "ToolCall",
+    "ToolMessage",
+    "ToolSpec",
+    "Usage",
+    "UserMessage",
+]

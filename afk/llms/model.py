@@ -32,3 +32,10 @@ def model_label(model: object) -> str:
     """A short name for events and errors."""
     name = getattr(model, "model_name", None) or getattr(model, "name", None)
     return str(name) if name else type(model).__name__
+
+
+__all__ = [
+    "Model",
+    "StreamingModel",
+    "model_label",
+]

@@ -277,3 +277,15 @@ class OpenAIModel:
 
     def __repr__(self) -> str:
         return f"OpenAIModel({self.model!r}, base_url={self.base_url!r})"
+
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "OPENAI_PRICES",
+    "ChatStreamAccumulator",
+    "OpenAIModel",
+    "parse_chat_completion",
+    "parse_usage",
+    "to_openai_messages",
+    "to_openai_tools",
+]

@@ -100,3 +100,11 @@ def resolve_model(model: str | Any) -> Model:
     if found is not None:
         return found
     raise ModelNotFoundError(model, _providers.hint_for(model))
+
+
+__all__ = [
+    "ModelFactory",
+    "register_model",
+    "resolve_model",
+    "unregister_model",
+]

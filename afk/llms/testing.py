@@ -74,3 +74,11 @@ class FunctionModel:
         if inspect.isawaitable(value):
             value = await value
         return _as_response(value, where=f"FunctionModel {self.model_name!r}")
+
+
+__all__ = [
+    "FunctionModel",
+    "FunctionResult",
+    "ScriptedModel",
+    "Turn",
+]

@@ -8,6 +8,8 @@ nothing on SQLite) and ``?`` placeholders; :func:`render` adapts it to a backend
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import re
 import time
 from collections.abc import Sequence
 from typing import Any, TypeVar
@@ -26,8 +28,9 @@ from afk.store.store import EventRow, ExecutionRecord, LogEntry, RequestRecord, 
 
 # 2: the log is hash-chained (prev_hash, hash) and signed checkpoints are kept (afk.audit).
 # 3: rows carry a MAC under the deployment key, digests and the ledger chain are keyed.
-STORE_SCHEMA_VERSION = 3
-DECISIONS_CHANNEL = "afk_decisions"
+# 4: runs.wake_at, the ready index (afk.store._ready).
+STORE_SCHEMA_VERSION = 4
+DECISIONS_CHANNEL = "afk_decisions"  # + "_<schema>": see decisions_channel
 
 
 RUN_COLS = (
@@ -84,7 +87,7 @@ DDL = (
         snapshot TEXT NOT NULL, schema_version INTEGER NOT NULL,
         created_at {real} NOT NULL, updated_at {real} NOT NULL,
         thread_id TEXT, requested_by TEXT, lease_owner TEXT, lease_expires_at {real},
-        mac TEXT)""",
+        mac TEXT, wake_at {real})""",
     "CREATE INDEX IF NOT EXISTS runs_status_updated ON {t}runs (status, updated_at)",
     """CREATE TABLE IF NOT EXISTS {t}requests (
         request_id TEXT PRIMARY KEY, run_id TEXT NOT NULL, kind TEXT NOT NULL,
@@ -136,6 +139,13 @@ UPSERT_RUN = (
     + " ON CONFLICT (run_id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _RUN_UPDATABLE)
 )
+# What save_run writes: the same, and the wake_at the store computes in the transaction
+# (afk.store._ready; not part of RunRecord). UPSERT_RUN stays for bulk loaders (benchmarks).
+UPSERT_RUN_WAKE = (
+    _insert("runs", (*RUN_COLS, "wake_at"))
+    + " ON CONFLICT (run_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in (*_RUN_UPDATABLE, "wake_at"))
+)
 INSERT_REQUEST = _insert("requests", REQUEST_COLS) + " ON CONFLICT (request_id) DO NOTHING"
 INSERT_EVENT = _insert("events", EVENT_COLS)
 INSERT_LOG = _insert("log", LOG_COLS)
@@ -171,15 +181,6 @@ RELEASE_LEASE = (
     "UPDATE {t}runs SET lease_owner = NULL, lease_expires_at = NULL "
     "WHERE run_id = ? AND lease_owner = ?"
 )
-# "No pending request, or all of them past their deadline" is the same as "no pending
-# request still within its deadline", which the requests_run index answers per run.
-READY_RUNS = (
-    f"SELECT {_cols(RUN_COLS)} FROM {{t}}runs r WHERE r.status = 'paused' "
-    "AND (r.lease_owner IS NULL OR r.lease_expires_at < ?) "
-    "AND NOT EXISTS (SELECT 1 FROM {t}requests q WHERE q.run_id = r.run_id "
-    "AND q.status = 'pending' AND q.expires_at >= ?) "
-    "ORDER BY r.updated_at, r.run_id LIMIT ?"
-)
 
 
 def any_decided_sql(n: int) -> str:
@@ -187,9 +188,27 @@ def any_decided_sql(n: int) -> str:
     return f"SELECT 1 FROM {{t}}requests WHERE status <> 'pending' AND request_id IN ({marks})"
 
 
+def decisions_channel(schema: str) -> str:
+    """The Postgres NOTIFY channel of one schema's store. One per schema, so a waiter is not
+    woken by the traffic of every other store on the same server; a name too long for an
+    identifier (63 bytes) is shortened to a digest of the schema."""
+    name = f"{DECISIONS_CHANNEL}_{schema}"
+    if len(name.encode()) > 63:
+        name = f"{DECISIONS_CHANNEL}_{hashlib.sha256(schema.encode()).hexdigest()[:32]}"
+    return name
+
+
+_INDEX_HINT = re.compile(r"\{by:(\w+)\}")
+
+
 def render(template: str, *, prefix: str, postgres: bool, real: str = "", serial: str = "") -> str:
-    """Fill the table prefix (and DDL types); switch placeholders to psycopg's ``%s``."""
+    """Fill the table prefix (and DDL types); switch placeholders to psycopg's ``%s``.
+
+    ``{by:INDEX}`` after a table name pins SQLite to that index (``INDEXED BY``): its planner,
+    without statistics, prefers a sort over an ordered partial index. Postgres needs no
+    hint there and gets none (tests/store/test_ready_plans.py checks both)."""
     sql = template.replace("{t}", prefix).replace("{real}", real).replace("{serial}", serial)
+    sql = _INDEX_HINT.sub("" if postgres else r" INDEXED BY \1", sql)
     return sql.replace("?", "%s") if postgres else sql
 
 

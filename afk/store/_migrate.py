@@ -5,12 +5,15 @@ Trust on first use: the rows and ledger entries found at upgrade time are taken 
 and signed. Whatever was forged in the database before the upgrade becomes "valid"; what is
 changed after it does not verify. (The one check possible is made: a v2 request's unkeyed
 digest is re-keyed only when it is still the digest of the arguments it claims to cover.)
+
+Also what setup creates, and how it tells that there is nothing to create (is_current).
 """
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,11 +21,32 @@ from afk.audit.chain import Checkpoint
 from afk.audit.keys import Keyring
 from afk.store import _approvals_sql as a
 from afk.store import _common as c
+from afk.store import _paging as p
+from afk.store import _ready as r
 from afk.store import _seal as s
 
 Rows = Sequence[Sequence[Any]]
 SEALED_TABLES = ("runs", "requests", "executions", "votes", "grants")
 COUNT_CHECKPOINTS = "SELECT count(*) FROM {t}ledger_checkpoints"
+# What setup creates (IF NOT EXISTS), before the migrations and after them.
+TABLES = (*c.DDL[1:], *a.DDL, *p.INDEXES)
+AFTER_MIGRATIONS = r.INDEXES
+_NAMED = re.compile(r"CREATE (?:TABLE|INDEX) IF NOT EXISTS (?:\{t\})?(\w+)")
+EXPECTED = frozenset(_NAMED.findall("\n".join((c.DDL[0], *TABLES, *AFTER_MIGRATIONS))))
+SQLITE_OBJECTS = "SELECT name FROM sqlite_master WHERE type IN ('table', 'index')"
+POSTGRES_OBJECTS = (
+    "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = %s"
+)
+
+
+def is_current(version: str | None, names: Iterable[str]) -> bool:
+    """Whether a store at ``version`` holding the tables and indexes ``names`` already has
+    this afk's schema: then setup runs no DDL at all. Even CREATE INDEX IF NOT EXISTS takes
+    a SHARE lock on its table in Postgres before it looks, which waits for every writer, and
+    a process starting up beside running ones (or a hundred runs each setting up) deadlocks
+    with a writer that holds one table and wants the other."""
+    return version == str(c.STORE_SCHEMA_VERSION) and set(names) >= EXPECTED
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,4 +1,5 @@
-"""The Postgres store's LISTEN/NOTIFY wake-ups for runs waiting on decisions."""
+"""The Postgres store's LISTEN/NOTIFY wake-ups: for runs waiting on decisions, and for
+workers waiting for work."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 from afk.errors import StoreError
-from afk.store import _common as c
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
 
     Conn = AsyncConnection[tuple[Any, ...]]
+
+# While the listener cannot connect, waiters fall back to polling at this pace.
+RETRY_S = 0.5
 
 
 class Listener:
@@ -22,14 +25,30 @@ class Listener:
     per waiter would let a worker holding many paused runs exhaust the server's connections.
 
     A wake-up only makes a waiter re-check the database, so a notification from another
-    schema using the same channel, or a lost connection, never ends a wait early.
+    schema using the same channel never ends a wait wrongly. When the connection drops
+    (the server restarted, or killed it), every waiter is woken, since notifications may be
+    lost until it is back; the next wait connects and LISTENs again.
+
+    ``generation`` counts notifications heard and connections lost: a worker that read it
+    before looking for work (while listening) knows, when it is about to wait, whether
+    something happened in between (:meth:`wait_any`).
     """
 
-    def __init__(self, connect: Callable[[], Awaitable[Conn]]) -> None:
+    def __init__(self, connect: Callable[[], Awaitable[Conn]], channel: str) -> None:
         self._connect = connect
+        self._channel = channel
         self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._any: set[asyncio.Event] = set()
         self._task: asyncio.Task[None] | None = None
         self._ready: asyncio.Future[None] | None = None
+        self.generation = 0
+
+    def mark(self) -> int | None:
+        """``generation`` when listening now (None when not: anything may be missed)."""
+        task, ready = self._task, self._ready
+        if task is None or task.done() or ready is None or not ready.done():
+            return None
+        return None if ready.cancelled() or ready.exception() else self.generation
 
     async def wait(
         self, ids: set[str], timeout_s: float, any_decided: Callable[[], Awaitable[bool]]
@@ -44,12 +63,13 @@ class Listener:
                 event.clear()
                 # Listening before checking: a decision committed before the check is seen by
                 # it, one committed after it wakes us.
-                await self._started()
+                listening = await self._try_start()
                 remaining = deadline - loop.time()
                 if await any_decided() or remaining <= 0:
                     return
+                pause = remaining if listening else min(RETRY_S, remaining)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(event.wait(), remaining)
+                    await asyncio.wait_for(event.wait(), pause)
                 if loop.time() >= deadline and not event.is_set():
                     return
         finally:
@@ -58,6 +78,34 @@ class Listener:
                 events.discard(event)
                 if not events:
                     self._waiters.pop(request_id, None)
+
+    async def wait_any(self, timeout_s: float, since: int | None) -> None:
+        """Return after any notification, a lost connection, or ``timeout_s``; at once when
+        ``since`` (a :meth:`mark`) is None or behind ``generation``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(0.0, timeout_s)
+        if not await self._try_start():
+            await asyncio.sleep(min(RETRY_S, max(0.0, timeout_s)))
+            return
+        if since is None or since != self.generation:
+            return
+        event = asyncio.Event()
+        self._any.add(event)
+        try:
+            remaining = deadline - loop.time()
+            if remaining > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), remaining)
+        finally:
+            self._any.discard(event)
+
+    async def _try_start(self) -> bool:
+        """Whether listening (started now if need be); False while it cannot connect."""
+        try:
+            await self._started()
+        except StoreError:
+            return False
+        return True
 
     async def _started(self) -> None:
         loop = asyncio.get_running_loop()
@@ -74,21 +122,25 @@ class Listener:
         try:
             conn = await self._connect()
             try:
-                await conn.execute(f"LISTEN {c.DECISIONS_CHANNEL}")
+                # Quoted: pg_notify names the channel exactly, LISTEN would fold case.
+                await conn.execute(f'LISTEN "{self._channel}"'.encode())
                 ready.set_result(None)
                 async with aclosing(conn.notifies()) as notes:
                     async for note in notes:
-                        for event in self._waiters.get(note.payload, ()):
+                        self.generation += 1
+                        for event in (*self._waiters.get(note.payload, ()), *self._any):
                             event.set()
             finally:
-                await conn.close()
+                with contextlib.suppress(psycopg.Error):
+                    await conn.close()
         except (StoreError, psycopg.Error) as exc:
             if not ready.done():
                 ready.set_exception(StoreError(f"cannot listen for decisions: {exc}"))
         finally:
             if not ready.done():
                 ready.set_exception(StoreError("the decision listener stopped while starting"))
-            for events in self._waiters.values():
+            self.generation += 1
+            for events in (*self._waiters.values(), self._any):
                 for event in events:
                     event.set()
 

@@ -20,7 +20,7 @@ import time
 from typing import Any, Literal, TypeVar
 
 from afk.audit.keys import Keyring
-from afk.canonical import canonical_json, sha256_hex
+from afk.canonical import sha256_hex
 from afk.errors import TamperedRecordError
 from afk.store.store import (
     ExecutionRecord,
@@ -137,15 +137,19 @@ def tamper_log(record: Sealable, where: str, run_id: str | None = None) -> LogEn
     table = table_of(record)
     run = run_id if run_id is not None else getattr(record, "run_id", "")
     request_id = getattr(record, "request_id", None) or getattr(record, "key", None)
-    details = {"table": table, "id": row_id(record), "refused": where}
-    return LogEntry(
-        kind="tamper_detected",
+    # Imported here: afk.audit.entries sits above the store (it needs LogEntry from it).
+    from afk.audit.entries import TamperDetected, to_log
+
+    entry = TamperDetected(
         run_id=run or "",
         request_id=request_id,
         actor="afk",
-        payload=canonical_json(details),
+        table=table,
+        row_id=row_id(record),
+        refused=where,
         at=time.time(),
     )
+    return to_log(entry)
 
 
 def tampered(record: Sealable, where: str) -> TamperedRecordError:

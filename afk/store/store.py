@@ -254,12 +254,60 @@ class RunStore(Protocol):
 
     async def ready_runs(self, *, now: float, limit: int = 100) -> list[RunRecord]:
         """Paused runs with no pending request left, or whose pending requests all passed
-        ``expires_at`` before ``now`` (they resume to apply the fallback), and no live lease
-        held by someone else. Oldest first."""
+        ``expires_at`` before ``now`` (they resume to apply the fallback), and no live lease.
+        Oldest ready first (by the ready index's ``wake_at``, see :meth:`claim_ready`); one
+        index range scan."""
+
+    async def claim_ready(
+        self,
+        *,
+        owner: str,
+        ttl_s: float,
+        now: float,
+        agents: Sequence[str] | None = None,
+    ) -> RunRecord | None:
+        """Take the lease of the oldest ready run (``wake_at <= now``, paused, lease free or
+        expired, ``agent_name`` in ``agents`` when given) in ONE conditional statement and
+        return it with the lease set (to ``owner`` until ``now + ttl_s``); None when nothing
+        is ready. Two workers never get the same run, and a run leased by ``owner`` itself
+        is not taken again.
+
+        ``wake_at`` is kept by the store in the transaction that changes it: when a paused
+        run is saved, and when a decision (``decide``, or ``add_vote`` when it decides) is
+        committed. It is the moment the run's last pending request was decided, or just
+        after the latest ``expires_at`` of the ones still pending. Readiness is a hint: the
+        claimer re-checks the run's requests before resuming anything."""
+
+    async def next_wake_at(self) -> float | None:
+        """The smallest ``wake_at`` of a paused run (O(log n)); None when no run is paused.
+        It may be in the past while the ready runs are leased (being resumed)."""
+
+    async def wait_for_work(self, *, timeout_s: float) -> None:
+        """Return soon after something may have become ready (a decision committed, a
+        paused run saved) or after ``timeout_s``. Nothing committed between the last
+        ``claim_ready`` / ``next_wake_at`` / ``ready_runs`` through this store and this
+        call is missed. Spurious returns are allowed: the caller claims again.
+
+        Postgres: LISTEN on the decisions channel (a dropped listener reconnects; the wait
+        then returns, since notifications may have been missed). SQLite: within ~25 ms of a
+        commit by any connection (``PRAGMA data_version``), at once for commits through
+        this store object."""
+
+    async def held_leases(self, *, now: float, limit: int = 100) -> list[RunRecord]:
+        """Runs whose lease is live at ``now`` (``lease_expires_at >= now``), soonest to
+        expire first, at most ``limit`` (1 to 1000): for taking over a dead owner's runs."""
+
+    async def take_over_lease(
+        self, run_id: str, *, from_owner: str, owner: str, ttl_s: float, now: float
+    ) -> bool:
+        """Move the run's lease from ``from_owner`` (a process known dead) to ``owner``
+        until ``now + ttl_s``, only if ``from_owner`` still holds it (live or expired);
+        whether it moved."""
 
     async def wait_for_decisions(self, request_ids: Sequence[str], *, timeout_s: float) -> None:
         """Return soon after any of these requests leaves ``pending`` (or after
-        ``timeout_s``). Postgres: LISTEN/NOTIFY; SQLite: a poll every <= 250 ms."""
+        ``timeout_s``). Postgres: LISTEN/NOTIFY; SQLite: re-checked within ~25 ms of any
+        commit (``PRAGMA data_version``, as in :meth:`wait_for_work`)."""
 
     # -- approver votes --------------------------------------------------------------------
     async def add_vote(
@@ -301,3 +349,21 @@ class RunStore(Protocol):
     async def claim_due_timers(self, *, now: float, limit: int = 100) -> list[TimerRecord]:
         """Timers due at ``now``, not fired, whose request is still pending: marked fired in
         the same transaction, so each fires once across all workers."""
+
+
+__all__ = [
+    "TERMINAL_RUN_STATES",
+    "EventRow",
+    "ExecutionRecord",
+    "ExecutionStatus",
+    "GrantRecord",
+    "LogEntry",
+    "RequestRecord",
+    "RequestStatus",
+    "RunRecord",
+    "RunStatus",
+    "RunStore",
+    "TimerRecord",
+    "VoteRecord",
+    "VoteRule",
+]

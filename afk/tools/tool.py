@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, get_type_hints, overload
+from typing import TYPE_CHECKING, Any, get_type_hints, overload
 
 from afk.approvals.display import SAFE_TOOL_NAME, SAFE_TOOL_NAME_TEXT, is_safe_tool_name
-from afk.errors import ConfigurationError
+from afk.canonical import clean
+from afk.errors import AfkError, ConfigurationError, InvalidArgumentsError
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -28,12 +30,34 @@ class ToolContext:
     context: Mapping[str, Any]
 
 
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+    from pydantic_core import PydanticSerializationError
+
+
+@functools.cache
+def _validation_error() -> type[ValidationError]:
+    # Imported on first use, once: pydantic stays out of the CLI's decision path, and the
+    # hot path of every tool call does no import statement.
+    from pydantic import ValidationError
+
+    return ValidationError
+
+
+@functools.cache
+def _serialization_error() -> type[PydanticSerializationError]:
+    from pydantic_core import PydanticSerializationError
+
+    return PydanticSerializationError
+
+
 class _Ignored(Exception):
     """Validation failed only on the argument a human fills in later."""
 
 
-class ToolArgumentsInvalid(Exception):
-    """Arguments the tool's schema rejects; ``message`` names each bad argument."""
+class ToolArgumentsInvalid(AfkError, ValueError):
+    """Arguments the tool's schema rejects; ``message`` names each bad argument and ``fields``
+    lists them. A ``ValueError`` too, as bad values are."""
 
     def __init__(self, message: str, *, fields: list[str]) -> None:
         self.fields = fields
@@ -158,11 +182,11 @@ class Tool:
     def _validated(self, arguments: Mapping[str, Any], *, ignore: str | None = None) -> Any:
         """The tool's argument model for ``arguments``; raises ToolArgumentsInvalid, or
         _Ignored when the only errors are for ``ignore``."""
-        from pydantic import ValidationError
-
         try:
-            return self._args_model.model_validate(dict(arguments))
-        except ValidationError as exc:
+            return self._args_model.model_validate(
+                arguments if type(arguments) is dict else dict(arguments)
+            )
+        except _validation_error() as exc:
             errors = [
                 e for e in exc.errors() if not ignore or not e["loc"] or e["loc"][0] != ignore
             ]
@@ -187,15 +211,10 @@ class Tool:
         hold (NaN, ±Infinity, Python objects), also when validation produces it
         (``"NaN"`` for a float).
         """
-        from pydantic_core import PydanticSerializationError
-
-        from afk.canonical import clean
-        from afk.errors import InvalidArgumentsError
-
-        model = self._validated(clean(arguments))
+        model = self._validated(clean(arguments))  # clean: a fresh dict the model may keep
         try:
             dumped = model.model_dump(mode="json")
-        except PydanticSerializationError as exc:
+        except _serialization_error() as exc:
             raise InvalidArgumentsError(
                 f"the arguments of tool {self.name!r} cannot be written as JSON: {exc}"
             ) from None
@@ -255,3 +274,11 @@ def tool(
         return Tool(f, name=name, description=description, inline=inline, idempotent=idempotent)
 
     return wrap(fn) if fn is not None else wrap
+
+
+__all__ = [
+    "Tool",
+    "ToolArgumentsInvalid",
+    "ToolContext",
+    "tool",
+]

@@ -10,7 +10,8 @@ from typing import Any, cast
 from audit_support import Where
 
 from afk.agents import Agent, PolicyDecision, PolicyEngine, PolicyEvent, ShadowResult
-from afk.audit import verify
+from afk.audit import ExecutionFinished, ExecutionStarted, PolicyDecided, ShadowRule, verify
+from afk.audit.entries import from_log
 from afk.core import Runner
 from afk.core._durable import Durable
 from afk.llms import ScriptedModel, ToolCall
@@ -61,6 +62,12 @@ async def test_log_policy_appends_the_decision(store: RunStore) -> None:
         "rule": "big", "matched": ["big", "all"], "reason": "> 100",
         "shadow": [{"rule": "strict", "action": "deny", "would_change": True}],
     }  # fmt: skip
+    assert from_log(tool_entry) == PolicyDecided(
+        run_id="run-9", actor="policy", event="tool_before_execute", step=2, tool="transfer",
+        tool_call_id="call_1", args_digest=store.keys.digest({"amount": 500}),
+        action="request_approval", rule="big", matched=("big", "all"), reason="> 100",
+        shadow=(ShadowRule(rule="strict", action="deny", would_change=True),), at=tool_entry.at,
+    )  # fmt: skip
     details = json.loads(model_entry.payload)
     assert (details["event"], details["tool"], details["action"]) == (
         "llm_before_execute", None, "allow",
@@ -79,14 +86,16 @@ async def test_tool_outcomes_are_in_the_ledger(where: Where) -> None:
         assert result.state == "completed", result
         assert runner.store is not None
         log = await runner.store.list_log()
-        started = [json.loads(e.payload) for e in log if e.kind == "execution_started"]
-        finished = [json.loads(e.payload) for e in log if e.kind == "execution_finished"]
+        started = [e for e in map(from_log, log) if isinstance(e, ExecutionStarted)]
+        finished = [e for e in map(from_log, log) if isinstance(e, ExecutionFinished)]
         keys = runner.store.keys  # the ledger's digests are keyed, like the stored ones
-        assert [s["args_digest"] for s in started] == [
+        assert [s.args_digest for s in started] == [
             keys.digest({"amount": 5}),
             keys.digest({"amount": 500}),
         ]
-        ok, failed = finished
-        assert ok == {**started[0], "success": True, "error": None}
-        assert failed == {**started[1], "success": False, "error": "ValueError: over the limit"}
+        ok, failed = ((f.tool_call_id, f.args_digest, f.success, f.error) for f in finished)
+        assert ok == (started[0].tool_call_id, started[0].args_digest, True, None)
+        error = "ValueError: over the limit"
+        assert failed == (started[1].tool_call_id, started[1].args_digest, False, error)
+        assert all(s.tool_call_id for s in started)
         assert (await verify(runner.store)).ok

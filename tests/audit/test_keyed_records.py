@@ -17,11 +17,13 @@ from audit_support import Where
 
 from afk.agents import Agent, ApprovalDecision, GrantSpec, PolicyEngine, PolicyRule
 from afk.audit import GENESIS, Checkpoint, checkpoint, entry_body, verify
+from afk.audit.entries import entry_payload, from_log
 from afk.canonical import sha256_hex
 from afk.core import Runner, RunnerConfig, RunResult
 from afk.errors import TamperedRecordError
 from afk.llms import FunctionModel, ModelResponse, ToolCall, ToolMessage, UserMessage
 from afk.store import record_ok
+from afk.store._common import STORE_SCHEMA_VERSION
 from afk.store._migrate import SEALED_TABLES
 from afk.store.store import RunStore
 from afk.tools import tool
@@ -111,7 +113,7 @@ async def tampers(where: Where) -> list[dict[str, Any]]:
         log = await store_of(r).list_log()
         report = await verify(store_of(r))
     assert report.ok, report.summary()  # the refusals themselves are sound ledger entries
-    return [json.loads(e.payload) for e in log if e.kind == "tamper_detected"]
+    return [entry_payload(from_log(e)) for e in log if e.kind == "tamper_detected"]
 
 
 def literal(text: str) -> str:
@@ -190,9 +192,10 @@ def add_call(snapshot: str, name: str, arguments: dict[str, Any]) -> str:
     data = json.loads(snapshot)
     calls = data["pending_step"]["calls"]
     extra = json.loads(json.dumps(calls[0]))
-    extra["call"] = {**extra["call"], "id": "call_forged", "name": name, "arguments": arguments}
+    turn = data["messages"][-1]["tool_calls"][0]  # a stored call that is its turn's names none
+    extra["call"] = {**turn, "id": "call_forged", "name": name, "arguments": arguments}
     extra["policy"] = {**extra["policy"], "action": "allow", "rule_id": None}
-    extra["request"] = None
+    extra.pop("request_id")  # the stored step names its requests by id
     calls.append(extra)
     return json.dumps(data)
 
@@ -371,8 +374,9 @@ async def test_a_v2_store_is_sealed_rechained_and_resumes(where: Where) -> None:
     async with runner(where) as r:
         await r.grants()  # setup() migrates
         store = store_of(r)
-        [version] = await where.rows(f"SELECT value FROM {where.table('meta')}")
-        assert version == ("3",)
+        meta = where.table("meta")
+        [version] = await where.rows(f"SELECT value FROM {meta} WHERE key = 'store_schema_version'")
+        assert version == (str(STORE_SCHEMA_VERSION),)
         [run] = await store.list_runs()
         [request] = await store.list_requests(status=None)
         assert record_ok(store.keys, run) and record_ok(store.keys, request)

@@ -4,6 +4,7 @@ checks (single use, expiry, schema of edited arguments)."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from pathlib import Path
 
@@ -36,10 +37,12 @@ def _status(request: str) -> str:
 
 
 def _conversation(run_id: str) -> list[dict[str, object]]:
+    """The run's messages, the agent's instructions first (a stored run leaves them to the
+    agent: a placeholder stands in for them)."""
     messages: list[dict[str, object]] = afk("runs", "show", run_id, "--json").json()["snapshot"][
         "messages"
     ]
-    return messages
+    return [{"role": "system"}, *messages]
 
 
 def test_list_shows_exact_args_rule_reason_and_expiry(env: Env) -> None:
@@ -51,7 +54,7 @@ def test_list_shows_exact_args_rule_reason_and_expiry(env: Env) -> None:
     assert row.startswith(f"{request_id(run)}  {run.run_id}  approval  refund  ")
     assert '{"amount":250,"note":"say \\"hi\\" — café"}' in row
     assert "big-refunds" in row and BIG_REFUND_REASON in row
-    assert row.rstrip().endswith(("in 5m", "in 4m 59s"))
+    assert re.search(r"  in \d+[smhd]( \d+[smh])?$", row), row  # the expiry, relative
 
 
 def test_list_all_and_json(env: Env) -> None:

@@ -179,3 +179,71 @@ def test_test_requires_events(capsys):
     policy_cmd.register(parser.add_subparsers())
     with pytest.raises(SystemExit):
         parser.parse_args(["policy", "test", "p.yaml"])
+
+
+# -- afk policy check ----------------------------------------------------------------------
+def check(tmp_path: Path, text: str, *flags: str, name: str = "policy.yaml") -> int:
+    (tmp_path / name).write_text(text, encoding="utf-8")
+    parser = argparse.ArgumentParser(prog="afk")
+    policy_cmd.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["policy", "check", str(tmp_path / name), *flags])
+    code: int = args.func(args)
+    return code
+
+
+def test_check_a_valid_policy_summarizes_rules_by_action(tmp_path, capsys):
+    assert check(tmp_path, POLICY) == 0
+    head, *actions = capsys.readouterr().out.splitlines()
+    assert head == f"{tmp_path / 'policy.yaml'}: valid: 3 rules, default action allow"
+    assert actions == [
+        "  request_approval  1  big-refunds",
+        "  deny              2  no-drops, trial (shadow)",
+    ]
+
+
+def test_check_json(tmp_path, capsys):
+    assert check(tmp_path, POLICY, "--json") == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["valid"] is True and summary["rules"] == 3
+    assert summary["actions"] == {
+        "request_approval": ["big-refunds"],
+        "deny": ["no-drops", "trial (shadow)"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        (
+            "version: 1\nrules:\n  - id: x\n    action: maybe\n",
+            "rules[0] (id 'x'): action: must be one of allow",
+        ),
+        ("version: 7\nrules: []\n", "version"),
+        ("rules: []\n", "version"),
+        ("version: 1\nrules:\n  - {id: a, action: deny}\n  - {id: a, action: deny}\n", "'a'"),
+    ],
+)
+def test_check_an_invalid_policy_exits_2_with_one_line(tmp_path, capsys, text, needle):
+    assert check(tmp_path, text) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    [line] = captured.err.splitlines()
+    assert line.startswith(f"afk policy check: {tmp_path / 'policy.yaml'}")
+    assert needle in line
+
+
+def test_check_counts_the_errors_it_does_not_show(tmp_path, capsys):
+    bad = "version: 1\nrules:\n  - id: x\n    action: maybe\n  - id: y\n    action: never\n"
+    assert check(tmp_path, bad) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert "rules[0] (id 'x')" in line and line.endswith("(and 1 more error)")
+
+
+def test_check_a_missing_or_unsupported_file(tmp_path, capsys):
+    parser = argparse.ArgumentParser(prog="afk")
+    policy_cmd.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["policy", "check", str(tmp_path / "nope.yaml")])
+    assert args.func(args) == 2
+    assert "cannot read the policy file" in capsys.readouterr().err
+    assert check(tmp_path, "{}", name="policy.txt") == 2
+    assert "unsupported policy file type" in capsys.readouterr().err

@@ -58,7 +58,8 @@ def test_show_json_parses_payloads(env: Env) -> None:
     run = start(env, amount=250)
     shown = afk("runs", "show", run.run_id, "--json").json()
     assert shown["run"]["status"] == "paused" and "snapshot" not in shown["run"]
-    assert shown["snapshot"]["messages"][1] == {"content": "refund", "role": "user"}
+    # Stored after the agent's instructions (the agent holds them).
+    assert shown["snapshot"]["messages"][0] == {"content": "refund", "role": "user"}
     [request] = shown["requests"]
     assert request["request"]["tool_args"] == {"amount": 250, "note": ""}  # defaults shown
     assert [e["seq"] for e in shown["events"]] == list(range(1, len(shown["events"]) + 1))

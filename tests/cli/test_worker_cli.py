@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -48,6 +49,7 @@ def test_resume_one_run(env: Env) -> None:
             "final_text": "Done.",
             "error": None,
             "pending_requests": [],
+            "expired_calls": [],
         }
     ]
     ended = afk("resume", run.run_id, "--app", APP)
@@ -164,3 +166,66 @@ def test_worker_stops_cleanly_on_sigterm(env: Env) -> None:
     assert "afk worker: resuming runs of billing" in err
     assert err.rstrip().endswith("afk worker: stopped")
     assert env.executions() == [{"amount": 250, "note": ""}]
+
+
+def _start_slow(env: Env) -> str:
+    import asyncio
+
+    from slow_app import agent
+    from slow_app import policy as slow_policy
+
+    from afk.core import Runner, RunnerConfig
+
+    async def go() -> str:
+        runner = Runner(
+            slow_policy, config=RunnerConfig(interaction_mode="external"), store=env.url
+        )
+        try:
+            paused = await runner.run(agent(), user_message="refund")
+            return paused.pending_requests[0].request_id
+        finally:
+            await runner.aclose()
+
+    return asyncio.run(go())
+
+
+def _wait_for(path: Path, text: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not (path.exists() and text in path.read_text()):
+        assert time.monotonic() < deadline, f"{text!r} never appeared in {path}"
+        time.sleep(0.02)
+
+
+def test_sigterm_during_a_tool_lets_the_body_finish_and_exits_0(env: Env) -> None:
+    from slow_app import APP as SLOW_APP
+
+    request = _start_slow(env)
+    assert afk("approvals", "approve", request).code == 0
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "afk", "worker", "--app", SLOW_APP, "--poll", "0.05"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for(env.effects, "start 250")
+        worker.send_signal(signal.SIGTERM)  # while the tool body sleeps
+        out, err = worker.communicate(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.communicate()
+    assert worker.returncode == 0, err
+    assert env.effects.read_text().splitlines() == ["start 250", "end 250"]
+    assert "completed" in out
+    assert "waiting for the runs in progress to pause or end" in err
+    [run] = afk("runs", "list", "--json").json()
+    assert run["status"] == "completed"
+
+
+def test_worker_concurrency_flag_and_bad_values(env: Env) -> None:
+    bad = afk("worker", "--app", APP, "--concurrency", "0")
+    assert bad.code == 2 and "--concurrency: must be >= 1, got 0" in bad.err
+    word = afk("worker", "--app", APP, "--concurrency", "many")
+    assert word.code == 2 and "expected a whole number, got 'many'" in word.err

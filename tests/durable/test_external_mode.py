@@ -10,6 +10,7 @@ from durable_support import lines, track
 
 from afk.agents import ApprovalDecision
 from afk.core import Runner, RunnerConfig
+from afk.core._snapshot import SCHEMA_VERSION
 from afk.errors import (
     AlreadyDecidedError,
     ConfigurationError,
@@ -158,7 +159,9 @@ async def test_one_unreadable_run_does_not_stop_the_others_from_resuming(
     assert runner.store is not None
     record = await runner.store.load_run(broken.run_id)
     assert record is not None
-    newer = record.snapshot.replace('"schema_version":1', '"schema_version":99')
+    written = f'"schema_version":{SCHEMA_VERSION}'
+    newer = record.snapshot.replace(written, '"schema_version":99')
+    assert newer != record.snapshot
     await runner.store.save_run(replace(record, snapshot=newer))
     results = await runner.resume_ready([billing_agent()])
     assert [r.run_id for r in results] == [fine.run_id]

@@ -1,10 +1,13 @@
 """Runs stored by older afk versions keep resuming: each frozen fixture in ``fixtures/`` (written
 once by ``fixtures/make_fixture.py``) is put into a fresh store on both backends, approved and
-resumed. A snapshot this code cannot read fails loudly and stays in the store untouched."""
+resumed. A snapshot this code cannot read fails loudly and stays in the store untouched. And
+the writer keeps the newest fixture's form: a snapshot written now has its field names and
+types, and leaves out the same defaults (else: a new schema version, with its fixture)."""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import re
 import time
@@ -14,23 +17,39 @@ from typing import Any
 import pytest
 from billing_app import billing_agent, policy
 from durable_support import lines, track
+from snapshot_shape import shape, stored_defaults
 
 from afk.agents import ApprovalDecision
 from afk.audit.keys import Keyring
 from afk.core import Runner, RunnerConfig
 from afk.core import _snapshot as snapshots
+from afk.core._records import load_request
 from afk.core._snapshot import SCHEMA_VERSION, SnapshotVersionError, load_snapshot
+from afk.core.events import event_from_row, event_to_dict
 from afk.errors import StoreError
 from afk.store._seal import rekeyed_request
 from afk.store.store import EventRow, RequestRecord, RunRecord
 
-FIXTURES = sorted((Path(__file__).parent / "fixtures").glob("v*_*.json"))
-V1 = Path(__file__).parent / "fixtures" / "v1_paused_refund.json"
+HERE = Path(__file__).parent / "fixtures"
+FIXTURES = sorted(HERE.glob("v*_*.json"))
+V1 = HERE / "v1_paused_refund.json"
 
 
 def fixture(path: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(path.read_text())
     return data
+
+
+def newest() -> dict[str, Any]:
+    return max((fixture(p) for p in FIXTURES), key=lambda d: int(d["schema_version"]))
+
+
+@pytest.fixture(autouse=True)
+def fixture_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixtures from v2 on are keyed with their published ``secret_key``: the store verifies
+    their digests as it would after a key rotation, the fixture key being a previous one."""
+    keys = [d["secret_key"] for d in map(fixture, FIXTURES) if "secret_key" in d]
+    monkeypatch.setenv("AFK_SECRET_KEYS_PREVIOUS", ",".join(keys))
 
 
 def _shifted(row: dict[str, Any], by: float, *fields: str) -> dict[str, Any]:
@@ -42,7 +61,8 @@ def records(
 ) -> tuple[RunRecord, list[RequestRecord], list[EventRow]]:
     """The fixture's rows as stored, with their clock moved to now: the run paused moments ago,
     so its request is still open (the frozen JSON payloads are left exactly as written). The
-    frozen digests are re-keyed with the store's key, as the v3 store migration does."""
+    unkeyed digests of fixtures before v2 are re-keyed with the store's key, as the v3 store
+    migration does (a keyed digest is left as it is)."""
     by = time.time() - data["run"]["created_at"]
     run = RunRecord(**_shifted(data["run"], by, "created_at", "updated_at", "lease_expires_at"))
     requests = [
@@ -150,14 +170,76 @@ async def test_a_snapshot_without_schema_version_fails_clearly(
     assert lines(side_effects) == []
 
 
+def joined(data: dict[str, Any]) -> dict[str, Any]:
+    """What load_snapshot joins a fixture's snapshot with: its run row and request rows."""
+    requests = [RequestRecord(**r) for r in data["requests"]]
+    return {
+        "record": RunRecord(**data["run"]),
+        "requests": {r.request_id: load_request(r) for r in requests},
+        "system": billing_agent().system_message,
+    }
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.stem)
+def test_a_frozen_snapshot_loads_whole(path: Path) -> None:
+    """Whatever a version left to the run row, the request rows and the agent comes back."""
+    data = fixture(path)
+    snapshot = load_snapshot(data["run"]["snapshot"], **joined(data))
+    assert (snapshot.run_id, snapshot.agent_name) == (data["run"]["run_id"], "billing")
+    assert snapshot.user_message == data["expected"]["order"]
+    assert snapshot.messages[0] == billing_agent().system_message
+    assert snapshot.pending_step is not None
+    [call] = snapshot.pending_step.calls
+    assert (call.call.name, call.call.arguments) == ("refund", data["expected"]["tool_args"])
+    assert call.request is not None and call.request.tool_args == data["expected"]["tool_args"]
+    assert snapshot.pending_step.paused_ids == tuple(data["expected"]["request_ids"])
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.stem)
+def test_frozen_events_read_back_whole(path: Path) -> None:
+    """Stored events, slim (v2: no row columns, the request by id) or whole (v1), read back as
+    the events the run emitted, the request joined from its row."""
+    data = fixture(path)
+    requests = joined(data)["requests"]
+    events = [event_from_row(EventRow(**e), requests) for e in data["events"]]
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert [e.type for e in events][-2:] == ["approval_requested", "run_paused"]
+    asked = events[-2]
+    assert asked.type == "approval_requested"
+    assert asked.request == requests[data["expected"]["request_ids"][0]]
+    assert all(e.run_id == data["run"]["run_id"] for e in events)
+    for event, row in zip(events, data["events"], strict=True):
+        assert event.ts == row["ts"]
+        assert set(json.loads(row["payload"])) - {"request_id"} <= set(event_to_dict(event))
+
+
+async def test_the_writer_keeps_the_form_of_the_newest_fixture(
+    tmp_path: Path, side_effects: Path
+) -> None:
+    """A snapshot written now has the newest fixture's field names and JSON types, and what
+    it leaves out at their defaults is the same: a change is a new SCHEMA_VERSION, a
+    migration in afk/core/_snapshot.py, and its fixture (fixtures/make_fixture.py)."""
+    spec = importlib.util.spec_from_file_location("make_fixture", HERE / "make_fixture.py")
+    assert spec is not None and spec.loader is not None
+    maker = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(maker)
+    fresh = await maker.paused_run(str(tmp_path / "runs.db"))
+    frozen = newest()
+    hint = "the stored snapshot changed form: bump SCHEMA_VERSION, migrate, add a fixture"
+    written, kept = json.loads(fresh["run"]["snapshot"]), json.loads(frozen["run"]["snapshot"])
+    assert shape(written) == shape(kept), hint
+    assert stored_defaults() == frozen["stored_defaults"], hint
+    assert written["schema_version"] == frozen["schema_version"] == SCHEMA_VERSION
+
+
 def _migration(from_version: int) -> Any:
-    """A made-up migration from ``from_version``: the first one adds a field (v2 runs carry a
+    """A made-up migration from ``from_version``: the first one adds a field (runs carry a
     tenant in their context); each one notes itself, so their order shows."""
 
     def migrate(data: dict[str, Any]) -> dict[str, Any]:
         assert data["schema_version"] == from_version  # load_snapshot bumps it after each step
-        context = dict(data["context"])
-        if from_version == 1:
+        context = dict(data.get("context", {}))  # left out when empty
+        if from_version == SCHEMA_VERSION:
             context["tenant"] = "default"
         context["migrated_from"] = [*context.get("migrated_from", []), from_version]
         return {**data, "context": context}
@@ -168,27 +250,33 @@ def _migration(from_version: int) -> Any:
 def test_load_snapshot_applies_registered_migrations_in_order(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    stored_v1 = fixture(V1)["run"]["snapshot"]
+    """The frozen v1 snapshot goes through the real migrations, then two made-up ones."""
+    data = fixture(V1)
+    stored_v1 = data["run"]["snapshot"]
     active = json.loads(stored_v1)["active_s"]
-    monkeypatch.setattr(snapshots, "SCHEMA_VERSION", 3)
-    monkeypatch.setitem(snapshots.MIGRATIONS, 1, _migration(1))
-    with pytest.raises(SnapshotVersionError, match=re.escape("from schema_version 2 to 3")):
-        load_snapshot(stored_v1)
-    monkeypatch.setitem(snapshots.MIGRATIONS, 2, _migration(2))
-    snapshot = load_snapshot(stored_v1)
-    assert snapshot.schema_version == 3
-    assert snapshot.context == {"tenant": "default", "migrated_from": [1, 2]}
+    future = SCHEMA_VERSION + 2
+    monkeypatch.setattr(snapshots, "SCHEMA_VERSION", future)
+    monkeypatch.setitem(snapshots.MIGRATIONS, SCHEMA_VERSION, _migration(SCHEMA_VERSION))
+    with pytest.raises(
+        SnapshotVersionError, match=re.escape(f"from schema_version {future - 1} to {future}")
+    ):
+        load_snapshot(stored_v1, **joined(data))
+    monkeypatch.setitem(snapshots.MIGRATIONS, future - 1, _migration(future - 1))
+    snapshot = load_snapshot(stored_v1, **joined(data))
+    assert snapshot.schema_version == future
+    assert snapshot.context == {"tenant": "default", "migrated_from": [future - 2, future - 1]}
     assert snapshot.active_s == active
     assert snapshot.pending_step is not None
     assert [c.call.name for c in snapshot.pending_step.calls] == ["refund"]
 
 
-async def test_a_stored_v1_run_resumes_through_a_migration(
-    store_url: str, side_effects: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.stem)
+async def test_a_stored_run_resumes_through_a_migration(
+    path: Path, store_url: str, side_effects: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    data = fixture(V1)
-    monkeypatch.setattr(snapshots, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(snapshots.MIGRATIONS, 1, _migration(1))
+    data = fixture(path)
+    monkeypatch.setattr(snapshots, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setitem(snapshots.MIGRATIONS, SCHEMA_VERSION, _migration(SCHEMA_VERSION))
     runner = await stored(store_url, data)
     done = await runner.resume(data["run"]["run_id"], billing_agent())
     assert done.state == "completed", done.error
@@ -197,4 +285,4 @@ async def test_a_stored_v1_run_resumes_through_a_migration(
     record = await runner.store.load_run(data["run"]["run_id"])
     assert record is not None and record.status == "completed"
     context = json.loads(record.snapshot)["context"]
-    assert context == {"tenant": "default", "migrated_from": [1]}  # migrated on resume
+    assert context == {"tenant": "default", "migrated_from": [SCHEMA_VERSION]}  # on resume

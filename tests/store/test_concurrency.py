@@ -1,4 +1,5 @@
-"""Two processes racing on one store: exactly one decision and one lease holder win."""
+"""Two processes racing on one store: exactly one decision and one lease holder win, and
+claimers never get the same ready run."""
 
 from __future__ import annotations
 
@@ -78,3 +79,18 @@ async def test_two_processes_race_for_a_lease(store: RunStore, racers: Racers) -
         winner = one_winner(await racers.race("lease", f"run-{i}"))
         leased = await store.load_run(f"run-{i}")
         assert leased is not None and leased.lease_owner == winner
+
+
+async def test_two_processes_claim_ready_runs_each_once(store: RunStore, racers: Racers) -> None:
+    for round_ in range(3):
+        ids = {f"run-{round_}-{i:02d}" for i in range(30)}
+        for run_id in sorted(ids):
+            await store.save_run(run(run_id, updated_at=100.0))  # no request: ready
+        answers = await racers.race("claim", "1000")
+        got = {name: answer.split() for name, answer in answers.items() if answer != "-"}
+        claimed = [run_id for runs in got.values() for run_id in runs]
+        assert sorted(claimed) == sorted(ids), answers  # every run once, none twice
+        for name, runs in got.items():
+            for run_id in runs:
+                leased = await store.load_run(run_id)
+                assert leased is not None and leased.lease_owner == name

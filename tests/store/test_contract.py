@@ -262,7 +262,8 @@ async def test_ready_runs(store: RunStore) -> None:
                 await decide(store, req.request_id, now=now)
         if lease:
             await store.acquire_lease(run_id, owner=lease[0], ttl_s=lease[1] - 900.0, now=900.0)
-    expected = ["no-requests", "all-expired", "decided", "lease-expired"]
+    # Oldest ready first: saved ready at 100 and 108, expired just after 995, decided at 1000.
+    expected = ["no-requests", "lease-expired", "all-expired", "decided"]
     assert [r.run_id for r in await store.ready_runs(now=now)] == expected
     assert [r.run_id for r in await store.ready_runs(now=now, limit=2)] == expected[:2]
 

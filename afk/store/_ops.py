@@ -1,0 +1,246 @@
+"""The :class:`~afk.store.RunStore` operations, written once over the procedures of
+:mod:`afk.store._procs`: each method builds a procedure and hands it to the backend's
+driver, ``_run`` (SQLite: afk.store.sqlite; Postgres: afk.store.postgres). A mixin of both
+stores; what a backend does differently (connections, setup, claiming, waiting) stays in its
+own module."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol, TypeVar
+
+from afk.audit.chain import Checkpoint
+from afk.audit.keys import Keyring
+from afk.errors import GrantNotFoundError
+from afk.store import _approvals_sql as a
+from afk.store import _common as c
+from afk.store import _paging as p
+from afk.store import _procs as q
+from afk.store import _procs_approvals as qa
+from afk.store import _ready as r
+from afk.store import _seal as s
+from afk.store._paging import Page
+from afk.store._procs import Proc
+from afk.store.store import (
+    EventRow,
+    ExecutionRecord,
+    GrantRecord,
+    LogEntry,
+    RequestRecord,
+    RequestStatus,
+    RunRecord,
+    RunStatus,
+    TimerRecord,
+    VoteRecord,
+    VoteRule,
+)
+
+T = TypeVar("T")
+
+
+class _Store(Protocol):
+    """What the operations need of a backend."""
+
+    @property
+    def keys(self) -> Keyring: ...
+
+    async def _run(self, proc: Proc[T], *, tx: bool) -> T:
+        """Drive ``proc``: in one explicit transaction when ``tx``; else each statement is
+        its own (a read, or a write that is one statement)."""
+
+    def _take_mark(self) -> None:
+        """Note what the waiters' wake-up source has seen (before a readiness query)."""
+
+
+class StoreOps:
+    """Every store operation that is the same on both backends."""
+
+    # -- runs ------------------------------------------------------------------------------
+    async def save_run(
+        self: _Store,
+        run: RunRecord,
+        *,
+        requests: Sequence[RequestRecord] = (),
+        events: Sequence[EventRow] = (),
+        log: Sequence[LogEntry] = (),
+    ) -> None:
+        proc = q.save_run(self.keys, run, requests, events, log, time.time())
+        await self._run(proc, tx=True)
+
+    async def load_run(self: _Store, run_id: str) -> RunRecord | None:
+        row = await self._run(q.one(c.SELECT_RUN, (run_id,)), tx=False)
+        return c.run_from_row(row) if row else None
+
+    async def list_runs(
+        self: _Store,
+        *,
+        status: RunStatus | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[RunRecord]:
+        sql, args = p.runs_query(status=status, limit=limit, cursor=cursor)
+        rows = await self._run(q.every(sql, args), tx=False)
+        return p.run_page([c.run_from_row(row) for row in rows], status=status, limit=limit)
+
+    # -- requests --------------------------------------------------------------------------
+    async def get_request(self: _Store, request_id: str) -> RequestRecord | None:
+        row = await self._run(q.one(c.SELECT_REQUEST, (request_id,)), tx=False)
+        return c.request_from_row(row) if row else None
+
+    async def list_requests(
+        self: _Store,
+        *,
+        run_id: str | None = None,
+        status: RequestStatus | None = "pending",
+        limit: int = p.DEFAULT_LIMIT,
+        cursor: str | None = None,
+    ) -> Page[RequestRecord]:
+        sql, args = p.requests_query(run_id=run_id, status=status, limit=limit, cursor=cursor)
+        rows = await self._run(q.every(sql, args), tx=False)
+        found = [c.request_from_row(row) for row in rows]
+        return p.request_page(found, run_id=run_id, status=status, limit=limit)
+
+    async def decide(
+        self: _Store,
+        request_id: str,
+        *,
+        decision: str,
+        decided_by: str,
+        approver: str | None,
+        bound_digest: str,
+        now: float,
+        honour_expiry: bool = True,
+        log: Sequence[LogEntry] = (),
+    ) -> RequestRecord:
+        proc = q.decide(
+            self.keys,
+            request_id,
+            decision=decision,
+            decided_by=decided_by,
+            approver=approver,
+            bound_digest=bound_digest,
+            now=now,
+            honour_expiry=honour_expiry,
+            log=log,
+        )
+        return c.raise_tampered(await self._run(proc, tx=True))
+
+    async def log_refusal(self: _Store, entry: LogEntry) -> None:
+        await self._run(q.insert_log(self.keys, (entry,)), tx=True)
+
+    # -- executions ------------------------------------------------------------------------
+    async def begin_execution(
+        self: _Store, record: ExecutionRecord, *, log: Sequence[LogEntry] = ()
+    ) -> tuple[bool, ExecutionRecord]:
+        proc = q.begin_execution(self.keys, s.sealed(self.keys, record), log)
+        return await self._run(proc, tx=True)
+
+    async def finish_execution(
+        self: _Store, key: str, *, result: str, now: float, log: Sequence[LogEntry] = ()
+    ) -> None:
+        await self._run(q.finish_execution(self.keys, key, result, now, log), tx=True)
+
+    async def get_execution(self: _Store, key: str) -> ExecutionRecord | None:
+        row = await self._run(q.one(c.SELECT_EXECUTION, (key,)), tx=False)
+        return c.execution_from_row(row) if row else None
+
+    # -- events, log and checkpoints -------------------------------------------------------
+    async def list_events(self: _Store, run_id: str, *, after_seq: int = 0) -> list[EventRow]:
+        rows = await self._run(q.every(c.LIST_EVENTS, (run_id, after_seq)), tx=False)
+        return [c.event_from_row(row) for row in rows]
+
+    async def list_log(self: _Store, *, after_id: int = 0, limit: int = 10_000) -> list[LogEntry]:
+        rows = await self._run(q.every(c.LIST_LOG, (after_id, limit)), tx=False)
+        return [c.log_from_row(row) for row in rows]
+
+    async def save_checkpoint(self: _Store, checkpoint: Checkpoint) -> None:
+        """Keep a signed ledger checkpoint (``afk.audit.checkpoint`` signs it)."""
+        row = c.params(checkpoint, c.CHECKPOINT_COLS[1:])
+        await self._run(q.changes(c.INSERT_CHECKPOINT, row), tx=False)
+
+    async def latest_checkpoint(self: _Store) -> Checkpoint | None:
+        row = await self._run(q.one(c.LATEST_CHECKPOINT), tx=False)
+        return c.checkpoint_from_row(row) if row else None
+
+    # -- leases and readiness --------------------------------------------------------------
+    async def acquire_lease(
+        self: _Store, run_id: str, *, owner: str, ttl_s: float, now: float
+    ) -> bool:
+        # One conditional UPDATE, its own transaction (one round trip): Postgres re-checks
+        # its WHERE clause after waiting on a concurrent writer's row lock, SQLite holds the
+        # write lock for it: two racers cannot both win.
+        args = (owner, now + ttl_s, run_id, owner, now)
+        return await self._run(q.changes(c.ACQUIRE_LEASE, args), tx=False) == 1
+
+    async def release_lease(self: _Store, run_id: str, *, owner: str) -> None:
+        await self._run(q.changes(c.RELEASE_LEASE, (run_id, owner)), tx=False)
+
+    async def ready_runs(self: _Store, *, now: float, limit: int = 100) -> list[RunRecord]:
+        self._take_mark()
+        rows = await self._run(q.every(r.READY_RUNS, (now, now, now, limit)), tx=False)
+        return [c.run_from_row(row) for row in rows]
+
+    async def next_wake_at(self: _Store) -> float | None:
+        self._take_mark()
+        row = await self._run(q.one(r.NEXT_WAKE), tx=False)
+        return float(row[0]) if row else None
+
+    async def held_leases(self: _Store, *, now: float, limit: int = 100) -> list[RunRecord]:
+        rows = await self._run(q.every(r.HELD_LEASES, (now, p.check_limit(limit))), tx=False)
+        return [c.run_from_row(row) for row in rows]
+
+    async def take_over_lease(
+        self: _Store, run_id: str, *, from_owner: str, owner: str, ttl_s: float, now: float
+    ) -> bool:
+        args = (owner, now + r.check_ttl(ttl_s), run_id, from_owner)
+        return await self._run(q.changes(r.TAKE_OVER, args), tx=False) == 1
+
+    # -- approver votes --------------------------------------------------------------------
+    async def add_vote(
+        self: _Store,
+        vote: VoteRecord,
+        *,
+        decides: VoteRule,
+        now: float,
+        log: Sequence[LogEntry] = (),
+    ) -> tuple[RequestRecord, int]:
+        proc = qa.add_vote(self.keys, s.sealed(self.keys, vote), decides, now, log)
+        return c.raise_tampered(await self._run(proc, tx=True))
+
+    async def list_votes(self: _Store, request_id: str) -> list[VoteRecord]:
+        rows = await self._run(q.every(a.LIST_VOTES, (request_id,)), tx=False)
+        return [a.vote_from_row(row) for row in rows]
+
+    # -- standing grants -------------------------------------------------------------------
+    async def add_grant(self: _Store, grant: GrantRecord, *, log: Sequence[LogEntry] = ()) -> None:
+        await self._run(qa.add_grant(self.keys, s.sealed(self.keys, grant), log), tx=True)
+
+    async def list_grants(self: _Store, *, active_at: float | None = None) -> list[GrantRecord]:
+        read: Proc[list[tuple[Any, ...]]] = (
+            q.every(a.LIST_GRANTS)
+            if active_at is None
+            else q.every(a.LIST_ACTIVE_GRANTS, (active_at,))
+        )
+        return [a.grant_from_row(row) for row in await self._run(read, tx=False)]
+
+    async def revoke_grant(
+        self: _Store, grant_id: str, *, by: str | None, now: float, log: Sequence[LogEntry] = ()
+    ) -> GrantRecord:
+        grant = await self._run(qa.revoke_grant(self.keys, grant_id, by, now, log), tx=True)
+        if grant is None:
+            raise GrantNotFoundError(f"no grant with id {grant_id!r}")
+        return grant
+
+    async def use_grant(
+        self: _Store, grant_id: str, *, now: float, log: Sequence[LogEntry] = ()
+    ) -> bool:
+        return await self._run(qa.use_grant(self.keys, grant_id, now, log), tx=True)
+
+    # -- durable timers --------------------------------------------------------------------
+    async def add_timers(self: _Store, timers: Sequence[TimerRecord]) -> None:
+        if timers:
+            await self._run(qa.add_timers(timers), tx=True)
+
+    async def claim_due_timers(self: _Store, *, now: float, limit: int = 100) -> list[TimerRecord]:
+        return await self._run(qa.claim_due_timers(now, limit), tx=True)

@@ -1,0 +1,60 @@
+"""The Postgres store's ready runs, claims, leases and wake-ups (a mixin of
+:class:`~afk.store.postgres.PostgresStore`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from afk.store import _common as c
+from afk.store import _ready as r
+from afk.store._pg_listener import Listener
+from afk.store.store import RunRecord
+
+# SKIP LOCKED: a claimer passes over the run another claimer is taking right now instead of
+# queueing behind it, so concurrent workers each get a different run in one statement.
+_CLAIM_ANY = r.claim_sql("", " FOR UPDATE SKIP LOCKED")
+_CLAIM_AGENTS = r.claim_sql("AND agent_name = ANY(?)", " FOR UPDATE SKIP LOCKED")
+
+
+class _Store(Protocol):
+    """What the mixin uses of the store."""
+
+    _listener: Listener
+    _mark: int | None
+
+    async def _one(self, template: str, args: Sequence[Any]) -> tuple[Any, ...] | None: ...
+
+    async def _all(self, template: str, args: Sequence[Any]) -> list[tuple[Any, ...]]: ...
+
+
+class PostgresReady:
+    """Readiness by index, one claim at a time, and LISTEN wake-ups."""
+
+    async def claim_ready(
+        self: _Store,
+        *,
+        owner: str,
+        ttl_s: float,
+        now: float,
+        agents: Sequence[str] | None = None,
+    ) -> RunRecord | None:
+        names, expiry = r.check_agents(agents), now + r.check_ttl(ttl_s)
+        self._mark = self._listener.mark()  # before the query: see wait_for_work
+        if names is None:
+            row = await self._one(_CLAIM_ANY, (owner, expiry, now, now, now))
+        elif names:
+            row = await self._one(_CLAIM_AGENTS, (owner, expiry, now, now, now, names))
+        else:
+            return None
+        return c.run_from_row(row) if row else None
+
+    async def wait_for_work(self: _Store, *, timeout_s: float) -> None:
+        # The mark was read by the last readiness query, before it ran, if the listener was
+        # listening then: a notification since then ends this wait at once. Without one
+        # (not listening yet, or reconnected since) the wait returns at once: something may
+        # have been missed, and the caller's next query takes a fresh mark.
+        try:
+            await self._listener.wait_any(timeout_s, self._mark)
+        finally:
+            self._mark = self._listener.mark()

@@ -1,0 +1,193 @@
+"""The store's procedures, written once for both backends (sans-IO).
+
+A procedure is a generator: it yields the statements of one transaction, one at a time, and
+is sent each one's result; what it returns is the operation's result. It does no I/O, so a
+backend only needs a small driver: SQLite runs the whole generator in one thread hop under
+``BEGIN IMMEDIATE`` (afk.store.sqlite), Postgres awaits each statement in one transaction
+(afk.store.postgres). Where the two databases differ, the statement says what it needs and
+the driver supplies it:
+
+- ``Q.lock``: the row lock a compare-and-set read needs on Postgres (``FOR UPDATE``);
+  SQLite's write lock, taken by ``BEGIN IMMEDIATE`` before any read, already excludes every
+  other writer, so its driver ignores it.
+- ``LockLog``: appending to the chained log takes the log's lock (a Postgres advisory lock,
+  so ids follow commit order); nothing on SQLite, for the same reason.
+- ``Notify``: something a waiter may want was committed. Postgres: ``pg_notify`` in the
+  transaction; SQLite: this store's waiters are signalled after the commit.
+
+A refusal is raised from the generator: the driver rolls the transaction back. A row that
+does not verify is *returned* as a :class:`TamperedRecordError`, so the tamper entry logged
+beside it commits; the store raises it afterwards (``_common.raise_tampered``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from afk.audit.keys import Keyring
+from afk.errors import StoreError, TamperedRecordError
+from afk.store import _common as c
+from afk.store import _ready as r
+from afk.store import _seal as s
+from afk.store.store import EventRow, ExecutionRecord, LogEntry, RequestRecord, RunRecord
+
+T = TypeVar("T")
+Fetch = Literal["none", "one", "all", "count"]
+FOR_UPDATE = " FOR UPDATE"
+
+
+@dataclass(frozen=True, slots=True)
+class Q:
+    """One statement (``_common`` SQL conventions). ``many``: ``args`` is a list of
+    parameter rows (executemany). ``fetch``: what is sent back: nothing, the first row (or
+    None), every row, or the number of rows changed."""
+
+    sql: str
+    args: Sequence[Any] = ()
+    fetch: Fetch = "none"
+    many: bool = False
+    lock: str = ""  # appended on Postgres only (see the module docstring)
+
+
+@dataclass(frozen=True, slots=True)
+class LockLog:
+    """Take the chained log's write lock until commit."""
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """Tell waiters, once committed, that ``payload`` (a request id, or ``run:<id>``)
+    changed."""
+
+    payload: str
+
+
+Op = Q | LockLog | Notify
+Proc = Generator[Op, Any, T]
+
+
+def one(sql: str, args: Sequence[Any] = ()) -> Proc[tuple[Any, ...] | None]:
+    row: tuple[Any, ...] | None = yield Q(sql, args, fetch="one")
+    return row
+
+
+def every(sql: str, args: Sequence[Any] = ()) -> Proc[list[tuple[Any, ...]]]:
+    rows: list[tuple[Any, ...]] = yield Q(sql, args, fetch="all")
+    return rows
+
+
+def changes(sql: str, args: Sequence[Any] = ()) -> Proc[int]:
+    count: int = yield Q(sql, args, fetch="count")
+    return count
+
+
+def insert_log(keys: Keyring, log: Sequence[LogEntry]) -> Proc[None]:
+    """Append ``log`` to the chain. Under the log's lock the head read here stays the head
+    until commit, so ids (head id + 1, ...) follow commit order and each hash links to the
+    entry before it."""
+    if not log:
+        return
+    yield LockLog()
+    head = yield Q(c.LOG_HEAD, fetch="one")
+    yield Q(c.INSERT_LOG, c.chained_log_rows(keys, log, head), many=True)
+
+
+# -- runs ----------------------------------------------------------------------------------
+def save_run(
+    keys: Keyring,
+    run: RunRecord,
+    requests: Sequence[RequestRecord],
+    events: Sequence[EventRow],
+    log: Sequence[LogEntry],
+    now: float,
+) -> Proc[None]:
+    created = yield Q(c.SELECT_RUN_CREATED, (run.run_id,), fetch="one", lock=FOR_UPDATE)
+    if requests:
+        rows = [c.params(s.sealed(keys, q), c.REQUEST_COLS) for q in requests]
+        yield Q(c.INSERT_REQUEST, rows, many=True)
+    horizon = None
+    if run.status == "paused":  # after the insert: the requests of this call count
+        horizon = yield Q(r.PENDING_HORIZON, (run.run_id,), fetch="one")
+    row = r.upsert_params(c.run_params(keys, run, created), run.status, horizon, run.updated_at)
+    yield Q(c.UPSERT_RUN_WAKE, row)
+    if row[-1] is not None and row[-1] <= now:  # ready now: wake the workers
+        yield Notify("run:" + run.run_id)
+    if events:
+        yield Q(c.INSERT_EVENT, [c.params(e, c.EVENT_COLS) for e in events], many=True)
+    yield from insert_log(keys, log)
+
+
+def rewake(run_id: str, now: float) -> Proc[None]:
+    """Recompute ``run_id``'s wake_at after a decision at ``now``, in the deciding
+    transaction. The run row is locked first, so two decisions on one run's requests take
+    turns and the second counts the first (each statement of a READ COMMITTED transaction
+    sees what committed before it started): otherwise each could count the other's request
+    as still pending and leave a wake_at in the future."""
+    paused = yield Q(r.PAUSED_RUN, (run_id,), fetch="one", lock=FOR_UPDATE)
+    if paused is None:
+        return  # not paused: it has no wake_at to keep
+    horizon = yield Q(r.PENDING_HORIZON, (run_id,), fetch="one")
+    yield Q(r.SET_WAKE, r.rewake_params(horizon, run_id, now))
+
+
+# -- requests ------------------------------------------------------------------------------
+def decide(
+    keys: Keyring,
+    request_id: str,
+    *,
+    decision: str,
+    decided_by: str,
+    approver: str | None,
+    bound_digest: str,
+    now: float,
+    honour_expiry: bool,
+    log: Sequence[LogEntry],
+) -> Proc[RequestRecord | TamperedRecordError]:
+    row = yield Q(c.SELECT_REQUEST, (request_id,), fetch="one", lock=FOR_UPDATE)
+    current = c.request_from_row(row) if row else None
+    if current is not None and not s.record_ok(keys, current):
+        yield from insert_log(keys, [s.tamper_log(current, "decide")])
+        return s.tampered(current, "decide")
+    new = c.decided_record(
+        current,
+        request_id,
+        decision=decision,
+        decided_by=decided_by,
+        approver=approver,
+        bound_digest=bound_digest,
+        now=now,
+        honour_expiry=honour_expiry,
+    )
+    new = s.sealed(keys, new)
+    yield Q(c.DECIDE, c.decide_params(new))
+    yield from rewake(new.run_id, now)
+    yield Notify(request_id)
+    yield from insert_log(keys, log)
+    return new
+
+
+# -- executions ----------------------------------------------------------------------------
+def begin_execution(
+    keys: Keyring, record: ExecutionRecord, log: Sequence[LogEntry]
+) -> Proc[tuple[bool, ExecutionRecord]]:
+    # On Postgres a concurrent insert of the same key blocks here until the other
+    # transaction ends; then this one inserts nothing and reads the committed row.
+    inserted = yield Q(c.INSERT_EXECUTION, c.params(record, c.EXECUTION_COLS), fetch="count")
+    if inserted == 1:
+        yield from insert_log(keys, log)
+        return True, record
+    row = yield Q(c.SELECT_EXECUTION, (record.key,), fetch="one")
+    if row is None:  # pragma: no cover - a committed key cannot vanish
+        raise StoreError(f"execution {record.key!r} vanished")
+    return False, c.execution_from_row(row)
+
+
+def finish_execution(
+    keys: Keyring, key: str, result: str, now: float, log: Sequence[LogEntry]
+) -> Proc[None]:
+    row = yield Q(c.SELECT_EXECUTION, (key,), fetch="one", lock=FOR_UPDATE)
+    done, extra = c.finished(keys, row, key, result=result, now=now)
+    yield Q(c.FINISH_EXECUTION, (result, now, done.mac, key))
+    yield from insert_log(keys, [*extra, *log])
