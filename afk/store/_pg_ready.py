@@ -1,5 +1,6 @@
-"""The Postgres store's ready runs, claims, leases and wake-ups (a mixin of
-:class:`~afk.store.postgres.PostgresStore`)."""
+"""The Postgres store's claims and wake-ups (a mixin of
+:class:`~afk.store.postgres.PostgresStore`); the other readiness queries are shared
+(afk.store._ops)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ class _Store(Protocol):
 
     _listener: Listener
     _mark: int | None
+    _marked: bool
+
+    def _take_mark(self) -> None: ...
 
     async def _one(self, template: str, args: Sequence[Any]) -> tuple[Any, ...] | None: ...
 
@@ -40,7 +44,7 @@ class PostgresReady:
         agents: Sequence[str] | None = None,
     ) -> RunRecord | None:
         names, expiry = r.check_agents(agents), now + r.check_ttl(ttl_s)
-        self._mark = self._listener.mark()  # before the query: see wait_for_work
+        self._take_mark()  # before the query: see wait_for_work
         if names is None:
             row = await self._one(_CLAIM_ANY, (owner, expiry, now, now, now))
         elif names:
@@ -50,11 +54,12 @@ class PostgresReady:
         return c.run_from_row(row) if row else None
 
     async def wait_for_work(self: _Store, *, timeout_s: float) -> None:
-        # The mark was read by the last readiness query, before it ran, if the listener was
-        # listening then: a notification since then ends this wait at once. Without one
-        # (not listening yet, or reconnected since) the wait returns at once: something may
-        # have been missed, and the caller's next query takes a fresh mark.
+        # The mark was read by the first readiness query since the last wait, before it
+        # ran, if the listener was listening then: a notification since then ends this
+        # wait at once. Without one (not listening yet, or reconnected since) the wait
+        # returns at once: something may have been missed. What this wait saw becomes the
+        # mark, so waiting again without a query in between waits for the next one.
         try:
             await self._listener.wait_any(timeout_s, self._mark)
         finally:
-            self._mark = self._listener.mark()
+            self._mark, self._marked = self._listener.mark(), False

@@ -122,14 +122,12 @@ def save_run(
 def rewake(run_id: str, now: float) -> Proc[None]:
     """Recompute ``run_id``'s wake_at after a decision at ``now``, in the deciding
     transaction. The run row is locked first, so two decisions on one run's requests take
-    turns and the second counts the first (each statement of a READ COMMITTED transaction
-    sees what committed before it started): otherwise each could count the other's request
-    as still pending and leave a wake_at in the future."""
+    turns and the second counts the first (SET_WAKE, a statement of its own, sees what
+    committed before it started, in READ COMMITTED): otherwise each could count the other's
+    request as still pending and leave a wake_at in the future."""
     paused = yield Q(r.PAUSED_RUN, (run_id,), fetch="one", lock=FOR_UPDATE)
-    if paused is None:
-        return  # not paused: it has no wake_at to keep
-    horizon = yield Q(r.PENDING_HORIZON, (run_id,), fetch="one")
-    yield Q(r.SET_WAKE, r.rewake_params(horizon, run_id, now))
+    if paused is not None:  # else it has no wake_at to keep
+        yield Q(r.SET_WAKE, r.rewake_params(run_id, now))
 
 
 # -- requests ------------------------------------------------------------------------------

@@ -1,16 +1,17 @@
 """The ready index, shared by both backends: when a paused run can be resumed, kept in
 ``runs.wake_at`` and changed in the same transaction as whatever changes it.
 
-``wake_at`` is the first instant at which a paused run is ready, NULL for any other status:
+``wake_at`` is when a paused run becomes ready, NULL for any other status:
 
 - no pending request left: the moment it became so (the saved run's ``updated_at``, or the
   ``now`` of the decision that removed the last one), so runs resume oldest-ready first;
-- otherwise: just after the latest ``expires_at`` of its pending requests (``math.nextafter``,
-  since a request is still in time exactly at its deadline), when the run resumes to apply
-  the fallbacks.
+- otherwise: the latest ``expires_at`` of its pending requests, after which the run resumes
+  to apply the fallbacks.
 
-A run is then ready at ``now`` exactly when ``wake_at <= now``, which one partial index on
-``(wake_at, run_id) WHERE status = 'paused'`` answers as a range scan. Like the lease columns,
+A run is then ready at ``now`` when ``wake_at <= now`` and no pending request is still in
+time (``expires_at >= now``: a request can still be decided exactly at its deadline), which
+one partial index on ``(wake_at, run_id) WHERE status = 'paused'`` answers as a range scan
+with one probe of the run's requests per candidate. Like the lease columns,
 ``wake_at`` is not covered by the row MAC: a forged value can only make a claim come early
 or late, and claiming re-checks the run's requests before resuming anything.
 
@@ -19,7 +20,6 @@ SQL follows ``_common``'s conventions (``{t}`` prefix, ``?`` placeholders, ``{re
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -57,7 +57,12 @@ PENDING_HORIZON = (
     "WHERE run_id = ? AND status = 'pending'"
 )
 PAUSED_RUN = "SELECT 1 FROM {t}runs WHERE run_id = ? AND status = 'paused'"
-SET_WAKE = "UPDATE {t}runs SET wake_at = ? WHERE run_id = ? AND status = 'paused'"
+# wake_at after a decision (wake_at above, in SQL): the horizon, or the decision's now.
+SET_WAKE = (
+    "UPDATE {t}runs SET wake_at = coalesce((SELECT max(q.expires_at) FROM {t}requests q"
+    "{by:requests_page_run_status} WHERE q.run_id = ? AND q.status = 'pending'), ?) "
+    "WHERE run_id = ? AND status = 'paused'"
+)
 _FROM_READY = "FROM {t}runs" + _BY_READY
 READY_RUNS = f"SELECT {_RUN_COLS} {_FROM_READY} WHERE {_READY_WHERE} {_READY_ORDER} LIMIT ?"
 # Ordered even where any ready run would do (SQLite's probe): with LIMIT and no ORDER BY,
@@ -100,9 +105,7 @@ def wake_at(status: str, horizon: float | None, ready_since: float) -> float | N
     ``ready_since`` when it became ready if none is pending."""
     if status != "paused":
         return None
-    if horizon is None:
-        return float(ready_since)
-    return math.nextafter(float(horizon), math.inf)
+    return float(ready_since) if horizon is None else float(horizon)
 
 
 def upsert_params(
@@ -117,9 +120,9 @@ def _first(row: Sequence[Any] | None) -> float | None:
     return None if row is None or row[0] is None else float(row[0])
 
 
-def rewake_params(horizon_row: Sequence[Any] | None, run_id: str, now: float) -> tuple[Any, ...]:
+def rewake_params(run_id: str, now: float) -> tuple[Any, ...]:
     """SET_WAKE parameters after a decision at ``now`` on one of ``run_id``'s requests."""
-    return (wake_at("paused", _first(horizon_row), now), run_id)
+    return (run_id, float(now), run_id)
 
 
 def fill_params(rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:

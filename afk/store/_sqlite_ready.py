@@ -1,5 +1,5 @@
-"""The SQLite store's ready runs, claims, leases and wake-ups (a mixin of
-:class:`~afk.store.sqlite.SQLiteStore`).
+"""The SQLite store's claims and wake-ups (a mixin of :class:`~afk.store.sqlite.SQLiteStore`);
+the other readiness queries are shared (afk.store._ops).
 
 Waking: ``PRAGMA data_version`` on a connection of the watcher's own changes whenever any
 other connection commits, this store's own connection and other processes alike. Reading it
@@ -64,6 +64,7 @@ class _Store(Protocol):
 
     _watcher: Watcher
     _mark: int | None
+    _marked: bool
     _waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]
 
     async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
@@ -71,6 +72,8 @@ class _Store(Protocol):
     async def _all(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]: ...
 
     async def _one(self, sql: str, args: Sequence[Any]) -> tuple[Any, ...] | None: ...
+
+    def _take_mark(self) -> None: ...
 
 
 def _agents(names: list[str] | None) -> tuple[str, list[str]]:
@@ -112,21 +115,21 @@ class SQLiteReady:
         agents: Sequence[str] | None = None,
     ) -> RunRecord | None:
         names, lease = r.check_agents(agents), (owner, now + r.check_ttl(ttl_s))
-        self._mark = self._watcher.version()  # before the query: see wait_for_work
+        self._take_mark()  # before the query: see wait_for_work
         if names == []:
             return None
         row = await self._call(lambda conn: _claim(conn, names, lease, now))
         return c.run_from_row(row) if row else None
 
     async def wait_for_work(self: _Store, *, timeout_s: float) -> None:
-        # Returns when the data version moved since the last readiness query (claim_ready,
-        # next_wake_at, ready_runs) read it: a commit between that query and this wait is
-        # not missed. The version this wait saw becomes the mark, so waiting again without
-        # a query in between waits for the next commit.
+        # Returns when the data version moved since the first readiness query (claim_ready,
+        # next_wake_at, ready_runs) after the last wait read it: a commit between that query
+        # and this wait is not missed. The version this wait saw becomes the mark, so
+        # waiting again without a query in between waits for the next commit.
         try:
             await _until_commit(self, self._mark, timeout_s)
         finally:
-            self._mark = self._watcher.version()
+            self._mark, self._marked = self._watcher.version(), False
 
     async def wait_for_decisions(
         self: _Store, request_ids: Sequence[str], *, timeout_s: float

@@ -102,7 +102,9 @@ class PostgresStore(PostgresReady, StoreOps):
         self._rendered: dict[str, str] = {}
         self._channel = c.decisions_channel(schema)
         self._listener = Listener(self._listen_connection, self._channel)
-        self._mark: int | None = None  # the listener generation the last readiness query saw
+        # The listener generation the first readiness query since the last wait saw.
+        self._mark: int | None = None
+        self._marked = False
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.url!r}, schema={self.schema!r})"
@@ -231,7 +233,10 @@ class PostgresStore(PostgresReady, StoreOps):
         return cur.rowcount if op.fetch == "count" else None
 
     def _take_mark(self) -> None:
-        self._mark = self._listener.mark()
+        # The first query after a wait sets it: a later one (claim_ready, then
+        # next_wake_at) must not move it past a commit that only the first could miss.
+        if not self._marked:
+            self._mark, self._marked = self._listener.mark(), True
 
     # -- lifecycle -----------------------------------------------------------------------
     async def setup(self) -> None:

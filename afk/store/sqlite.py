@@ -116,7 +116,9 @@ class SQLiteStore(SQLiteReady, StoreOps):
         self._closed = False
         self._keys = keys
         self._watcher = Watcher(self.path)
-        self._mark: int | None = None  # the data version the last readiness query saw
+        # The data version the first readiness query since the last wait saw.
+        self._mark: int | None = None
+        self._marked = False
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = set()
 
     def __repr__(self) -> str:
@@ -180,7 +182,10 @@ class SQLiteStore(SQLiteReady, StoreOps):
         return value
 
     def _take_mark(self) -> None:
-        self._mark = self._watcher.version()
+        # The first query after a wait sets it: a later one (claim_ready, then
+        # next_wake_at) must not move it past a commit that only the first could miss.
+        if not self._marked:
+            self._mark, self._marked = self._watcher.version(), True
 
     # -- lifecycle -----------------------------------------------------------------------
     async def setup(self) -> None:

@@ -284,9 +284,10 @@ class RunStore(Protocol):
 
     async def wait_for_work(self, *, timeout_s: float) -> None:
         """Return soon after something may have become ready (a decision committed, a
-        paused run saved) or after ``timeout_s``. Nothing committed between the last
-        ``claim_ready`` / ``next_wake_at`` / ``ready_runs`` through this store and this
-        call is missed. Spurious returns are allowed: the caller claims again.
+        paused run saved) or after ``timeout_s``. Nothing committed between the first
+        ``claim_ready`` / ``next_wake_at`` / ``ready_runs`` through this store since the
+        last wait and this call is missed. Spurious returns are allowed: the caller claims
+        again.
 
         Postgres: LISTEN on the decisions channel (a dropped listener reconnects; the wait
         then returns, since notifications may have been missed). SQLite: within ~25 ms of a

@@ -5,7 +5,6 @@ same one, leases can be listed and taken over, and waiters wake on decisions."""
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from typing import Any
 
@@ -47,7 +46,7 @@ async def test_ready_after_the_last_decision_not_before(store: RunStore, claim_p
     assert await claim(store) is None
     await decide(store, "q1")
     assert await claim(store) is None  # q2 still pending
-    assert await store.next_wake_at() == math.nextafter(FAR, math.inf)
+    assert await store.next_wake_at() == FAR
     await decide(store, "q2", now=NOW - 5)
     assert await store.next_wake_at() == NOW - 5
     assert await claim(store) == "run-1"
@@ -58,7 +57,7 @@ async def test_ready_after_the_last_decision_not_before(store: RunStore, claim_p
 async def test_ready_once_every_pending_request_expired(store: RunStore) -> None:
     requests = [request("q1", expires_at=500.0), request("q2", expires_at=700.0)]
     await store.save_run(run(), requests=requests)
-    assert await store.next_wake_at() == math.nextafter(700.0, math.inf)
+    assert await store.next_wake_at() == 700.0
     assert await claim(store, now=600.0) is None  # q2 still in time
     assert await claim(store, now=700.0) is None  # exactly at its deadline: still in time
     assert await claim(store, now=700.001) == "run-1"
@@ -246,6 +245,25 @@ async def test_a_decision_before_the_wait_is_not_missed(store: RunStore, backend
         await decide(other, "q1")  # after the claim found nothing, before the wait
         await asyncio.sleep(0.2)  # let any notification arrive before waiting
         assert await _waited(store, 5) < 0.5
+    finally:
+        await other.close()
+
+
+async def test_a_later_query_does_not_hide_a_decision_from_the_wait(
+    store: RunStore, backend: Backend
+) -> None:
+    # A worker's pass: claim (nothing), then next_wake_at for its timeout, then wait. A
+    # decision between the claim and next_wake_at must still end the wait.
+    await store.save_run(run(), requests=[request("q1")])
+    other = backend.open()
+    try:
+        await store.wait_for_work(timeout_s=0.05)
+        assert await claim(store) is None
+        await decide(other, "q1")
+        await asyncio.sleep(0.2)  # let any notification arrive first
+        assert await store.next_wake_at() == NOW
+        assert await _waited(store, 5) < 0.5
+        assert 0.35 < await _waited(store, 0.4) < 1.5  # consumed: the next wait waits
     finally:
         await other.close()
 

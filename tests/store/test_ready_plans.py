@@ -37,6 +37,7 @@ def _queries(postgres: bool) -> list[tuple[str, str, list[Any]]]:
         (r.NEXT_WAKE, "runs_ready", []),
         (r.HELD_LEASES, "runs_leased", [now, 100]),
         (r.PENDING_HORIZON, "requests_page_run_status|requests_run", ["r7"]),
+        (r.SET_WAKE, "requests_page_run_status|requests_run", ["r7", now, "r7"]),
     ]
 
 
