@@ -181,7 +181,8 @@ class Run:
                     calls = await self.tool_calls.prepare_step(step, turn.tool_calls)
                     if await self.tool_calls.complete(step, calls):
                         state = "stopped"
-            await emit(RunCompleted, state=state, final_text=final_text)
+            expired = tuple(t.tool_call_id for t in self.tool_calls.executions if t.expired)
+            await emit(RunCompleted, state=state, final_text=final_text, expired_calls=expired)
         except Paused as pause:
             state, pending = "paused", pause.requests
         except asyncio.CancelledError:

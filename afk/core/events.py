@@ -208,6 +208,9 @@ class RunCompleted(_Event):
     type: Literal["run_completed"] = "run_completed"
     state: Literal["completed", "stopped"]
     final_text: str | None = None
+    # Tool calls whose request expired undecided (the fallback decided them): a run that
+    # "completed" without the refund nobody approved in time says so in its last event.
+    expired_calls: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

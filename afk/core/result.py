@@ -37,6 +37,12 @@ class ToolExecution:
     decided_by: DecidedBy | None = None
     grant_id: str | None = None  # set when a standing grant let the call run unasked
 
+    @property
+    def expired(self) -> bool:
+        """Whether the call's request expired before anyone decided, so the fallback
+        (``RunnerConfig.approval_fallback``) decided it. The one definition of "expired"."""
+        return self.decided_by == "timeout"
+
 
 @dataclass(slots=True, kw_only=True)
 class RunResult:
@@ -63,7 +69,7 @@ class RunResult:
     def expired_calls(self) -> list[ToolExecution]:
         """Calls whose approval request expired before anyone decided: the fallback
         (``RunnerConfig.approval_fallback``, deny unless an operator chose allow) decided."""
-        return [t for t in self.tool_executions if t.decided_by == "timeout"]
+        return [t for t in self.tool_executions if t.expired]
 
 
 __all__ = [

@@ -80,4 +80,8 @@ def observe_run(setup: RunSetup) -> RunObserver:
         except Exception:
             _log.warning("tracing is off for run %s", setup.run_id, exc_info=True)
     stored = setup.snapshot.trace_context if setup.snapshot is not None else {}
+    if len(observers) == 1 and not stored:
+        # The common case, on every event of every run: no layer in between. Logging
+        # itself never raises into its caller (a failing handler is reported by logging).
+        return observers[0]
     return _Observers(tuple(observers), stored)

@@ -29,7 +29,9 @@ from afk.store.store import EventRow, ExecutionRecord, LogEntry, RequestRecord, 
 # 2: the log is hash-chained (prev_hash, hash) and signed checkpoints are kept (afk.audit).
 # 3: rows carry a MAC under the deployment key, digests and the ledger chain are keyed.
 # 4: runs.wake_at, the ready index (afk.store._ready).
-STORE_SCHEMA_VERSION = 4
+# 5: three indexes dropped that were prefixes of the paging indexes (afk.store._paging):
+#    every write paid for them, every paused run kept their pages.
+STORE_SCHEMA_VERSION = 5
 DECISIONS_CHANNEL = "afk_decisions"  # + "_<schema>": see decisions_channel
 
 
@@ -88,15 +90,12 @@ DDL = (
         created_at {real} NOT NULL, updated_at {real} NOT NULL,
         thread_id TEXT, requested_by TEXT, lease_owner TEXT, lease_expires_at {real},
         mac TEXT, wake_at {real})""",
-    "CREATE INDEX IF NOT EXISTS runs_status_updated ON {t}runs (status, updated_at)",
     """CREATE TABLE IF NOT EXISTS {t}requests (
         request_id TEXT PRIMARY KEY, run_id TEXT NOT NULL, kind TEXT NOT NULL,
         request TEXT NOT NULL, args_digest TEXT NOT NULL, status TEXT NOT NULL,
         created_at {real} NOT NULL, expires_at {real} NOT NULL, tool_name TEXT,
         decision TEXT, decided_by TEXT, approver TEXT, decided_at {real}, bound_digest TEXT,
         mac TEXT)""",
-    "CREATE INDEX IF NOT EXISTS requests_status_created ON {t}requests (status, created_at)",
-    "CREATE INDEX IF NOT EXISTS requests_run ON {t}requests (run_id)",
     """CREATE TABLE IF NOT EXISTS {t}executions (
         key TEXT PRIMARY KEY, run_id TEXT NOT NULL, tool_call_id TEXT NOT NULL,
         args_digest TEXT NOT NULL, status TEXT NOT NULL, started_at {real} NOT NULL,

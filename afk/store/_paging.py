@@ -42,8 +42,8 @@ _REQUEST_COLS = ", ".join(c.REQUEST_COLS)
 _RUN_COLS = ", ".join(c.RUN_COLS)
 
 # Each starts with a listing's equality filters and ends in its sort key; there is
-# deliberately none on the sort key alone (see _query). Additive: the older
-# (status, created_at) / (run_id) / (status, updated_at) indexes stay where they exist.
+# deliberately none on the sort key alone (see _query). They replaced the older
+# (status, created_at) / (run_id) / (status, updated_at) indexes (store schema 5).
 INDEXES = (
     "CREATE INDEX IF NOT EXISTS requests_page_status "
     "ON {t}requests (status, created_at, request_id)",

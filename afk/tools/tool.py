@@ -213,7 +213,7 @@ class Tool:
         """
         model = self._validated(clean(arguments))  # clean: a fresh dict the model may keep
         try:
-            dumped = model.model_dump(mode="json")
+            dumped = self._args_model.__pydantic_serializer__.to_python(model, mode="json")
         except _serialization_error() as exc:
             raise InvalidArgumentsError(
                 f"the arguments of tool {self.name!r} cannot be written as JSON: {exc}"

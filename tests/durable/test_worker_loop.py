@@ -20,6 +20,7 @@ from durable_support import lines, track
 from afk.agents import Agent, ApprovalDecision, PolicyEngine, PolicyRule
 from afk.core import Runner, RunnerConfig, RunResult
 from afk.core._worker import CannotResume, Resumed, TimerSent, TookOver, WorkerReport
+from afk.core.events import event_from_row
 from afk.errors import ConfigurationError
 from afk.llms import FunctionModel, ModelResponse, ToolCall, ToolMessage, UserMessage
 from afk.tools import tool
@@ -221,3 +222,8 @@ async def test_an_expired_request_is_reported_as_expired(
     [expired] = result.expired_calls
     assert (expired.tool_name, expired.denied, expired.executed) == ("refund", True, False)
     assert lines(side_effects) == []
+    # The run's last event says so too, also as the store keeps it.
+    assert result.events[-1].expired_calls == (expired.tool_call_id,)  # type: ignore[union-attr]
+    assert runner.store is not None
+    last = (await runner.store.list_events(paused.run_id))[-1]
+    assert event_from_row(last, {}).expired_calls == (expired.tool_call_id,)  # type: ignore[union-attr]

@@ -36,8 +36,8 @@ def _queries(postgres: bool) -> list[tuple[str, str, list[Any]]]:
         (r.claim_sql(agents[0], lock), "runs_ready", ["w", now + 30, now, now, now, *agents[1]]),
         (r.NEXT_WAKE, "runs_ready", []),
         (r.HELD_LEASES, "runs_leased", [now, 100]),
-        (r.PENDING_HORIZON, "requests_page_run_status|requests_run", ["r7"]),
-        (r.SET_WAKE, "requests_page_run_status|requests_run", ["r7", now, "r7"]),
+        (r.PENDING_HORIZON, "requests_page_run_status", ["r7"]),
+        (r.SET_WAKE, "requests_page_run_status", ["r7", now, "r7"]),
     ]
 
 

@@ -100,3 +100,28 @@ async def _has_index(backend: Backend, name: str) -> bool:
     async with await psycopg.AsyncConnection.connect(backend.location) as conn:
         sql = "SELECT 1 FROM pg_indexes WHERE schemaname = %s AND indexname = %s"
         return await (await conn.execute(sql, (backend.schema, name))).fetchone() is not None
+
+
+async def test_a_v4_store_drops_the_indexes_the_paging_indexes_replace(
+    store: object, backend: Backend
+) -> None:
+    # Back to a v4 store: the three indexes whose columns lead a paging index.
+    for name, on in (
+        ("runs_status_updated", "runs (status, updated_at)"),
+        ("requests_status_created", "requests (status, created_at)"),
+        ("requests_run", "requests (run_id)"),
+    ):
+        table, columns = on.split(" ", 1)
+        await backend.execute(f"CREATE INDEX {name} ON {backend.table(table)} {columns}")
+    await backend.execute(
+        f"UPDATE {backend.table('meta')} SET value = '4' WHERE key = 'store_schema_version'"
+    )
+    assert await _has_index(backend, "requests_run")
+    again = backend.open()
+    try:
+        await again.setup()
+    finally:
+        await again.close()
+    for name in m.DROPPED_INDEXES:
+        assert not await _has_index(backend, name), name
+    assert await _has_index(backend, "requests_page_run")
