@@ -27,6 +27,7 @@ from afk.approvals.requests import (
     UserInputRequest,
 )
 from afk.canonical import json_copy
+from afk.core._fallback import denial, fallback_decision
 from afk.core.events import (
     ApprovalReminder,
     ApprovalRequested,
@@ -41,7 +42,9 @@ from afk.core.events import (
 from afk.errors import AfkError, InteractionError, RunError
 
 if TYPE_CHECKING:
-    from afk.core._run import Run
+    from afk.core._durable import Durable
+    from afk.core._emitter import ActiveClock, Emitter
+    from afk.core._facts import RunFacts
 
 # How often a run waiting in interactive mode checks the store for a decision made by
 # another process (Postgres wakes it sooner through LISTEN/NOTIFY).
@@ -49,10 +52,23 @@ STORE_POLL_S = 0.25
 
 
 class Asking:
-    __slots__ = ("open_requests", "paused", "run")
+    """The run's open requests and the wait for each decision."""
 
-    def __init__(self, run: Run, paused: tuple[str, ...] = ()) -> None:
-        self.run = run
+    __slots__ = ("_clock", "_durable", "_emitter", "facts", "open_requests", "paused")
+
+    def __init__(
+        self,
+        facts: RunFacts,
+        *,
+        emitter: Emitter,
+        clock: ActiveClock,
+        durable: Durable | None,
+        paused: tuple[str, ...] = (),
+    ) -> None:
+        self.facts = facts
+        self._emitter = emitter
+        self._clock = clock  # stopped while the run waits for a human, restarted after
+        self._durable = durable
         self.open_requests: list[Request] = []  # a handful at most; a list is smallest
         self.paused = paused
 
@@ -66,14 +82,14 @@ class Asking:
         tool_call_id: str | None,
         tool_schema: dict[str, Any] | None = None,
     ) -> Request:
-        run = self.run
+        facts = self.facts
         now = time.time()
         common: dict[str, Any] = dict(
             request_id=f"req_{uuid.uuid4().hex}",
-            run_id=run.setup.run_id,
+            run_id=facts.run_id,
             step=step,
-            agent_name=run.agent.name,
-            thread_id=run.setup.thread_id,
+            agent_name=facts.agent_name,
+            thread_id=facts.thread_id,
             tool_name=tool_name,
             tool_args=json_copy(tool_args),
             tool_call_id=tool_call_id,
@@ -81,19 +97,19 @@ class Asking:
             rule_id=decision.rule_id,
             reason=decision.reason,
             created_at=now,
-            requested_by=run.setup.requested_by,
+            requested_by=facts.requested_by,
         )
         if decision.action == "request_user_input":
             return UserInputRequest(
                 **common,
-                expires_at=now + run.config.input_expiry_s,
+                expires_at=now + facts.config.input_expiry_s,
                 prompt=decision.reason or "Input requested",
                 input_target_arg=decision.input_target_arg,
             )
-        directory = run.setup.directory
+        directory = facts.directory
         return ApprovalRequest(
             **common,
-            expires_at=now + (decision.expires_after_s or run.config.approval_expiry_s),
+            expires_at=now + (decision.expires_after_s or facts.config.approval_expiry_s),
             approvers=expand_approvers(decision.approvers, directory),
             quorum=decision.quorum,
             allow_self_approval=decision.allow_self_approval,
@@ -111,7 +127,7 @@ class Asking:
         called, like InMemoryInteractiveProvider) is asked before the request is announced,
         so its ``pending()`` and ``notify`` hooks see it. Returns those awaitables, by request.
         """
-        emit = self.run.emitter.emit
+        emit = self._emitter.emit
         asked: list[Any] = []
         for request in requests:
             self.open_requests.append(request)
@@ -120,15 +136,14 @@ class Asking:
                 await emit(ApprovalRequested, step, request=request)
             else:
                 await emit(UserInputRequested, step, request=request)
-        if requests and not self.run.headless:
+        if requests and not self.facts.headless:
             self.paused = tuple(r.request_id for r in requests)
             await emit(RunPaused, step, request_ids=self.paused)
-            self.run.clock.pause()
+            self._clock.pause()
         return asked
 
     def _ask_early(self, request: Request) -> Any:
-        run = self.run
-        if run.headless or run.external:
+        if self.facts.headless or self.facts.external:
             return None
         fn = self._provider_method(request)
         if inspect.iscoroutinefunction(fn):
@@ -139,7 +154,7 @@ class Asking:
         return fn(request)
 
     def _provider_method(self, request: Request) -> Any:
-        provider = self.run.setup.provider
+        provider = self.facts.provider
         if isinstance(request, ApprovalRequest):
             return provider.request_approval
         return provider.request_user_input
@@ -155,15 +170,15 @@ class Asking:
         ``stop_run`` (the request then closes with a fallback deny) rather than from the run
         being cancelled.
         """
-        run = self.run
+        durable = self._durable
         got: tuple[Decision, DecidedBy]
         limit: asyncio.Timeout | None = None
         try:
-            if run.headless:
-                got = (self.fallback_decision(request, "headless mode"), "fallback")
-                if run.durable is not None:  # the stored request must not stay pending
-                    got = await run.durable.record(request, *got)
-            elif run.durable is not None:
+            if self.facts.headless:
+                got = (fallback_decision(self.facts.config, request, "headless mode"), "fallback")
+                if durable is not None:  # the stored request must not stay pending
+                    got = await durable.record(request, *got)
+            elif durable is not None:
                 got = await self._from_store(request, asked)
             else:
                 reminders = self._remind(step, request)
@@ -206,7 +221,7 @@ class Asking:
     ) -> None:
         for at, kind in due:
             await asyncio.sleep(max(at - time.time(), 0.0))
-            await self.run.emitter.emit(
+            await self._emitter.emit(
                 ApprovalReminder,
                 step,
                 request_id=request.request_id,
@@ -219,14 +234,14 @@ class Asking:
         web inbox, this process's provider) is read from there, and the first one stands.
         The provider's answer is one vote, recorded through the same path as ``resolve``;
         when it decides nothing (refused, or short of a quorum) the wait goes on."""
-        durable = self.run.durable
+        durable = self._durable
         assert durable is not None
         stored = await durable.stored_decision(request)
         if stored is not None:
             if isinstance(early, asyncio.Future):  # decided already: ask nobody
                 early.cancel()
             return stored
-        if self.run.external:
+        if self.facts.external:
             raise RunError(f"request {request.request_id} is still pending on resume")
         if early is None:
             early = self._provider_method(request)(request)
@@ -235,9 +250,8 @@ class Asking:
             while True:
                 left = request.expires_at - time.time()
                 if left <= 0:
-                    return await durable.record(
-                        request, self.fallback_decision(request, "timed out"), "timeout"
-                    )
+                    timed_out = fallback_decision(self.facts.config, request, "timed out")
+                    return await durable.record(request, timed_out, "timeout")
                 watch = asyncio.ensure_future(
                     durable.wait_for_store(request, min(left, STORE_POLL_S * 40))
                 )
@@ -260,14 +274,14 @@ class Asking:
     async def _provider_answer(
         self, request: Request, asked: asyncio.Future[Any]
     ) -> tuple[Decision, DecidedBy] | None:
-        durable = self.run.durable
+        durable = self._durable
         assert durable is not None
         try:
             answer = asked.result()
         except Exception as exc:
             why = f"interaction provider raised {type(exc).__name__}: {exc}"
-            return await durable.record(request, _deny(request, why), "error")
-        checked = _checked(request, answer, self.run.setup.provider)
+            return await durable.record(request, denial(request, why), "error")
+        checked = _checked(request, answer, self.facts.provider)
         if checked is not None:  # tallied in memory, or not a decision at all
             who = answer.vote.principal if isinstance(answer, Decided) else None
             return await durable.record(request, *checked, principal=who)
@@ -291,7 +305,7 @@ class Asking:
     ) -> tuple[Decision, DecidedBy]:
         """No store: the provider's answer is one vote through the decision rule. One that
         decides nothing leaves the request open until it expires (the fallback then applies)."""
-        checked = _checked(request, answer, self.run.setup.provider)
+        checked = _checked(request, answer, self.facts.provider)
         if checked is not None:
             return checked
         vote = self._vote_of(answer)
@@ -313,7 +327,7 @@ class Asking:
         """The provider's answer as a vote by the principal it names: the provider's own
         ``principal`` (e.g. the console's OS account), else the decision's ``approver`` as
         the provider vouches for it, else anonymous."""
-        provider = self.run.setup.provider
+        provider = self.facts.provider
         own = getattr(provider, "principal", None)
         try:
             if isinstance(own, Principal):
@@ -331,7 +345,7 @@ class Asking:
         who = principal.id if principal else None
         how = principal.authenticated_by if principal else None
         if isinstance(outcome, VoteCounted):
-            await self.run.emitter.emit(
+            await self._emitter.emit(
                 VoteRecorded,
                 step,
                 request_id=request.request_id,
@@ -340,7 +354,7 @@ class Asking:
                 needed=outcome.needed,
             )
             return
-        await self.run.emitter.emit(
+        await self._emitter.emit(
             VoteRefused,
             step,
             request_id=request.request_id,
@@ -354,11 +368,11 @@ class Asking:
     ) -> None:
         if request in self.open_requests:
             self.open_requests.remove(request)
-        grants = self.run.setup.grants
+        grants = self.facts.grants
         if grants is not None and decided_by == "human" and getattr(decision, "grant", None):
             await grants.add(request, decision)
         event_cls = ApprovalResolved if isinstance(request, ApprovalRequest) else UserInputResolved
-        emit = self.run.emitter.emit
+        emit = self._emitter.emit
         await emit(
             event_cls,
             step,
@@ -370,17 +384,7 @@ class Asking:
         if self.paused and not any(r.request_id in self.paused for r in self.open_requests):
             ids, self.paused = self.paused, ()
             await emit(RunResumed, step, request_ids=ids)
-            self.run.clock.resume()
-
-    def fallback_decision(self, request: Request, why: str) -> Decision:
-        config = self.run.config
-        if isinstance(request, ApprovalRequest):
-            kind = config.approval_fallback
-            return ApprovalDecision(kind=kind, reason=f"{why}: approval_fallback={kind}")
-        if config.input_fallback == "allow":
-            # Fallback "allow" for input means: run with the original arguments, no text.
-            return UserInputDecision(kind="allow", value="", reason=f"{why}: input_fallback=allow")
-        return UserInputDecision(kind="deny", reason=f"{why}: input_fallback=deny")
+            self._clock.resume()
 
     async def _closed(
         self, request: Request, why: str, by: DecidedBy
@@ -390,15 +394,15 @@ class Asking:
         if late is not None:
             got: tuple[Decision, DecidedBy] = (late, "human")
         elif by == "timeout":
-            got = (self.fallback_decision(request, why), by)
+            got = (fallback_decision(self.facts.config, request, why), by)
         else:
-            got = (_deny(request, why), by)
-        if self.run.durable is not None:
-            got = await self.run.durable.record(request, *got)
+            got = (denial(request, why), by)
+        if self._durable is not None:
+            got = await self._durable.record(request, *got)
         return got
 
     def _expire(self, request_id: str, note: str) -> Decision | None:
-        expire = getattr(self.run.setup.provider, "expire", None)
+        expire = getattr(self.facts.provider, "expire", None)
         if not callable(expire):
             return None
         late = expire(request_id, note)
@@ -414,7 +418,7 @@ class Asking:
             try:
                 decision, by = await self._closed(request, why, "fallback")
             except AfkError:
-                decision, by = _deny(request, why), "fallback"
+                decision, by = denial(request, why), "fallback"
             await self.record(request.step, request, decision, by)
 
 
@@ -445,7 +449,7 @@ def _checked(request: Request, answer: Any, provider: Any) -> tuple[Decision, De
     if isinstance(answer, expected):
         return None
     why = f"interaction provider returned {type(answer).__name__}, not {expected.__name__}"
-    return _deny(request, why), "error"
+    return denial(request, why), "error"
 
 
 def _confirmed(request: Request, answer: Decided) -> tuple[Decision, DecidedBy]:
@@ -456,13 +460,7 @@ def _confirmed(request: Request, answer: Decided) -> tuple[Decision, DecidedBy]:
     try:
         again = decide(request, answer.vote, votes=prior, now=answer.vote.at)
     except InteractionError as exc:
-        return _deny(request, f"provider's decision refused: {exc}"), "error"
+        return denial(request, f"provider's decision refused: {exc}"), "error"
     if not isinstance(again, Decided) or again.decision != answer.decision:
-        return _deny(request, "provider's decision is not what its votes decide"), "error"
+        return denial(request, "provider's decision is not what its votes decide"), "error"
     return again.decision, "human"
-
-
-def _deny(request: Request, reason: str) -> Decision:
-    if isinstance(request, ApprovalRequest):
-        return ApprovalDecision(kind="deny", reason=reason)
-    return UserInputDecision(kind="deny", reason=reason)

@@ -14,16 +14,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from afk.approvals.principal import Principal
-from afk.approvals.requests import (
-    ApprovalDecision,
-    ApprovalRequest,
-    DecidedBy,
-    Decision,
-    Request,
-    UserInputDecision,
-)
+from afk.approvals.requests import ApprovalRequest, DecidedBy, Decision, Request
 from afk.audit.entries import ExecutionStarted, PolicyDecided, ShadowRule, to_log
 from afk.canonical import canonical_json
+from afk.core._fallback import denial, fallback_decision
 from afk.core._records import (
     approved_args,
     decision_log,
@@ -33,12 +27,7 @@ from afk.core._records import (
     outcome_log,
     request_record,
 )
-from afk.core._snapshot import (
-    SCHEMA_VERSION,
-    StepState,
-    dump_snapshot,
-    to_json,
-)
+from afk.core._snapshot import SCHEMA_VERSION, RunSnapshot, dump_snapshot, to_json
 from afk.errors import AlreadyDecidedError, RequestExpiredError
 from afk.store._seal import record_ok, tamper_log
 from afk.store.store import (
@@ -55,7 +44,8 @@ from afk.store.store import (
 if TYPE_CHECKING:
     from afk.agents.policy import PolicyDecision, PolicyEvent
     from afk.audit.keys import Keyring
-    from afk.core._run import Run
+    from afk.core._emitter import Emitter
+    from afk.core._facts import RunFacts
 
 _READY: weakref.WeakSet[Any] = weakref.WeakSet()
 
@@ -85,14 +75,26 @@ def refused_record(request_id: str) -> str:
 
 
 class Durable:
-    """Everything a run writes to or reads from its store."""
+    """Everything a run writes to or reads from its store.
 
-    def __init__(self, run: Run, store: RunStore, *, owner: str, lease_ttl_s: float) -> None:
-        self.run = run
+    Given the run's facts and its emitter (whose events each checkpoint flushes); the run
+    loop hands it each snapshot to write."""
+
+    def __init__(
+        self,
+        facts: RunFacts,
+        store: RunStore,
+        *,
+        emitter: Emitter,
+        owner: str,
+        lease_ttl_s: float,
+    ) -> None:
+        self.facts = facts
         self.store = store
+        self.emitter = emitter
         self.owner = owner
         self.lease_ttl_s = lease_ttl_s
-        self.flushed_seq = run.emitter.seq
+        self.flushed_seq = emitter.seq
         self._lease_task: asyncio.Task[None] | None = None
         self._pending_log: list[LogEntry] = []
 
@@ -107,31 +109,31 @@ class Durable:
     async def checkpoint(
         self,
         status: RunStatus,
-        pending: StepState | None,
+        snapshot: RunSnapshot,
         new_requests: Sequence[Request] = (),
     ) -> None:
-        """Persist the run, its new requests and unflushed events in one transaction."""
+        """Persist ``snapshot``, the run's new requests and unflushed events in one
+        transaction."""
         from afk.core.events import stored_payload  # lazy: the CLI's decision path never saves
 
-        run = self.run
+        facts = self.facts
         now = time.time()
-        snapshot = dump_snapshot(run.snapshot(pending))
         record = RunRecord(
-            run_id=run.setup.run_id,
-            agent_name=run.agent.name,
+            run_id=facts.run_id,
+            agent_name=facts.agent_name,
             status=status,
-            snapshot=snapshot,
+            snapshot=dump_snapshot(snapshot),
             schema_version=SCHEMA_VERSION,
-            created_at=run.started_at,
+            created_at=facts.started_at,
             updated_at=now,
-            thread_id=run.setup.thread_id,
-            requested_by=run.setup.requested_by,
+            thread_id=facts.thread_id,
+            requested_by=facts.requested_by,
             lease_owner=self.owner if status == "paused" and self._lease_task else None,
             lease_expires_at=now + self.lease_ttl_s if self._lease_task else None,
         )
         events = [
             EventRow(run_id=e.run_id, seq=e.seq, type=e.type, payload=stored_payload(e), ts=e.ts)
-            for e in run.emitter.events
+            for e in self.emitter.events
             if e.seq > self.flushed_seq
         ]
         log = self._take_log(*(opened_log(r, now, self.keys) for r in new_requests))
@@ -152,12 +154,12 @@ class Durable:
         if record is None:
             return None
         if not await self._verified(record, "take its decision"):
-            return _refusal(request), "error"
+            return denial(request, refused_record(request.request_id)), "error"
         if record.status != "pending":
             return load_decision(record), _decided_by(record.decided_by)
         if time.time() <= record.expires_at:
             return None
-        fallback = self.run.asking.fallback_decision(request, "expired")
+        fallback = fallback_decision(self.facts.config, request, "expired")
         return await self.record(request, fallback, "timeout")
 
     async def record(
@@ -187,7 +189,7 @@ class Durable:
             stored = await self.store.get_request(request.request_id)
             if stored is not None and stored.decision is not None:
                 return load_decision(stored), _decided_by(stored.decided_by)
-            return self.run.asking.fallback_decision(request, "expired"), "timeout"
+            return fallback_decision(self.facts.config, request, "expired"), "timeout"
         return decision, decided_by
 
     async def wait_for_store(self, request: Request, timeout_s: float) -> None:
@@ -237,7 +239,7 @@ class Durable:
         idempotent: bool,
         invoke: Callable[[], Awaitable[Any]],
     ) -> StoredOutcome:
-        run_id = self.run.setup.run_id
+        run_id = self.facts.run_id
         digest = self.keys.digest(args)
         created, record = await self.store.begin_execution(
             ExecutionRecord(
@@ -297,7 +299,7 @@ class Durable:
         it lets start, the request it opens, the decision it leads to, or the checkpoint.
         That keeps it with the state change it explains, at no extra transaction per call."""
         entry = PolicyDecided(
-            run_id=self.run.setup.run_id,
+            run_id=self.facts.run_id,
             actor="policy",
             event=event.event_type,
             step=event.step,
@@ -334,7 +336,7 @@ class Durable:
     async def _renew(self) -> None:
         while True:
             await self.store.acquire_lease(
-                self.run.setup.run_id, owner=self.owner, ttl_s=self.lease_ttl_s, now=time.time()
+                self.facts.run_id, owner=self.owner, ttl_s=self.lease_ttl_s, now=time.time()
             )
             await asyncio.sleep(self.lease_ttl_s / 3)
 
@@ -342,7 +344,7 @@ class Durable:
         if self._lease_task is not None:
             self._lease_task.cancel()
             self._lease_task = None
-        await self.store.release_lease(self.run.setup.run_id, owner=self.owner)
+        await self.store.release_lease(self.facts.run_id, owner=self.owner)
 
 
 def _untrusted_outcome(key: str) -> str:
@@ -350,14 +352,6 @@ def _untrusted_outcome(key: str) -> str:
         f"outcome unknown: the stored record of execution {key} does not verify (it was "
         "changed outside afk), so its result is not trusted and the call was not run again"
     )
-
-
-def _refusal(request: Request) -> Decision:
-    """The decision a request whose stored record does not verify gets: a denial."""
-    reason = refused_record(request.request_id)
-    if isinstance(request, ApprovalRequest):
-        return ApprovalDecision(kind="deny", reason=reason)
-    return UserInputDecision(kind="deny", reason=reason)
 
 
 def _timers(requests: Sequence[Request]) -> list[TimerRecord]:

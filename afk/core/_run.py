@@ -12,25 +12,22 @@ import asyncio
 import time
 import uuid
 from dataclasses import dataclass, replace
-from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
-from afk.agents.agent import Agent
-from afk.agents.policy import PolicyDecision, PolicyEngine, PolicyEvent, combine
-from afk.approvals.approvers import ApproverDirectory
-from afk.approvals.grants import Grants
+from afk.agents.policy import PolicyEvent
 from afk.approvals.requests import Request, UserInputDecision
 from afk.core._asking import Asking
 from afk.core._call import Paused, discard
 from afk.core._durable import Durable
 from afk.core._emitter import ActiveClock, Emitter
+from afk.core._facts import RunFacts
+from afk.core._gate import PolicyGate
+from afk.core._setup import RunSetup
 from afk.core._snapshot import RunSnapshot, StepState
-from afk.core._tool_call import ToolCallRunner
-from afk.core.config import RunnerConfig
+from afk.core._tool_call import Prepared, ToolCallRunner
 from afk.core.events import (
     LLMCalled,
     LLMCompleted,
-    PolicyDecisionEvent,
     RunCancelled,
     RunCompleted,
     RunFailed,
@@ -40,55 +37,65 @@ from afk.core.events import (
 )
 from afk.core.result import RunResult, RunState
 from afk.errors import RunError
-from afk.llms.messages import AssistantMessage, Message, ModelResponse, ToolSpec, Usage, UserMessage
-from afk.llms.model import Model, model_label
-from afk.observability import SpanFactory, observe_run
-from afk.store.store import RunStore
+from afk.llms.messages import (
+    AssistantMessage,
+    Message,
+    ModelResponse,
+    ToolCall,
+    ToolSpec,
+    Usage,
+    UserMessage,
+)
+from afk.llms.model import model_label
+from afk.observability import observe_run
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunSetup:
-    """Everything a run needs, checked by the Runner before the run starts."""
+# The loop's typed steps: each step's handler returns the next one.
+@dataclass(frozen=True, slots=True)
+class CallModel:
+    """Call the model for a new step; ``let_through``: the step's model call was gated and
+    has been allowed already (a run resumed from that gate), so it is not asked again."""
 
-    agent: Agent
-    model: Model
-    engines: tuple[PolicyEngine, ...]
-    config: RunnerConfig
-    provider: Any
-    user_message: str
-    context: dict[str, Any] | None
-    thread_id: str | None
-    run_id: str
-    requested_by: str | None = None
-    store: RunStore | None = None
-    owner: str = ""
-    lease_ttl_s: float = 30.0
-    snapshot: RunSnapshot | None = None  # set when resuming
-    directory: ApproverDirectory | None = None
-    grants: Grants | None = None
-    tracing: SpanFactory | None = None  # Runner(tracing=...): spans of this run
+    let_through: bool = False
 
 
-_NO_CONTEXT: MappingProxyType[str, Any] = MappingProxyType({})
+@dataclass(frozen=True, slots=True)
+class RunTools:
+    """Gate, ask about and run the tool calls of the model's turn in ``step`` (``text``:
+    what the model said with them)."""
+
+    step: int
+    calls: tuple[ToolCall, ...]
+    text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """The run ends with ``state``; ``text``: the model's last words, if any."""
+
+    state: Literal["completed", "stopped"]
+    text: str | None = None
 
 
 class Run:
+    """One run: its changing state (messages, step, usage) and the loop over its steps.
+
+    The loop owns the run; the machinery it calls (policy gate, asking, tool calls, the
+    durable journal) gets the run's :class:`RunFacts` and the services it needs, never the
+    run itself."""
+
     __slots__ = (
-        "_llm_gated",
         "agent",
         "asking",
         "cancel_requested",
         "clock",
-        "config",
-        "context",
         "durable",
         "emitter",
-        "external",
-        "headless",
+        "facts",
+        "gate",
         "messages",
         "setup",
         "specs",
-        "started_at",
         "step",
         "tool_calls",
         "usage",
@@ -97,42 +104,53 @@ class Run:
     def __init__(self, setup: RunSetup) -> None:
         self.setup = setup
         self.agent = setup.agent
-        self.config = setup.config
-        mode = setup.config.interaction_mode
-        self.headless = mode == "headless"
-        self.external = mode == "external"
+        facts = self.facts = RunFacts.of(setup, started_at=time.time())
         notify = getattr(setup.provider, "notify", None)
-        self.emitter = Emitter(
+        emitter = self.emitter = Emitter(
             setup.run_id, notify if callable(notify) else None, observe_run(setup)
         )
-        self.context = MappingProxyType(setup.context) if setup.context else _NO_CONTEXT
         self.specs: list[ToolSpec] = self.agent.tool_specs
-        self._llm_gated = any(e.covers("llm_before_execute") for e in setup.engines)
-        self.tool_calls = ToolCallRunner(self)
-        self.started_at = time.time()
         self.cancel_requested = False
         snap = setup.snapshot
+        limit = setup.config.max_run_time_s
         if snap is None:
-            self.clock = ActiveClock(setup.config.max_run_time_s)
+            self.clock = ActiveClock(limit)
             self.messages: list[Message] = [self.agent.system_message]
             self.messages.append(UserMessage(content=setup.user_message))
             self.usage: Usage | None = None
             self.step = 0
-            self.asking = Asking(self)
         else:
-            paused = snap.pending_step.paused_ids if snap.pending_step else ()
-            self.clock = ActiveClock(setup.config.max_run_time_s, used=snap.active_s, paused=True)
+            self.clock = ActiveClock(limit, used=snap.active_s, paused=True)
             self.messages = list(snap.messages)
             self.usage = snap.usage
             self.step = snap.step
-            self.emitter.seq = snap.seq
-            self.tool_calls.executions.extend(snap.executions)
-            self.asking = Asking(self, paused=paused)
+            emitter.seq = snap.seq
         self.durable: Durable | None = None
         if setup.store is not None:
             self.durable = Durable(
-                self, setup.store, owner=setup.owner, lease_ttl_s=setup.lease_ttl_s
+                facts,
+                setup.store,
+                emitter=emitter,
+                owner=setup.owner,
+                lease_ttl_s=setup.lease_ttl_s,
             )
+        paused = snap.pending_step.paused_ids if snap and snap.pending_step else ()
+        self.asking = Asking(
+            facts, emitter=emitter, clock=self.clock, durable=self.durable, paused=paused
+        )
+        self.gate = PolicyGate(
+            facts, setup.engines, clock=self.clock, emitter=emitter, durable=self.durable
+        )
+        self.tool_calls = ToolCallRunner(
+            facts,
+            emitter=emitter,
+            clock=self.clock,
+            gate=self.gate,
+            asking=self.asking,
+            durable=self.durable,
+        )
+        if snap is not None:
+            self.tool_calls.executions.extend(snap.executions)
 
     # -- top level -----------------------------------------------------------------------
     async def execute(self) -> RunResult:
@@ -154,33 +172,27 @@ class Run:
         final_text: str | None = None
         error: str | None = None
         pending: list[Request] = []
-        gated_step = False  # resuming a step whose model call was already let through
+        nxt: CallModel | RunTools | Finish = CallModel()
         try:
             if self.cancel_requested:
                 raise asyncio.CancelledError
             if self.durable is not None:
                 await self.durable.ready()
             if resume is not None:
-                state, gated_step = await self._resume(resume)
-            while state is None:
-                if not gated_step:
-                    self._check_steps(self.step)
-                    self.step += 1
-                    await emit(StepStarted, self.step)
-                    if not await self._gate_model_call(self.step):
-                        state = "stopped"
-                        break
-                gated_step = False
-                step = self.step
-                turn = await self._call_model(step)
-                self.messages.append(turn)
-                final_text = turn.text
-                if not turn.tool_calls:
-                    state = "completed"
-                else:
-                    calls = await self.tool_calls.prepare_step(step, turn.tool_calls)
-                    if await self.tool_calls.complete(step, calls):
-                        state = "stopped"
+                nxt = await self._resume(resume)
+            while not isinstance(nxt, Finish):
+                if isinstance(nxt, CallModel):
+                    nxt = await self._model_step(nxt)
+                    continue
+                final_text = nxt.text  # the turn's text, also when its calls stop the run
+                # The tool step inline: a run waiting for a human carries one frame less.
+                prepared = await self.tool_calls.prepare_step(nxt.step, nxt.calls)
+                if prepared.requests:
+                    await self._checkpoint_gated(prepared)
+                done = await self.tool_calls.complete(nxt.step, prepared.calls)
+                self.messages.extend(done.messages)
+                nxt = Finish("stopped", final_text) if done.stop else CallModel()
+            state, final_text = nxt.state, nxt.text
             expired = tuple(t.tool_call_id for t in self.tool_calls.executions if t.expired)
             await emit(RunCompleted, state=state, final_text=final_text, expired_calls=expired)
         except Paused as pause:
@@ -219,14 +231,42 @@ class Run:
             pending_requests=pending,
         )
 
-    async def _resume(self, pending: StepState) -> tuple[RunState | None, bool]:
-        """Finish the step the run paused in. Returns ("stopped" or None, and whether the
-        step's model call was the gated thing and may now proceed)."""
+    async def _resume(self, pending: StepState) -> CallModel | Finish:
+        """Finish the step the run paused in."""
         if pending.model_request is not None:
             allowed = await self._model_gate_decided(pending.step, pending.model_request)
-            return (None if allowed else "stopped"), True
-        stopped = await self.tool_calls.resume_step(pending)
-        return ("stopped" if stopped else None), False
+            return CallModel(let_through=True) if allowed else Finish("stopped")
+        done = await self.tool_calls.resume_step(pending)
+        self.messages.extend(done.messages)
+        return Finish("stopped") if done.stop else CallModel()
+
+    async def _model_step(self, nxt: CallModel) -> RunTools | Finish:
+        """A new step (unless its model call was let through already), its model call, and
+        what the model asked for."""
+        if not nxt.let_through:
+            self._check_steps(self.step)
+            self.step += 1
+            await self.emitter.emit(StepStarted, self.step)
+            if not await self._gate_model_call(self.step):
+                return Finish("stopped")
+        turn = await self._call_model(self.step)
+        self.messages.append(turn)
+        if not turn.tool_calls:
+            return Finish("completed", turn.text)
+        return RunTools(self.step, turn.tool_calls, turn.text)
+
+    async def _checkpoint_gated(self, prepared: Prepared) -> None:
+        """Persist a step that opened requests. External mode runs the step's calls that
+        need nobody, checkpoints again, and pauses the run."""
+        try:
+            await self.checkpoint_step(prepared.state(), prepared.requests)
+            if self.facts.external:
+                if await self.tool_calls.run_allowed(prepared):
+                    await self.checkpoint_step(prepared.state(), [])
+                raise Paused(prepared.requests)
+        except BaseException:
+            prepared.discard()
+            raise
 
     async def _finish(self, state: RunState) -> None:
         """Persist the ending. A store failing here must not make run() raise: the result
@@ -236,7 +276,7 @@ class Run:
             return
         try:
             if state != "paused":
-                await self.durable.checkpoint(state, None)
+                await self.durable.checkpoint(state, self.snapshot(None))
             await self.durable.release()
         except Exception as exc:
             self.emitter.warnings.append(
@@ -273,9 +313,9 @@ class Run:
         """Persist the step whose requests were just opened. External mode stops here."""
         if self.durable is None:
             return
-        if not self.external:
+        if not self.facts.external:
             self.durable.keep_lease()  # this process keeps waiting: others must not resume it
-        await self.durable.checkpoint("paused", pending, requests)
+        await self.durable.checkpoint("paused", self.snapshot(pending), requests)
 
     # -- the model -----------------------------------------------------------------------
     async def _call_model(self, step: int) -> AssistantMessage:
@@ -318,7 +358,7 @@ class Run:
 
     async def _gate_model_call(self, step: int) -> bool:
         """Policy for the model call itself; only when some rule covers model calls."""
-        if not self._llm_gated:
+        if not self.gate.gates_model:
             return True
         event = PolicyEvent(
             event_type="llm_before_execute",
@@ -326,10 +366,9 @@ class Run:
             thread_id=self.setup.thread_id,
             step=step,
             agent_name=self.agent.name,
-            context=self.context,
+            context=self.facts.context,
         )
-        decision = await self.evaluate(event)
-        await self.emit_policy(step, event, decision)
+        decision = await self.gate.decide(step, event)
         if decision.action == "allow":
             return True
         if decision.action == "deny":
@@ -342,7 +381,7 @@ class Run:
         try:
             pending = StepState(step=step, paused_ids=(request.request_id,), model_request=request)
             await self.checkpoint_step(pending, [request])
-            if self.external:
+            if self.facts.external:
                 raise Paused([request])
             return await self._model_gate_decided(step, request, asked)
         finally:
@@ -357,49 +396,6 @@ class Run:
         if isinstance(answer, UserInputDecision) and decided_by == "human" and answer.value:
             self.messages.append(UserMessage(content=answer.value))
         return True
-
-    # -- policy --------------------------------------------------------------------------
-    async def evaluate(self, event: PolicyEvent) -> PolicyDecision:
-        """Every engine's decision, combined. The engines share one ``policy_timeout_s`` for
-        their async conditions (a hung one is denied, naming its rule), and the run's
-        remaining active time bounds it all: policy time counts towards ``max_run_time_s``."""
-        self.clock.check()
-        limit = self.config.policy_timeout_s
-        deadline = asyncio.get_running_loop().time() + limit
-        if self.config.max_run_time_s is None:  # no budget to enforce: no timer on the path
-            return await self._evaluate_all(event, limit, deadline)
-        try:
-            async with asyncio.timeout(self.clock.remaining()) as budget:
-                return await self._evaluate_all(event, limit, deadline)
-        except TimeoutError:
-            if budget.expired():
-                raise self.clock.exceeded() from None
-            raise
-
-    async def _evaluate_all(
-        self, event: PolicyEvent, limit: float, deadline: float
-    ) -> PolicyDecision:
-        decision: PolicyDecision | None = None
-        for engine in self.setup.engines:
-            found = await engine.aevaluate(event, timeout_s=limit, deadline=deadline)
-            decision = found if decision is None else combine(decision, found)
-        return decision if decision is not None else PolicyDecision(action="allow")
-
-    async def emit_policy(self, step: int, event: PolicyEvent, decision: PolicyDecision) -> None:
-        await self.emitter.emit(
-            PolicyDecisionEvent,
-            step,
-            event_type=event.event_type,
-            tool_name=event.tool_name,
-            tool_call_id=event.tool_call_id,
-            action=decision.action,
-            rule_id=decision.rule_id,
-            matched_rules=decision.matched_rules,
-            reason=decision.reason,
-            shadow=decision.shadow,
-        )
-        if self.durable is not None:
-            await self.durable.log_policy(event, decision)
 
 
 def _first_error(exc: BaseException) -> BaseException:

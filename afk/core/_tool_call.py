@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from afk.agents.policy import PolicyDecision, PolicyEvent
@@ -25,7 +26,6 @@ from afk.canonical import json_copy, jsonable
 from afk.core._call import (
     UNKNOWN_OUTCOME,
     Call,
-    Paused,
     discard,
     normalize_call,
     reviewer_note,
@@ -38,23 +38,71 @@ from afk.llms.messages import ToolCall, ToolMessage
 from afk.tools.tool import Tool, ToolArgumentsInvalid, ToolContext
 
 if TYPE_CHECKING:
-    from afk.core._run import Run
+    from afk.core._asking import Asking
+    from afk.core._durable import Durable
+    from afk.core._emitter import ActiveClock, Emitter
+    from afk.core._facts import RunFacts
+    from afk.core._gate import PolicyGate
+
+
+@dataclass(slots=True, kw_only=True)
+class Prepared:
+    """A step's calls after policy and validation: the requests it opened (announced, not
+    yet decided), for the run loop to checkpoint before :meth:`ToolCallRunner.complete`."""
+
+    step: int
+    calls: list[Call]
+    requests: list[Request]
+
+    def state(self) -> StepState:
+        """The step as its checkpoint holds it."""
+        return step_state(self.step, self.calls)
+
+    def discard(self) -> None:
+        """The step ends before its calls are decided: stop asking the provider."""
+        for item in self.calls:
+            discard(item.asked)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepDone:
+    """A step's tool messages for the model, in call order; ``stop``: the run must stop."""
+
+    messages: list[ToolMessage]
+    stop: bool
 
 
 class ToolCallRunner:
-    __slots__ = ("executions", "run")
+    """Gates, asks about and runs the tool calls of one run's steps. ``executions``: every
+    call's record, in call order, for the run's result and its snapshots."""
 
-    def __init__(self, run: Run) -> None:
-        self.run = run
+    __slots__ = ("_asking", "_clock", "_durable", "_emitter", "_facts", "_gate", "executions")
+
+    def __init__(
+        self,
+        facts: RunFacts,
+        *,
+        emitter: Emitter,
+        clock: ActiveClock,
+        gate: PolicyGate,
+        asking: Asking,
+        durable: Durable | None,
+    ) -> None:
+        self._facts = facts
+        self._emitter = emitter
+        self._clock = clock
+        self._gate = gate
+        self._asking = asking
+        self._durable = durable
         self.executions: list[ToolExecution] = []
 
-    async def prepare_step(self, step: int, calls: Sequence[ToolCall]) -> list[Call]:
-        """Policy for every call, then validation and requests; checkpoint when gated.
+    async def prepare_step(self, step: int, calls: Sequence[ToolCall]) -> Prepared:
+        """Policy for every call, then validation and requests, announced together.
 
-        Returns the calls for :meth:`complete` (a separate await, so a waiting run carries
-        one frame less). External mode raises :class:`Paused` after the checkpoint.
+        The caller checkpoints the step when it opened requests, then hands it to
+        :meth:`complete` (a separate await, so a waiting run carries one frame less).
         """
-        tools = self.run.agent.tools
+        tools = self._facts.tools
         items = [Call(call=c, tool=tools.get(c.name), position=i) for i, c in enumerate(calls)]
         for item in items:
             normalize_call(item)
@@ -65,25 +113,23 @@ class ToolCallRunner:
             await self._prepare(step, item, rule_stop, opened=len(requests))
             if item.request is not None:
                 requests.append(item.request)
-        run = self.run
         for item, asked in zip(
             (i for i in items if i.request is not None),
-            await run.asking.open(step, requests),
+            await self._asking.open(step, requests),
             strict=True,
         ):
             item.asked = asked
-        try:
-            if requests:
-                await run.checkpoint_step(self._state(step, items), requests)
-                if run.external:
-                    await self._pause(step, items, requests)
-        except BaseException:
-            for item in items:
-                discard(item.asked)
-            raise
-        return items
+        return Prepared(step=step, calls=items, requests=requests)
 
-    async def resume_step(self, state: StepState) -> bool:
+    async def run_allowed(self, prepared: Prepared) -> bool:
+        """External mode, before the run pauses: run the step's calls that need nobody.
+        Returns whether any ran (the step is then checkpointed again)."""
+        allowed = [i for i in prepared.calls if i.message is None and i.request is None]
+        for item in allowed:
+            await self._execute(prepared.step, item, item.arguments)
+        return bool(allowed)
+
+    async def resume_step(self, state: StepState) -> StepDone:
         """Finish the step a run paused in, from its checkpoint: settled calls keep their
         outcome, gated ones take their decision from the store, and every other call is put
         to the policy again: a snapshot saying "allow" proves nothing on its own. One the
@@ -92,12 +138,12 @@ class ToolCallRunner:
         request, so no human ever saw it)."""
         items = []
         for saved in state.calls:
-            item = Call(call=saved.call, tool=self.run.agent.tools.get(saved.call.name))
+            item = Call(call=saved.call, tool=self._facts.tools.get(saved.call.name))
             item.policy, item.request = saved.policy, saved.request
             if saved.settled is not None:
                 item.message, item.execution = saved.settled.message, saved.settled.execution
             elif saved.request is not None:
-                self.run.asking.open_requests.append(saved.request)
+                self._asking.open_requests.append(saved.request)
             else:
                 normalize_call(item)
                 policy = item.policy = await self._evaluate(state.step, item)
@@ -116,18 +162,8 @@ class ToolCallRunner:
             items.append(item)
         return await self.complete(state.step, items)
 
-    async def _pause(self, step: int, items: list[Call], requests: list[Request]) -> None:
-        """External mode: run what is allowed now, checkpoint again, and stop the run."""
-        allowed = [i for i in items if i.message is None and i.request is None]
-        for item in allowed:
-            await self._execute(step, item, item.arguments)
-        if allowed:
-            await self.run.checkpoint_step(self._state(step, items), [])
-        raise Paused(requests)
-
-    async def complete(self, step: int, items: list[Call]) -> bool:
-        """Decide and run every unsettled call; hand the results to the model in call order.
-        Returns True when the run must stop."""
+    async def complete(self, step: int, items: list[Call]) -> StepDone:
+        """Decide and run every unsettled call; the results for the model in call order."""
         for position, item in enumerate(items):
             item.position = position  # a resumed step lists its calls in call order too
             if item.args is None:
@@ -144,42 +180,27 @@ class ToolCallRunner:
         finally:
             for item in items:
                 discard(item.asked)
+        messages = []
         for item in items:
             assert item.message is not None and item.execution is not None
-            self.run.messages.append(item.message)
+            messages.append(item.message)
             self.executions.append(item.execution)
-        return any(i.stop for i in items)
-
-    @staticmethod
-    def _state(step: int, items: list[Call]) -> StepState:
-        calls = []
-        for item in items:
-            assert item.policy is not None
-            settled = None
-            if item.message is not None and item.execution is not None:
-                settled = SettledCall(message=item.message, execution=item.execution)
-            calls.append(
-                CallState(call=item.call, policy=item.policy, request=item.request, settled=settled)
-            )
-        paused = tuple(i.request.request_id for i in items if i.request is not None)
-        return StepState(step=step, calls=calls, paused_ids=paused)
+        return StepDone(messages=messages, stop=any(i.stop for i in items))
 
     async def _evaluate(self, step: int, item: Call) -> PolicyDecision:
-        run = self.run
+        facts = self._facts
         event = PolicyEvent(
             event_type="tool_before_execute",
-            run_id=run.setup.run_id,
-            thread_id=run.setup.thread_id,
+            run_id=facts.run_id,
+            thread_id=facts.thread_id,
             step=step,
-            agent_name=run.agent.name,
+            agent_name=facts.agent_name,
             tool_name=item.call.name,
             tool_args=json_copy(item.arguments),
             tool_call_id=item.call.id,
-            context=run.context,
+            context=facts.context,
         )
-        decision = await run.evaluate(event)
-        await run.emit_policy(step, event, decision)
-        return decision
+        return await self._gate.decide(step, event)
 
     async def _prepare(
         self, step: int, item: Call, rule_stop: PolicyDecision | None, *, opened: int
@@ -206,15 +227,15 @@ class ToolCallRunner:
         if policy.action == "request_approval" and await self._granted(step, item):
             return  # a standing grant covers it: it runs without asking
         if policy.action in ("request_approval", "request_user_input"):
-            cap = self.run.config.max_open_requests
-            if len(self.run.asking.open_requests) + opened >= cap:
+            cap = self._facts.config.max_open_requests
+            if len(self._asking.open_requests) + opened >= cap:
                 why = (
                     f"too many open approval requests in this run (cap {cap}): wait for "
                     "the open ones to be decided before asking for more"
                 )
                 await self._denied(step, item, why)
                 return
-            item.request = self.run.asking.new_request(
+            item.request = self._asking.new_request(
                 step,
                 policy,
                 tool_name=item.call.name,
@@ -224,21 +245,21 @@ class ToolCallRunner:
             )
 
     async def _granted(self, step: int, item: Call) -> bool:
-        run = self.run
-        grants = run.setup.grants
+        facts = self._facts
+        grants = facts.grants
         if grants is None or item.tool is None:
             return False
         values = scope_values(
-            thread_id=run.setup.thread_id, agent_name=run.agent.name, user=run.setup.requested_by
+            thread_id=facts.thread_id, agent_name=facts.agent_name, user=facts.requested_by
         )
         grant = await grants.use(
-            item.call.name, item.arguments, values, run_id=run.setup.run_id, call_id=item.id
+            item.call.name, item.arguments, values, run_id=facts.run_id, call_id=item.id
         )
         if grant is None:
             return False
         item.grant_id = grant.grant_id
         assert item.policy is not None
-        await run.emitter.emit(
+        await self._emitter.emit(
             GrantUsed,
             step,
             grant_id=grant.grant_id,
@@ -268,7 +289,7 @@ class ToolCallRunner:
             return
         item.waiting = True
         try:
-            decision, decided_by = await self.run.asking.ask(
+            decision, decided_by = await self._asking.ask(
                 step, request, asked=item.asked, stoppable=item
             )
         finally:
@@ -300,7 +321,7 @@ class ToolCallRunner:
     async def _execute(self, step: int, item: Call, args: dict[str, Any]) -> None:
         tool = item.tool
         if tool is None:
-            known = ", ".join(sorted(self.run.agent.tools)) or "none"
+            known = ", ".join(sorted(self._facts.tools)) or "none"
             error = f"unknown tool {item.call.name!r} (tools: {known})"
             await self._settle(step, item, args, error=error)
             return
@@ -308,9 +329,8 @@ class ToolCallRunner:
         if runnable is None:
             return
         args, validated = runnable
-        run = self.run
-        durable = run.durable
-        run.clock.check()
+        facts, durable, clock, emitter = self._facts, self._durable, self._clock, self._emitter
+        clock.check()
         # Not the model's call id: a model may reuse one, in a later step or the same one.
         # The digest: a step re-run after a crash that asks for another call at the same
         # position runs that call, instead of being handed the first one's outcome.
@@ -318,27 +338,27 @@ class ToolCallRunner:
         key = (
             item.request.request_id
             if item.request
-            else f"{run.setup.run_id}:{step}:{item.position}:{args_digest(args)[:16]}"
+            else f"{facts.run_id}:{step}:{item.position}:{args_digest(args)[:16]}"
         )
         ctx = ToolContext(
-            run_id=run.setup.run_id,
-            agent_name=run.agent.name,
+            run_id=facts.run_id,
+            agent_name=facts.agent_name,
             tool_call_id=item.id,
             idempotency_key=key,
-            context=run.context,
+            context=facts.context,
         )
 
         async def invoke() -> Any:
-            await run.emitter.emit(
+            await emitter.emit(
                 ToolStarted, step, tool_name=tool.name, tool_call_id=item.id, args=args
             )
             try:
-                async with asyncio.timeout(run.clock.remaining()) as budget:
+                async with asyncio.timeout(clock.remaining()) as budget:
                     # As JSON data now: a store could not record a NaN in the output.
                     return jsonable(await tool.invoke(validated, ctx))
             except TimeoutError:
                 if budget.expired():
-                    raise run.clock.exceeded() from None
+                    raise clock.exceeded() from None
                 raise
 
         if durable is not None:
@@ -363,7 +383,7 @@ class ToolCallRunner:
     ) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """The arguments to run, canonical and as the function receives them; or None, the
         call settled with the reason it cannot run."""
-        durable = self.run.durable
+        durable = self._durable
         if durable is not None and item.request is not None:
             # Execute what the store holds, and only if it is still what was approved.
             verified = await durable.verified_args(item.request)
@@ -400,7 +420,7 @@ class ToolCallRunner:
         success = error is None and denied is None
         shown = jsonable(output)
         failure = f"denied: {denied}" if denied is not None else error
-        await self.run.emitter.emit(
+        await self._emitter.emit(
             ToolCompleted,
             step,
             tool_name=item.call.name,
@@ -436,3 +456,19 @@ class ToolCallRunner:
         item.message = ToolMessage(
             tool_call_id=item.id, tool_name=item.call.name, content=content, is_error=not success
         )
+
+
+def step_state(step: int, items: list[Call]) -> StepState:
+    """A step's calls as its checkpoint holds them: settled ones with their outcome, gated
+    ones with their request."""
+    calls = []
+    for item in items:
+        assert item.policy is not None
+        settled = None
+        if item.message is not None and item.execution is not None:
+            settled = SettledCall(message=item.message, execution=item.execution)
+        calls.append(
+            CallState(call=item.call, policy=item.policy, request=item.request, settled=settled)
+        )
+    paused = tuple(i.request.request_id for i in items if i.request is not None)
+    return StepState(step=step, calls=calls, paused_ids=paused)

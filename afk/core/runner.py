@@ -23,7 +23,8 @@ from afk.core import _durable_api
 from afk.core._durable import ensure_ready
 from afk.core._durable_api import Reminder
 from afk.core._records import load_request
-from afk.core._run import Run, RunSetup
+from afk.core._run import Run
+from afk.core._setup import RunSetup
 from afk.core._snapshot import RunSnapshot
 from afk.core._worker import OnReport, Resumed, Worker, WorkerReport
 from afk.core.config import RunnerConfig
@@ -53,9 +54,13 @@ class RunHandle:
         return self._run.emitter.follow()
 
     async def result(self) -> RunResult:
+        """Wait for the run to end or pause and return its result. Cancelling the waiter does not
+        cancel the run."""
         return await asyncio.shield(self._task)
 
     def cancel(self) -> None:
+        """Cancel the run: it ends as ``cancelled`` with a ``run_cancelled`` event, even when it has
+        not started yet."""
         if not self._run.emitter.events:
             # Not started yet: a task cancelled before its first step never runs its body,
             # so ask the run to cancel itself and still end with a proper run_cancelled.
@@ -64,6 +69,7 @@ class RunHandle:
             self._task.cancel()
 
     def done(self) -> bool:
+        """Whether the run has ended or paused."""
         return self._task.done()
 
 
@@ -147,6 +153,11 @@ class Runner:
         thread_id: str | None = None,
         requested_by: str | None = None,
     ) -> RunResult:
+        """Run ``agent`` on ``user_message`` until it completes, stops, fails, is cancelled or
+        (external mode) pauses, and return the result. Failures during the run end it in a state and
+        never raise; configuration errors raise before it starts. ``context`` is visible to policy
+        conditions and tools; ``thread_id`` and ``requested_by`` scope grants and forbid
+        self-approval."""
         run = Run(self._setup(agent, user_message, context, thread_id, requested_by))
         return await run.execute()
 
@@ -159,6 +170,8 @@ class Runner:
         thread_id: str | None = None,
         requested_by: str | None = None,
     ) -> RunResult:
+        """:meth:`run` from plain (non-async) code; closes a store the runner opened itself when the
+        run returns. Raises ConfigurationError inside a running event loop."""
         _no_running_loop("run_sync")
 
         async def run_and_release() -> RunResult:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from afk.core._run import RunSetup
+    from afk.core._setup import RunSetup
     from afk.core.events import Event
 
 logging.getLogger("afk").addHandler(logging.NullHandler())

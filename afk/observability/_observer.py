@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 from afk.observability._logging import LogObserver
 
 if TYPE_CHECKING:
-    from afk.core._run import RunSetup
+    from afk.core._setup import RunSetup
     from afk.core.events import Event
 
 _log = logging.getLogger("afk.observability")
@@ -23,7 +23,8 @@ _log = logging.getLogger("afk.observability")
 class RunObserver(Protocol):
     """Sees each event of one run as it is emitted (in the task that emits it)."""
 
-    def on_event(self, event: Event) -> None: ...
+    def on_event(self, event: Event) -> None:
+        """Handle one event of the run, as it is emitted."""
 
     def close(self) -> None:
         """No more events in this process: the run ended, or it paused (external mode)."""

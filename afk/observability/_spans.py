@@ -32,7 +32,7 @@ from afk.observability import attributes as A
 from afk.observability._waits import Waits, _present, ns
 
 if TYPE_CHECKING:
-    from afk.core._run import RunSetup
+    from afk.core._setup import RunSetup
     from afk.core._snapshot import RunSnapshot
     from afk.core.events import Event
     from afk.observability._observer import SpanFactory

@@ -32,8 +32,10 @@ def transfer(amount: int) -> str:
 
 
 def durable_for(store: RunStore, run_id: str) -> Durable:
-    run = SimpleNamespace(emitter=SimpleNamespace(seq=0), setup=SimpleNamespace(run_id=run_id))
-    return Durable(cast(Any, run), store, owner="test", lease_ttl_s=30.0)
+    facts, emitter = SimpleNamespace(run_id=run_id), SimpleNamespace(seq=0)
+    return Durable(
+        cast(Any, facts), store, emitter=cast(Any, emitter), owner="test", lease_ttl_s=30.0
+    )
 
 
 async def test_log_policy_appends_the_decision(store: RunStore) -> None:

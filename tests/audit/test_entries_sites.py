@@ -111,8 +111,10 @@ async def test_refusals(store: SQLiteStore) -> None:
 
 
 async def test_policy_decisions_and_execution_starts(store: SQLiteStore) -> None:
-    run = SimpleNamespace(emitter=SimpleNamespace(seq=0), setup=SimpleNamespace(run_id="run-1"))
-    durable = Durable(cast(Any, run), store, owner="test", lease_ttl_s=30.0)
+    facts, emitter = SimpleNamespace(run_id="run-1"), SimpleNamespace(seq=0)
+    durable = Durable(
+        cast(Any, facts), store, emitter=cast(Any, emitter), owner="test", lease_ttl_s=30.0
+    )
     event = PolicyEvent(
         run_id="run-1", step=3, tool_name="drop_table", tool_args={"table": "t"},
         tool_call_id="call_1",

@@ -1,0 +1,40 @@
+"""Everything a run needs, checked by the Runner before the run starts: what the runner
+hands the run loop, and what observers of a run (afk.observability) are given."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from afk.agents.agent import Agent
+from afk.agents.policy import PolicyEngine
+from afk.approvals.approvers import ApproverDirectory
+from afk.approvals.grants import Grants
+from afk.core._snapshot import RunSnapshot
+from afk.core.config import RunnerConfig
+from afk.llms.model import Model
+from afk.observability import SpanFactory
+from afk.store.store import RunStore
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunSetup:
+    """Everything a run needs, checked by the Runner before the run starts."""
+
+    agent: Agent
+    model: Model
+    engines: tuple[PolicyEngine, ...]
+    config: RunnerConfig
+    provider: Any
+    user_message: str
+    context: dict[str, Any] | None
+    thread_id: str | None
+    run_id: str
+    requested_by: str | None = None
+    store: RunStore | None = None
+    owner: str = ""
+    lease_ttl_s: float = 30.0
+    snapshot: RunSnapshot | None = None  # set when resuming
+    directory: ApproverDirectory | None = None
+    grants: Grants | None = None
+    tracing: SpanFactory | None = None  # Runner(tracing=...): spans of this run
