@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from afk.core.events import TERMINAL_TYPES, Event, RunWarning
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from afk.observability import RunObserver
 
 E = TypeVar("E", bound=Event)
+T = TypeVar("T")
 
 
 class Emitter:
@@ -68,7 +69,8 @@ class Emitter:
         assert self._notify is not None
         try:
             outcome = self._notify(event)
-            if inspect.isawaitable(outcome):
+            # None first: most hooks are plain functions, and isawaitable is an ABC check.
+            if outcome is not None and inspect.isawaitable(outcome):
                 await outcome
         except Exception as exc:
             message = f"notify({event.type}) raised {type(exc).__name__}: {exc}"
@@ -142,3 +144,17 @@ class ActiveClock:
 
     def exceeded(self) -> RunError:
         return RunError(f"max_run_time_s={self.limit_s} exceeded (active time, waits excluded)")
+
+    async def bounded(self, work: Awaitable[T]) -> T:
+        """``work`` within the run's remaining active time; past it, the budget's RunError.
+        No timer at all when there is no limit (most runs): it is on every model call, tool
+        call and policy evaluation."""
+        if self.limit_s is None:
+            return await work
+        try:
+            async with asyncio.timeout(self.remaining()) as budget:
+                return await work
+        except TimeoutError:
+            if budget.expired():
+                raise self.exceeded() from None
+            raise

@@ -63,19 +63,10 @@ class PolicyGate:
         """The engines share one ``policy_timeout_s`` for their async conditions (a hung one
         is denied, naming its rule), and the run's remaining active time bounds it all:
         policy time counts towards ``max_run_time_s``."""
-        clock = self._clock
-        clock.check()
+        self._clock.check()
         limit = self._facts.config.policy_timeout_s
         deadline = asyncio.get_running_loop().time() + limit
-        if self._facts.config.max_run_time_s is None:  # no budget to enforce: no timer
-            return await self._all(event, limit, deadline)
-        try:
-            async with asyncio.timeout(clock.remaining()) as budget:
-                return await self._all(event, limit, deadline)
-        except TimeoutError:
-            if budget.expired():
-                raise clock.exceeded() from None
-            raise
+        return await self._clock.bounded(self._all(event, limit, deadline))
 
     async def _all(self, event: PolicyEvent, limit: float, deadline: float) -> PolicyDecision:
         decision: PolicyDecision | None = None

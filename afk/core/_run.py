@@ -325,13 +325,7 @@ class Run:
         await self.emitter.emit(
             LLMCalled, step, model=model_label(model), message_count=len(self.messages)
         )
-        try:
-            async with asyncio.timeout(self.clock.remaining()) as budget:
-                response = await self._complete(step, model)
-        except TimeoutError:
-            if budget.expired():
-                raise self.clock.exceeded() from None
-            raise
+        response = await self.clock.bounded(self._complete(step, model))
         calls = tuple(c if c.id else replace(c, id=new_tool_call_id()) for c in response.tool_calls)
         if response.usage is not None:
             self.usage = response.usage if self.usage is None else self.usage + response.usage

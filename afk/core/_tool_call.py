@@ -352,14 +352,8 @@ class ToolCallRunner:
             await emitter.emit(
                 ToolStarted, step, tool_name=tool.name, tool_call_id=item.id, args=args
             )
-            try:
-                async with asyncio.timeout(clock.remaining()) as budget:
-                    # As JSON data now: a store could not record a NaN in the output.
-                    return jsonable(await tool.invoke(validated, ctx))
-            except TimeoutError:
-                if budget.expired():
-                    raise clock.exceeded() from None
-                raise
+            # As JSON data now: a store could not record a NaN in the output.
+            return jsonable(await clock.bounded(tool.invoke(validated, ctx)))
 
         if durable is not None:
             outcome = await durable.execute_once(
