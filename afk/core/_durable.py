@@ -330,15 +330,18 @@ class Durable:
 
     # -- lease -----------------------------------------------------------------------------
     def keep_lease(self) -> None:
+        """Hold the run's lease while this process works on it, renewing it every third of
+        its time to live. The lease is fresh when this is called (just claimed, or written
+        by the checkpoint that follows), so the first renewal waits."""
         if self._lease_task is None:
             self._lease_task = asyncio.get_running_loop().create_task(self._renew())
 
     async def _renew(self) -> None:
         while True:
+            await asyncio.sleep(self.lease_ttl_s / 3)
             await self.store.acquire_lease(
                 self.facts.run_id, owner=self.owner, ttl_s=self.lease_ttl_s, now=time.time()
             )
-            await asyncio.sleep(self.lease_ttl_s / 3)
 
     async def release(self) -> None:
         if self._lease_task is not None:
