@@ -8,6 +8,7 @@ AfkError
 │   ├── ModelNotFoundError    a model name nothing can serve
 │   ├── AsyncConditionError   sync evaluate()/explain() met an async condition (also a TypeError)
 │   ├── _RuleFieldError       afk.agents.rules: a PolicyRule field, naming the rule and the field
+│   ├── ApprovalSettingsError  afk.approvals.settings: an approval setting that cannot work
 │   └── AmbiguousIdError      afk.cli._ids: an id prefix more than one record's id starts with
 ├── ModelError                a model call failed during a run
 │   ├── FallbackExhaustedError  afk.llms: every model of a FallbackModel failed

@@ -141,6 +141,7 @@ EXPECTED: dict[str, list[str]] = {
         "InMemoryInteractiveProvider",
         "InteractionProvider",
     ],
+    "afk.approvals.settings": ["ApprovalSettings", "ApprovalSettingsError"],
     "afk.approvals.requests": [
         "ApprovalDecision",
         "ApprovalRequest",

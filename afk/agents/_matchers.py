@@ -12,8 +12,6 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from afk.approvals.requests import DECISION_OPTIONS
-
 if TYPE_CHECKING:
     from afk.agents.policy import PolicyEvent
 
@@ -368,76 +366,3 @@ class GlobIndex:
         for bucket in extra:
             merged.update(bucket)
         return tuple(sorted(merged))
-
-
-# -- approval settings -----------------------------------------------------------------------
-# What a reviewer may do on a request a rule opens: allow, deny, edit (allow with changed
-# arguments) or grant (allow with a standing grant).
-APPROVAL_DEFAULTS: dict[str, Any] = {
-    "approvers": (),
-    "quorum": 1,
-    "allow_self_approval": False,
-    "expires_after_s": None,
-    "remind_after_s": None,
-    "escalate_after_s": None,
-    "escalate_to": (),
-    "deny_decides": True,
-    "allowed_decisions": DECISION_OPTIONS,
-}
-
-
-def _names(name: str, value: object) -> tuple[str, ...]:
-    items = (value,) if isinstance(value, str) else value
-    if not isinstance(items, list | tuple):
-        raise SpecError(f"must be a list of names or 'group:NAME', got {value!r}", name)
-    for item in items:
-        if not isinstance(item, str) or not item.strip() or item == "group:":
-            raise SpecError(f"entries must be names or 'group:NAME', got {item!r}", name)
-    return tuple(items)
-
-
-def _decision_options(value: object) -> tuple[str, ...]:
-    """A non-empty list of DECISION_OPTIONS, kept in their canonical order (a set, really:
-    the same choices written in another order make the same rule)."""
-    options = ", ".join(DECISION_OPTIONS)
-    if not isinstance(value, list | tuple) or not value:
-        raise SpecError(
-            f"must be a non-empty list of {options}, got {value!r}", "allowed_decisions"
-        )
-    for item in value:
-        if item not in DECISION_OPTIONS:
-            raise SpecError(f"entries must be among {options}, got {item!r}", "allowed_decisions")
-    return tuple(option for option in DECISION_OPTIONS if option in value)
-
-
-def check_approval(action: str, given: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
-    """Validate a rule's approval settings; returns ``approvers``, ``escalate_to`` and
-    ``allowed_decisions`` as (normalised) tuples."""
-    names = {name: _names(name, given[name]) for name in ("approvers", "escalate_to")}
-    names["allowed_decisions"] = _decision_options(given["allowed_decisions"])
-    quorum = given["quorum"]
-    if not isinstance(quorum, int) or isinstance(quorum, bool) or quorum < 1:
-        raise SpecError(f"must be an integer >= 1, got {quorum!r}", "quorum")
-    for name in ("expires_after_s", "remind_after_s", "escalate_after_s"):
-        value = given[name]
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        if value is not None and not (number and math.isfinite(value) and value > 0):
-            raise SpecError(f"must be a positive number of seconds, got {value!r}", name)
-    if not isinstance(given["deny_decides"], bool):
-        raise SpecError(f"must be true or false, got {given['deny_decides']!r}", "deny_decides")
-    if action != "request_approval":
-        for name, default in APPROVAL_DEFAULTS.items():
-            if names.get(name, given[name]) != default:
-                raise SpecError(f"goes only with action 'request_approval', not {action!r}", name)
-    approvers = names["approvers"]
-    people = [a for a in approvers if not a.startswith("group:")]
-    # With only named people, a larger quorum could never be reached; groups may grow.
-    if approvers and len(people) == len(approvers) and quorum > len(people):
-        raise SpecError(f"{quorum} exceeds the {len(people)} approvers named", "quorum")
-    if (given["escalate_after_s"] is None) != (not names["escalate_to"]):
-        raise SpecError("escalate_to and escalate_after_s go together", "escalate_to")
-    expires = given["expires_after_s"]
-    for name in ("remind_after_s", "escalate_after_s"):
-        if given[name] is not None and expires is not None and given[name] >= expires:
-            raise SpecError(f"must be less than expires_after_s ({expires})", name)
-    return names

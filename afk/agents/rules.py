@@ -9,15 +9,15 @@ from types import MappingProxyType
 from typing import Any, Literal, TypeAlias
 
 from afk.agents._matchers import (
-    APPROVAL_DEFAULTS,
     Globs,
     RuleMatcher,
     SpecError,
-    check_approval,
     compile_predicates,
     parse_globs,
 )
 from afk.approvals.requests import DECISION_OPTIONS
+from afk.approvals.settings import DEFAULT as DEFAULT_APPROVAL
+from afk.approvals.settings import ApprovalSettings, ApprovalSettingsError, settings_fields
 from afk.errors import ConfigurationError
 
 PolicyAction = Literal["allow", "deny", "request_approval", "request_user_input"]
@@ -84,15 +84,53 @@ class PolicyDecision:
     stop_run: bool = False
     input_target_arg: str | None = None
     shadow: tuple[ShadowResult, ...] = ()
-    approvers: tuple[str, ...] = ()
-    quorum: int = 1
-    allow_self_approval: bool = False
-    expires_after_s: float | None = None
-    remind_after_s: float | None = None
-    escalate_after_s: float | None = None
-    escalate_to: tuple[str, ...] = ()
-    deny_decides: bool = True
-    allowed_decisions: tuple[str, ...] = DECISION_OPTIONS
+    approval: ApprovalSettings = DEFAULT_APPROVAL  # the deciding rule's, for its request
+
+    # Read-only views of ``approval``, by the names PolicyRule takes them under.
+    @property
+    def approvers(self) -> tuple[str, ...]:
+        """``approval.approvers``: who may decide (names, ``group:NAME``; empty: anyone)."""
+        return self.approval.approvers
+
+    @property
+    def quorum(self) -> int:
+        """``approval.quorum``: how many distinct approvers must allow."""
+        return self.approval.quorum
+
+    @property
+    def allow_self_approval(self) -> bool:
+        """``approval.allow_self_approval``: whether the run's requester may approve."""
+        return self.approval.allow_self_approval
+
+    @property
+    def expires_after_s(self) -> float | None:
+        """``approval.expires_after_s``: how long the request waits (None: the default)."""
+        return self.approval.expires_after_s
+
+    @property
+    def remind_after_s(self) -> float | None:
+        """``approval.remind_after_s``: when approvers are reminded."""
+        return self.approval.remind_after_s
+
+    @property
+    def escalate_after_s(self) -> float | None:
+        """``approval.escalate_after_s``: when ``escalate_to`` may decide too."""
+        return self.approval.escalate_after_s
+
+    @property
+    def escalate_to(self) -> tuple[str, ...]:
+        """``approval.escalate_to``: approvers added at ``escalate_after_s``."""
+        return self.approval.escalate_to
+
+    @property
+    def deny_decides(self) -> bool:
+        """``approval.deny_decides``: whether one deny decides."""
+        return self.approval.deny_decides
+
+    @property
+    def allowed_decisions(self) -> tuple[str, ...]:
+        """``approval.allowed_decisions``: what a reviewer may do with the request."""
+        return self.approval.allowed_decisions
 
 
 Condition: TypeAlias = Callable[[PolicyEvent], "bool | Awaitable[bool]"]
@@ -160,6 +198,8 @@ class PolicyRule:
     escalate_to: tuple[str, ...] = ()
     deny_decides: bool = True  # one deny decides; False: denies need the quorum too
     allowed_decisions: tuple[str, ...] = DECISION_OPTIONS
+    # The nine settings above as one value (checked once, by ApprovalSettings itself).
+    approval: ApprovalSettings = field(init=False, default=DEFAULT_APPROVAL, repr=False)
     _matcher: RuleMatcher | None = field(
         init=False, default=None, repr=False, compare=False, hash=False
     )
@@ -173,11 +213,24 @@ class PolicyRule:
         self._check_core()
         try:
             object.__setattr__(self, "_matcher", self._compile_matchers())
-            given = {name: getattr(self, name) for name in APPROVAL_DEFAULTS}
-            for name, value in check_approval(self.action, given).items():
-                object.__setattr__(self, name, value)
         except SpecError as exc:
             raise _RuleFieldError(self.rule_id, exc.field or "?", str(exc)) from None
+        self._settle_approval()
+
+    def _settle_approval(self) -> None:
+        try:
+            settings = ApprovalSettings(**{n: getattr(self, n) for n in settings_fields()})
+        except ApprovalSettingsError as exc:
+            raise _RuleFieldError(self.rule_id, exc.field, exc.detail) from None
+        if self.action != "request_approval" and not settings.is_default:
+            changed = next(
+                n for n in settings_fields() if getattr(settings, n) != getattr(DEFAULT_APPROVAL, n)
+            )
+            detail = f"goes only with action 'request_approval', not {self.action!r}"
+            raise _RuleFieldError(self.rule_id, changed, detail)
+        for name in settings_fields():  # normalised (lists as tuples), as the value has them
+            object.__setattr__(self, name, getattr(settings, name))
+        object.__setattr__(self, "approval", settings)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> PolicyRule:
         # Immutable once built (read-only mappings, compiled matchers), so a copy is itself.
@@ -303,15 +356,7 @@ def _decision_of(
         stop_run=winner.stop_run,
         input_target_arg=winner.input_target_arg,
         shadow=shadow,
-        approvers=winner.approvers,
-        quorum=winner.quorum,
-        allow_self_approval=winner.allow_self_approval,
-        expires_after_s=winner.expires_after_s,
-        remind_after_s=winner.remind_after_s,
-        escalate_after_s=winner.escalate_after_s,
-        escalate_to=winner.escalate_to,
-        deny_decides=winner.deny_decides,
-        allowed_decisions=winner.allowed_decisions,
+        approval=winner.approval,
     )
 
 

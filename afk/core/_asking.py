@@ -17,7 +17,6 @@ from afk.approvals.decide import Decided, Vote, VoteCounted, decide, eligible
 from afk.approvals.principal import Principal, asserted
 from afk.approvals.providers import InMemoryInteractiveProvider
 from afk.approvals.requests import (
-    DECISION_OPTIONS,
     ApprovalDecision,
     ApprovalRequest,
     DecidedBy,
@@ -106,18 +105,20 @@ class Asking:
                 prompt=decision.reason or "Input requested",
                 input_target_arg=decision.input_target_arg,
             )
-        directory = facts.directory
+        directory, settings = facts.directory, decision.approval
+        # The rule's settings, resolved for this request: groups expanded to the people in
+        # them now, delays turned into instants.
         return ApprovalRequest(
             **common,
-            expires_at=now + (decision.expires_after_s or facts.config.approval_expiry_s),
-            approvers=expand_approvers(decision.approvers, directory),
-            quorum=decision.quorum,
-            allow_self_approval=decision.allow_self_approval,
-            remind_at=_after(now, decision.remind_after_s),
-            escalate_at=_after(now, decision.escalate_after_s),
-            escalate_to=expand_approvers(decision.escalate_to, directory),
-            deny_decides=decision.deny_decides,
-            allowed_decisions=getattr(decision, "allowed_decisions", DECISION_OPTIONS),
+            expires_at=now + (settings.expires_after_s or facts.config.approval_expiry_s),
+            approvers=expand_approvers(settings.approvers, directory),
+            quorum=settings.quorum,
+            allow_self_approval=settings.allow_self_approval,
+            remind_at=_after(now, settings.remind_after_s),
+            escalate_at=_after(now, settings.escalate_after_s),
+            escalate_to=expand_approvers(settings.escalate_to, directory),
+            deny_decides=settings.deny_decides,
+            allowed_decisions=settings.allowed_decisions,
         )
 
     async def open(self, step: int, requests: Sequence[Request]) -> list[Any]:

@@ -1,6 +1,6 @@
 """The durable form of a run: one pydantic adapter, one schema version, explicit migrations.
 
-A paused run is a :class:`RunSnapshot` in memory. Stored (schema v2), it holds what resuming
+A paused run is a :class:`RunSnapshot` in memory. Stored (schema v2 on), it holds what resuming
 needs once, and nothing the rest of the store or the agent already holds:
 
 - ``run_id``, ``agent_name``, ``thread_id``, ``requested_by``: the run row's own columns;
@@ -52,7 +52,8 @@ from afk.llms.messages import (
 if TYPE_CHECKING:
     from afk.store.store import RunRecord
 
-SCHEMA_VERSION = 2
+# 2: slim (see above). 3: a policy decision's approval settings are one value, ``approval``.
+SCHEMA_VERSION = 3
 
 
 class SnapshotVersionError(StoreError):
@@ -370,6 +371,55 @@ def _from_v1(data: dict[str, Any]) -> dict[str, Any]:
 
 
 MIGRATIONS[1] = _from_v1
+
+# The approval settings of a v2 policy decision, kept flat on it.
+_V2_APPROVAL_KEYS = (
+    "approvers",
+    "quorum",
+    "allow_self_approval",
+    "expires_after_s",
+    "remind_after_s",
+    "escalate_after_s",
+    "escalate_to",
+    "deny_decides",
+    "allowed_decisions",
+)
+
+
+def _from_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """v2 kept a policy decision's approval settings as its own fields; v3 keeps them as one
+    value, ``approval`` (afk.approvals.settings), left out when every one is at its default."""
+    moved = dict(data)
+    moved["executions"] = [_executed_v3(e) for e in data.get("executions", [])]
+    step = data.get("pending_step")
+    if step is not None:
+        calls = []
+        for call in step.get("calls", []):
+            call = dict(call)
+            if call.get("policy") is not None:
+                call["policy"] = _policy_v3(call["policy"])
+            settled = call.get("settled")
+            if settled is not None and settled.get("execution") is not None:
+                call["settled"] = {**settled, "execution": _executed_v3(settled["execution"])}
+            calls.append(call)
+        moved["pending_step"] = {**step, "calls": calls}
+    return moved
+
+
+def _executed_v3(execution: dict[str, Any]) -> dict[str, Any]:
+    policy = execution.get("policy")
+    return execution if policy is None else {**execution, "policy": _policy_v3(policy)}
+
+
+def _policy_v3(policy: dict[str, Any]) -> dict[str, Any]:
+    flat = {k: v for k, v in policy.items() if k not in _V2_APPROVAL_KEYS}
+    settings = {k: policy[k] for k in _V2_APPROVAL_KEYS if k in policy}
+    if settings:
+        flat["approval"] = settings
+    return flat
+
+
+MIGRATIONS[2] = _from_v2
 
 
 def args_digest(args: Any) -> str:

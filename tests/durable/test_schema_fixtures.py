@@ -286,3 +286,28 @@ async def test_a_stored_run_resumes_through_a_migration(
     assert record is not None and record.status == "completed"
     context = json.loads(record.snapshot)["context"]
     assert context == {"tenant": "default", "migrated_from": [SCHEMA_VERSION]}  # on resume
+
+
+def test_a_v2_policy_decision_s_flat_approval_settings_become_one_value() -> None:
+    """v2 kept approval settings flat on each stored policy decision; v3 nests them."""
+    data = fixture(HERE / "v2_paused_refund.json")
+    stored = json.loads(data["run"]["snapshot"])
+    flat = {"approvers": ["alice", "bob"], "quorum": 2, "expires_after_s": 60.0}
+    [call] = stored["pending_step"]["calls"]
+    call["policy"].update(flat)
+    stored["executions"] = [
+        {
+            "tool_name": "lookup",
+            "tool_call_id": "call_earlier",
+            "args": {},
+            "success": True,
+            "policy": {"action": "request_approval", "deny_decides": False},
+        }
+    ]
+    snapshot = load_snapshot(json.dumps(stored), **joined(data))
+    assert snapshot.pending_step is not None
+    [loaded] = snapshot.pending_step.calls
+    assert loaded.policy.approval.approvers == ("alice", "bob")
+    assert (loaded.policy.quorum, loaded.policy.expires_after_s) == (2, 60.0)
+    [execution] = snapshot.executions
+    assert execution.policy is not None and execution.policy.approval.deny_decides is False
