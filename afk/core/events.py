@@ -44,6 +44,8 @@ class _Event:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunStarted(_Event):
+    """A run began: its agent, model, thread and the user's message."""
+
     type: Literal["run_started"] = "run_started"
     agent_name: str
     model: str
@@ -53,11 +55,15 @@ class RunStarted(_Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StepStarted(_Event):
+    """Step ``step`` began: one model call, then the tool calls it asks for."""
+
     type: Literal["step_started"] = "step_started"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LLMCalled(_Event):
+    """The run called its model with ``message_count`` messages."""
+
     type: Literal["llm_called"] = "llm_called"
     model: str
     message_count: int
@@ -65,6 +71,8 @@ class LLMCalled(_Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LLMCompleted(_Event):
+    """The model answered: its text, the tool calls it asked for, and the usage."""
+
     type: Literal["llm_completed"] = "llm_completed"
     text: str | None = None
     tool_calls: tuple[ToolCall, ...] = ()
@@ -73,12 +81,17 @@ class LLMCompleted(_Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TextDelta(_Event):
+    """A piece of the model's text as it streams in."""
+
     type: Literal["text_delta"] = "text_delta"
     delta: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PolicyDecisionEvent(_Event):
+    """The policy decided a tool or model call: the action, the deciding rule, every
+    matching rule, and what shadow rules would have done."""
+
     type: Literal["policy_decision"] = "policy_decision"
     event_type: str
     tool_name: str | None
@@ -92,12 +105,18 @@ class PolicyDecisionEvent(_Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ApprovalRequested(_Event):
+    """A call waits for a human's approval; ``request`` says what, who may decide and
+    by when."""
+
     type: Literal["approval_requested"] = "approval_requested"
     request: ApprovalRequest
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ApprovalResolved(_Event):
+    """An approval request was decided: by a human, by the fallback at its deadline
+    (``decided_by='timeout'``), or by an error."""
+
     type: Literal["approval_resolved"] = "approval_resolved"
     request_id: str
     decision: ApprovalDecision
@@ -107,12 +126,17 @@ class ApprovalResolved(_Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UserInputRequested(_Event):
+    """A call waits for a human's answer to ``request.prompt``."""
+
     type: Literal["user_input_requested"] = "user_input_requested"
     request: UserInputRequest
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UserInputResolved(_Event):
+    """A user-input request was answered or denied: by a human, by the fallback at
+    its deadline, or by an error."""
+
     type: Literal["user_input_resolved"] = "user_input_resolved"
     request_id: str
     decision: UserInputDecision
@@ -122,6 +146,9 @@ class UserInputResolved(_Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ApprovalReminder(_Event):
+    """A request is still pending at its reminder or escalation time (``kind``);
+    ``approvers`` are those who may decide it now."""
+
     """A pending request reached its reminder time, or its escalation time (its approvers
     now include ``escalate_to``)."""
 
@@ -133,6 +160,8 @@ class ApprovalReminder(_Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VoteRecorded(_Event):
+    """A vote was counted on a request that needs a quorum; ``needed`` more must allow."""
+
     """A vote towards a request's quorum was counted; the request stays open."""
 
     type: Literal["vote_recorded"] = "vote_recorded"
@@ -144,6 +173,9 @@ class VoteRecorded(_Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VoteRefused(_Event):
+    """An answer was refused (not an eligible approver, a duplicate vote, a bad
+    decision); the request stays pending. ``why`` says why."""
+
     """An answer was refused (not an eligible approver, anonymous, expired, malformed...).
     It decides nothing: the request stays open until it is decided or expires."""
 
@@ -156,6 +188,8 @@ class VoteRefused(_Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GrantUsed(_Event):
+    """A standing grant let a gated call run without asking anyone."""
+
     """A standing grant let a call run that its rule would otherwise have asked about."""
 
     type: Literal["grant_used"] = "grant_used"
@@ -167,18 +201,25 @@ class GrantUsed(_Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunPaused(_Event):
+    """The run waits for the requests ``request_ids`` (in external mode it stops here
+    until a worker resumes it)."""
+
     type: Literal["run_paused"] = "run_paused"
     request_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunResumed(_Event):
+    """The paused run continues: the requests ``request_ids`` are decided."""
+
     type: Literal["run_resumed"] = "run_resumed"
     request_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ToolStarted(_Event):
+    """A tool body began, with ``args``: the canonical arguments as approved."""
+
     type: Literal["tool_started"] = "tool_started"
     tool_name: str
     tool_call_id: str
@@ -187,6 +228,9 @@ class ToolStarted(_Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ToolCompleted(_Event):
+    """A tool call ended: it ran, failed, or was denied (``denied``), with its output
+    or error as the model is told."""
+
     type: Literal["tool_completed"] = "tool_completed"
     tool_name: str
     tool_call_id: str
@@ -198,6 +242,9 @@ class ToolCompleted(_Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunWarning(_Event):
+    """Something the run survived but a person should know (``source`` says where it
+    came from, e.g. a notify hook that raised)."""
+
     type: Literal["warning"] = "warning"
     message: str
     source: str = ""
@@ -205,6 +252,10 @@ class RunWarning(_Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunCompleted(_Event):
+    """The run ended: ``completed`` with the model's final answer, or ``stopped`` by a
+    rule or a human's decision. ``expired_calls`` names the tool calls whose request expired
+    undecided (the fallback decided them)."""
+
     type: Literal["run_completed"] = "run_completed"
     state: Literal["completed", "stopped"]
     final_text: str | None = None
@@ -215,6 +266,8 @@ class RunCompleted(_Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunFailed(_Event):
+    """The run ended on an error it could not go on from (``error_type``, ``error``)."""
+
     type: Literal["run_failed"] = "run_failed"
     error: str
     error_type: str
@@ -222,6 +275,8 @@ class RunFailed(_Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunCancelled(_Event):
+    """The run was cancelled and ended."""
+
     type: Literal["run_cancelled"] = "run_cancelled"
 
 
@@ -263,16 +318,20 @@ def _adapter() -> Any:
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:
+    """``event`` as JSON data (dicts, lists, strings, numbers), ``type`` included."""
     result: dict[str, Any] = _adapter().dump_python(event, mode="json")
     return result
 
 
 def event_from_dict(data: dict[str, Any]) -> Event:
+    """The event ``data`` describes, picked by its ``type``; raises ``ValueError`` (pydantic's
+    ValidationError) for data that is not one."""
     result: Event = _adapter().validate_python(data)
     return result
 
 
 def event_to_json(event: Event) -> str:
+    """``event`` as JSON text."""
     data: bytes = _adapter().dump_json(event)
     return data.decode()
 
