@@ -51,8 +51,7 @@ class Call:
     request: Request | None = None
     decision: Decision | None = None
     decided_by: DecidedBy | None = None
-    execution: ToolExecution | None = None
-    message: ToolMessage | None = None
+    execution: ToolExecution | None = None  # the call's one record, once settled
     task: asyncio.Task[None] | None = None
     asked: Any = None  # the provider's pending answer, when it was asked up front
     grant_id: str | None = None
@@ -98,16 +97,41 @@ def normalize_call(item: Call) -> None:
         item.error = str(exc)
 
 
-def reviewer_note(item: Call, args: dict[str, Any]) -> str | None:
+DENIED = "denied: "  # how ToolExecution.error starts for a call policy or a human refused
+
+
+def tool_message(execution: ToolExecution, request: Request | None) -> ToolMessage:
+    """What the model is told about a settled call, derived from its one record (and the
+    request it was asked under, for a reviewer's edit)."""
+    error = execution.error
+    if execution.denied and error is not None:
+        content = f"Tool call {error}"  # "Tool call denied: <reason>"
+    elif error is not None:
+        content = f"Error: {error}"
+    else:
+        output = execution.output
+        content = output if isinstance(output, str) else json.dumps(output)
+    note = reviewer_note(execution, request)
+    if note is not None:
+        content = f"{note}\n{content}"
+    return ToolMessage(
+        tool_call_id=execution.tool_call_id,
+        tool_name=execution.tool_name,
+        content=content,
+        is_error=not execution.success,
+    )
+
+
+def reviewer_note(execution: ToolExecution, request: Request | None) -> str | None:
     """What a human approver told the run, for the model: their reason, and the arguments
     they changed the call to (the model would otherwise believe its own arguments ran)."""
-    decision = item.decision
-    if item.decided_by != "human" or not isinstance(decision, ApprovalDecision):
+    decision = execution.decision
+    if execution.decided_by != "human" or not isinstance(decision, ApprovalDecision):
         return None
     if decision.kind != "allow":
         return None  # a denial's reason is already the result
     reason = (decision.reason or "").strip()
-    request = item.request
+    args = execution.args
     if decision.updated_tool_args is not None and request and args != request.tool_args:
         shown = json.dumps(args, sort_keys=True, ensure_ascii=False, default=repr)
         note = f"Note: a reviewer changed the arguments to {shown}"

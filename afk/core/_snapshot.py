@@ -45,14 +45,14 @@ from afk.llms.messages import (
     Message,
     SystemMessage,
     ToolCall,
-    ToolMessage,
     Usage,
 )
 
 if TYPE_CHECKING:
     from afk.store.store import RunRecord
 
-# 2: slim (see above). 3: a policy decision's approval settings are one value, ``approval``.
+# 2: slim (see above). 3: a policy decision's approval settings are one value, ``approval``;
+# a settled call of the paused step is its execution record alone (the message derives).
 SCHEMA_VERSION = 3
 
 
@@ -65,12 +65,6 @@ class SnapshotJoinError(StoreError):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SettledCall:
-    message: ToolMessage
-    execution: ToolExecution
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class CallState:
     """One tool call of the paused step: its policy decision, request and, once known,
     its outcome."""
@@ -78,7 +72,8 @@ class CallState:
     call: ToolCall
     policy: PolicyDecision
     request: Request | None = None
-    settled: SettledCall | None = None
+    # Its record once it settled (the model's message is derived from it: tool_message).
+    settled: ToolExecution | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -388,7 +383,8 @@ _V2_APPROVAL_KEYS = (
 
 def _from_v2(data: dict[str, Any]) -> dict[str, Any]:
     """v2 kept a policy decision's approval settings as its own fields; v3 keeps them as one
-    value, ``approval`` (afk.approvals.settings), left out when every one is at its default."""
+    value, ``approval`` (afk.approvals.settings), left out when every one is at its default.
+    v2 kept a settled call's tool message beside its record; v3 derives it from the record."""
     moved = dict(data)
     moved["executions"] = [_executed_v3(e) for e in data.get("executions", [])]
     step = data.get("pending_step")
@@ -399,8 +395,8 @@ def _from_v2(data: dict[str, Any]) -> dict[str, Any]:
             if call.get("policy") is not None:
                 call["policy"] = _policy_v3(call["policy"])
             settled = call.get("settled")
-            if settled is not None and settled.get("execution") is not None:
-                call["settled"] = {**settled, "execution": _executed_v3(settled["execution"])}
+            if settled is not None:  # v2: {message, execution}; the message now derives
+                call["settled"] = _executed_v3(settled["execution"])
             calls.append(call)
         moved["pending_step"] = {**step, "calls": calls}
     return moved

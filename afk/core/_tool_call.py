@@ -9,7 +9,6 @@ defaults filled in, as JSON, so nobody is shown something other than what runs.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -24,13 +23,14 @@ from afk.approvals.requests import (
 )
 from afk.canonical import json_copy, jsonable
 from afk.core._call import (
+    DENIED,
     UNKNOWN_OUTCOME,
     Call,
     discard,
     normalize_call,
-    reviewer_note,
+    tool_message,
 )
-from afk.core._snapshot import CallState, SettledCall, StepState, args_digest
+from afk.core._snapshot import CallState, StepState, args_digest
 from afk.core.events import GrantUsed, ToolCompleted, ToolStarted
 from afk.core.result import ToolExecution
 from afk.errors import InvalidArgumentsError, RunError
@@ -124,7 +124,7 @@ class ToolCallRunner:
     async def run_allowed(self, prepared: Prepared) -> bool:
         """External mode, before the run pauses: run the step's calls that need nobody.
         Returns whether any ran (the step is then checkpointed again)."""
-        allowed = [i for i in prepared.calls if i.message is None and i.request is None]
+        allowed = [i for i in prepared.calls if i.execution is None and i.request is None]
         for item in allowed:
             await self._execute(prepared.step, item, item.arguments)
         return bool(allowed)
@@ -141,7 +141,7 @@ class ToolCallRunner:
             item = Call(call=saved.call, tool=self._facts.tools.get(saved.call.name))
             item.policy, item.request = saved.policy, saved.request
             if saved.settled is not None:
-                item.message, item.execution = saved.settled.message, saved.settled.execution
+                item.execution = saved.settled
             elif saved.request is not None:
                 self._asking.open_requests.append(saved.request)
             else:
@@ -170,20 +170,20 @@ class ToolCallRunner:
                 normalize_call(item)
         try:
             if len(items) == 1:
-                if items[0].message is None:
+                if items[0].execution is None:
                     await self._finish(step, items[0], items)
             else:
                 async with asyncio.TaskGroup() as group:
                     for item in items:
-                        if item.message is None:
+                        if item.execution is None:
                             item.task = group.create_task(self._finish(step, item, items))
         finally:
             for item in items:
                 discard(item.asked)
         messages = []
         for item in items:
-            assert item.message is not None and item.execution is not None
-            messages.append(item.message)
+            assert item.execution is not None
+            messages.append(tool_message(item.execution, item.request))
             self.executions.append(item.execution)
         return StepDone(messages=messages, stop=any(i.stop for i in items))
 
@@ -410,10 +410,11 @@ class ToolCallRunner:
         denied: str | None = None,
         executed: bool = False,
     ) -> None:
-        """Record the call's one outcome: event, execution record and message for the model."""
+        """Record the call's one outcome: its event and its record, from which the model's
+        message (tool_message) and the checkpoint's entry are derived."""
         success = error is None and denied is None
         shown = jsonable(output)
-        failure = f"denied: {denied}" if denied is not None else error
+        failure = f"{DENIED}{denied}" if denied is not None else error
         await self._emitter.emit(
             ToolCompleted,
             step,
@@ -438,18 +439,6 @@ class ToolCallRunner:
             decided_by=item.decided_by,
             grant_id=item.grant_id,
         )
-        if denied is not None:
-            content = f"Tool call denied: {denied}"
-        elif error is not None:
-            content = f"Error: {error}"
-        else:
-            content = output if isinstance(output, str) else json.dumps(shown)
-        note = reviewer_note(item, args)
-        if note is not None:
-            content = f"{note}\n{content}"
-        item.message = ToolMessage(
-            tool_call_id=item.id, tool_name=item.call.name, content=content, is_error=not success
-        )
 
 
 def step_state(step: int, items: list[Call]) -> StepState:
@@ -458,11 +447,10 @@ def step_state(step: int, items: list[Call]) -> StepState:
     calls = []
     for item in items:
         assert item.policy is not None
-        settled = None
-        if item.message is not None and item.execution is not None:
-            settled = SettledCall(message=item.message, execution=item.execution)
         calls.append(
-            CallState(call=item.call, policy=item.policy, request=item.request, settled=settled)
+            CallState(
+                call=item.call, policy=item.policy, request=item.request, settled=item.execution
+            )
         )
     paused = tuple(i.request.request_id for i in items if i.request is not None)
     return StepState(step=step, calls=calls, paused_ids=paused)

@@ -311,3 +311,34 @@ def test_a_v2_policy_decision_s_flat_approval_settings_become_one_value() -> Non
     assert (loaded.policy.quorum, loaded.policy.expires_after_s) == (2, 60.0)
     [execution] = snapshot.executions
     assert execution.policy is not None and execution.policy.approval.deny_decides is False
+
+
+def test_a_v2_settled_call_keeps_its_record_and_its_message_derives_from_it() -> None:
+    from afk.core._call import tool_message
+    from afk.core.result import ToolExecution
+
+    data = fixture(HERE / "v2_paused_refund.json")
+    stored = json.loads(data["run"]["snapshot"])
+    execution = {"tool_name": "lookup", "tool_call_id": "call_l", "args": {"q": "x"},
+                 "success": True, "output": {"found": 1}, "executed": True,
+                 "policy": {"action": "allow"}}  # fmt: skip
+    message = {"role": "tool", "tool_call_id": "call_l", "tool_name": "lookup",
+               "content": '{"found": 1}'}  # fmt: skip
+    call = {"name": "lookup", "arguments": {"q": "x"}, "id": "call_l"}
+    stored["pending_step"]["calls"].append(
+        {
+            "call": call,
+            "policy": {"action": "allow"},
+            "settled": {"message": message, "execution": execution},
+        }
+    )
+    snapshot = load_snapshot(json.dumps(stored), **joined(data))
+    assert snapshot.pending_step is not None
+    settled = snapshot.pending_step.calls[1].settled
+    assert isinstance(settled, ToolExecution) and settled.output == {"found": 1}
+    derived = tool_message(settled, None)
+    assert (derived.content, derived.tool_call_id, derived.is_error) == (
+        '{"found": 1}',
+        "call_l",
+        False,
+    )
