@@ -41,6 +41,7 @@ def canonical_json(value: Any) -> str:
 
 
 def canonical_bytes(value: Any) -> bytes:
+    """:func:`canonical_json` as UTF-8 bytes: what digests and MACs are computed over."""
     return canonical_json(value).encode("utf-8")
 
 

@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from _scale_app import GATE_ENV, TOOL_LOG_ENV
-from bench_cli import afk_command
+from bench_cli import afk_command, child_env, precompile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -66,9 +66,10 @@ class Children:
     """The environment and working directory every child process of the bench gets."""
 
     def __init__(self, tmp: str, tool_log: str) -> None:
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-        # Installed code runs from .pyc files; keep the compiled ones out of the source tree.
-        env["PYTHONPYCACHEPREFIX"] = os.path.join(tmp, "pycache")
+        env = child_env(os.path.join(tmp, "pycache"))
+        # Every afk module compiled before the first timed call, as an install has them: a
+        # module first imported in a timed call would otherwise time the compiler.
+        precompile(env)
         env[TOOL_LOG_ENV] = tool_log
         env.pop(GATE_ENV, None)
         self.env = env

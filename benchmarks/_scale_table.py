@@ -85,7 +85,7 @@ def build(idle_s: float, real_runs: int) -> list[Figure]:
         Figure(key="double", label="double executions (every tool run above)", target="0",
                check=equals(0), digits=0),
         Figure(key="inproc", label="decision + resume in the deciding process p50, ms",
-               target="<= LangGraph resume (not run here)", digits=1),
+               target="<= LangGraph: bench_resume_peers.py", digits=1),
         Figure(key="bytes", label=f"bytes/paused run, {real_runs:,} real runs, compacted",
                target="<= 2,000", check=lambda r, c, v: v <= 2000, digits=0),
         Figure(key="bytes_raw", label=f"bytes/paused run, {real_runs:,} real runs, as written",

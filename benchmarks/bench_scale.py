@@ -286,6 +286,10 @@ async def main(settings: Settings) -> None:
         "clones carry no ledger rows. Postgres tables not ANALYZEd."
     )
     print(
+        "CLI and worker processes run from bytecode: afk compiled (compileall) into a temp "
+        "PYTHONPYCACHEPREFIX before the first timed call, as an install has it."
+    )
+    print(
         f"Throughput: {settings.batch} approved runs per sample; p50s of {settings.decisions} "
         "decisions. flat = the value at the largest N <= 2x the smallest N + slack; "
         "! = target missed."

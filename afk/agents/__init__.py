@@ -1,22 +1,54 @@
-"""Agents and the policy that gates what they do."""
+"""Agents and the policy that gates what they do.
 
-from afk.agents._policy_explain import PolicyExplanation, RuleExplanation
-from afk.agents.agent import Agent
-from afk.agents.policy import (
-    PolicyDecision,
-    PolicyEngine,
-    PolicyEvent,
-    PolicyRule,
-    ShadowResult,
-)
-from afk.approvals.approvers import ApproverDirectory, StaticDirectory
-from afk.approvals.requests import (
-    ApprovalDecision,
-    ApprovalRequest,
-    GrantSpec,
-    UserInputDecision,
-    UserInputRequest,
-)
+The names load on first use (PEP 562): a grant's argument predicates are checked with
+``afk.agents._matchers``, and importing that from the command line should not load every
+agent, tool and model class.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+# Not `from typing import ...`; mypy reads any constant named TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from afk.agents._policy_explain import PolicyExplanation, RuleExplanation
+    from afk.agents.agent import Agent
+    from afk.agents.policy import (
+        PolicyDecision,
+        PolicyEngine,
+        PolicyEvent,
+        PolicyRule,
+        ShadowResult,
+    )
+    from afk.approvals.approvers import ApproverDirectory, StaticDirectory
+    from afk.approvals.requests import (
+        ApprovalDecision,
+        ApprovalRequest,
+        GrantSpec,
+        UserInputDecision,
+        UserInputRequest,
+    )
+
+_LAZY: dict[str, str] = {
+    "PolicyExplanation": "afk.agents._policy_explain",
+    "RuleExplanation": "afk.agents._policy_explain",
+    "Agent": "afk.agents.agent",
+    "PolicyDecision": "afk.agents.policy",
+    "PolicyEngine": "afk.agents.policy",
+    "PolicyEvent": "afk.agents.policy",
+    "PolicyRule": "afk.agents.policy",
+    "ShadowResult": "afk.agents.policy",
+    "ApproverDirectory": "afk.approvals.approvers",
+    "StaticDirectory": "afk.approvals.approvers",
+    "ApprovalDecision": "afk.approvals.requests",
+    "ApprovalRequest": "afk.approvals.requests",
+    "GrantSpec": "afk.approvals.requests",
+    "UserInputDecision": "afk.approvals.requests",
+    "UserInputRequest": "afk.approvals.requests",
+}
 
 __all__ = [
     "Agent",
@@ -35,3 +67,16 @@ __all__ = [
     "UserInputDecision",
     "UserInputRequest",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this hook
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

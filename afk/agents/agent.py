@@ -55,6 +55,7 @@ class Agent:
 
     @property
     def tool_list(self) -> Sequence[Tool]:
+        """The agent's tools in the order they were given (``tools`` maps them by name)."""
         return tuple(self.tools.values())
 
     @property

@@ -1,22 +1,53 @@
 """Human-in-the-loop, in one place: requests and decisions, who may decide (approver
 directories and principals), how votes add up, standing grants, and the providers that
-bring a human's answer back to a run."""
+bring a human's answer back to a run.
 
-from afk.approvals.approvers import ApproverDirectory, StaticDirectory
+The names load on first use (PEP 562): deciding a request from the command line imports
+this package for its requests and decision rule, not for the providers (and asyncio).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+# Eager, unlike the rest: ``decide`` is also the name of a submodule, and importing that
+# submodule first would bind the package's ``decide`` to the module, not the function.
 from afk.approvals.decide import Decided, Vote, VoteCounted, decide
-from afk.approvals.principal import Principal, canonical_id
-from afk.approvals.providers import (
-    HeadlessInteractionProvider,
-    InMemoryInteractiveProvider,
-    InteractionProvider,
-)
-from afk.approvals.requests import (
-    ApprovalDecision,
-    ApprovalRequest,
-    GrantSpec,
-    UserInputDecision,
-    UserInputRequest,
-)
+
+# Not `from typing import ...`; mypy reads any constant named TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from afk.approvals.approvers import ApproverDirectory, StaticDirectory
+    from afk.approvals.principal import Principal, canonical_id
+    from afk.approvals.providers import (
+        HeadlessInteractionProvider,
+        InMemoryInteractiveProvider,
+        InteractionProvider,
+    )
+    from afk.approvals.requests import (
+        ApprovalDecision,
+        ApprovalRequest,
+        GrantSpec,
+        UserInputDecision,
+        UserInputRequest,
+    )
+
+_LAZY: dict[str, str] = {
+    "ApproverDirectory": "afk.approvals.approvers",
+    "StaticDirectory": "afk.approvals.approvers",
+    "Principal": "afk.approvals.principal",
+    "canonical_id": "afk.approvals.principal",
+    "HeadlessInteractionProvider": "afk.approvals.providers",
+    "InMemoryInteractiveProvider": "afk.approvals.providers",
+    "InteractionProvider": "afk.approvals.providers",
+    "ApprovalDecision": "afk.approvals.requests",
+    "ApprovalRequest": "afk.approvals.requests",
+    "GrantSpec": "afk.approvals.requests",
+    "UserInputDecision": "afk.approvals.requests",
+    "UserInputRequest": "afk.approvals.requests",
+}
 
 __all__ = [
     "ApprovalDecision",
@@ -36,3 +67,16 @@ __all__ = [
     "canonical_id",
     "decide",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this hook
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -14,7 +14,9 @@ GROUP_PREFIX = "group:"
 class ApproverDirectory(Protocol):
     """Resolves ``group:NAME`` entries of a rule's ``approvers`` to people."""
 
-    def members(self, group: str) -> Iterable[str]: ...
+    def members(self, group: str) -> Iterable[str]:
+        """The canonical ids of the people in ``group`` (its name without ``group:``); an unknown
+        group yields nobody, so a rule naming it fails closed."""
 
 
 class StaticDirectory:
@@ -38,6 +40,7 @@ class StaticDirectory:
                 raise ConfigurationError(f"StaticDirectory: {exc}") from None
 
     def members(self, group: str) -> Iterable[str]:
+        """The configured members of ``group``; none for a group this directory does not define."""
         return self.groups.get(group, ())
 
 

@@ -39,6 +39,7 @@ class Vote:
 
     @property
     def approver(self) -> str | None:
+        """The principal's canonical id, or None for an anonymous answer."""
         return self.principal.id if self.principal is not None else None
 
 

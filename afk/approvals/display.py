@@ -126,6 +126,8 @@ def escaped_json(
 
 
 def is_safe_tool_name(name: str) -> bool:
+    """Whether ``name`` matches :data:`SAFE_TOOL_NAME`, the only names a tool can be defined with;
+    any other name shown to an approver is escaped and marked."""
     return SAFE_TOOL_NAME.fullmatch(name) is not None
 
 
@@ -143,6 +145,8 @@ class Escaper:
         self.escaped = False
 
     def text(self, value: object) -> str:
+        """``str(value)``, escaped when it holds control, bidi or invisible characters (and then
+        noted, so the rendering ends with the marker)."""
         text = str(value)
         if has_hidden(text):
             self.escaped = True
@@ -152,6 +156,8 @@ class Escaper:
     def json(
         self, value: Any, *, indent: int | None = None, separators: tuple[str, str] | None = None
     ) -> str:
+        """``value`` as escaped JSON (see :func:`escaped_json`), noting whether any string in it
+        needed escaping."""
         self.escaped = self.escaped or value_has_hidden(value)
         return escaped_json(value, indent=indent, separators=separators)
 

@@ -18,6 +18,8 @@ from afk.store.store import GrantRecord, RunStore
 
 
 def scope_values(*, thread_id: str | None, agent_name: str, user: str | None) -> dict[str, Any]:
+    """The value a call has for each grant scope (``thread``, ``agent``, ``user``): a grant covers a
+    call when its scope's value is the call's."""
     return {"thread": thread_id, "agent": agent_name, "user": user}
 
 
@@ -59,6 +61,8 @@ def _named(grant: GrantRecord) -> _Named:
 
 
 async def add_grant(store: RunStore, request: Request, decision: Decision) -> None:
+    """Store the grant an allow ``decision`` asks for, with its ``grant_created`` ledger entry in
+    the same transaction; nothing when the decision asks for no grant."""
     grant = grant_record(request, decision)
     if grant is not None:
         entry = GrantCreated(
@@ -87,6 +91,8 @@ class Grants:
         self._memory: dict[str, GrantRecord] = {}
 
     async def add(self, request: Request, decision: Decision) -> None:
+        """Record the grant an allow ``decision`` asks for (nothing when it asks for none): in the
+        store with its ledger entry, else in memory."""
         if self.store is not None:
             await add_grant(self.store, request, decision)
             return
@@ -95,6 +101,8 @@ class Grants:
             self._memory.setdefault(grant.grant_id, grant)
 
     async def list(self, *, active_at: float | None = None) -> list[GrantRecord]:
+        """Every grant, or with ``active_at`` only those neither revoked nor past ``until`` at that
+        time."""
         if self.store is not None:
             return await self.store.list_grants(active_at=active_at)
         grants = list(self._memory.values())
@@ -103,6 +111,9 @@ class Grants:
         return [g for g in grants if g.revoked_at is None and g.until > active_at]
 
     async def revoke(self, grant_id: str, *, by: str | None) -> GrantRecord:
+        """Stop grant ``grant_id`` from allowing calls, recording ``by`` and a ledger entry; returns
+        the grant as stored. Revoking a revoked grant changes nothing. Raises GrantNotFoundError for
+        an unknown id."""
         now = time.time()
         if self.store is not None:
             found = [g for g in await self.store.list_grants() if g.grant_id == grant_id]

@@ -36,9 +36,13 @@ class InteractionProvider(Protocol):
     provider that raises counts as a deny. An optional ``notify(event)`` (sync or async)
     receives every run event except warnings."""
 
-    async def request_approval(self, request: ApprovalRequest) -> ApprovalDecision: ...
+    async def request_approval(self, request: ApprovalRequest) -> ApprovalDecision:
+        """Ask a human whether the call in ``request`` may run; return their decision. The runner
+        bounds the wait by the request's deadline and applies the fallback when it passes."""
 
-    async def request_user_input(self, request: UserInputRequest) -> UserInputDecision: ...
+    async def request_user_input(self, request: UserInputRequest) -> UserInputDecision:
+        """Ask a human the request's prompt; return their answer (or a deny). The runner bounds the
+        wait as for :meth:`request_approval`."""
 
 
 class HeadlessInteractionProvider:
@@ -57,12 +61,14 @@ class HeadlessInteractionProvider:
         self.input_fallback = input_fallback
 
     async def request_approval(self, request: ApprovalRequest) -> ApprovalDecision:
+        """The configured ``approval_fallback`` at once: there is no one to ask."""
         return ApprovalDecision(kind=self.approval_fallback, reason="headless fallback")
 
     async def request_user_input(self, request: UserInputRequest) -> UserInputDecision:
         # The runner never asks a headless provider: it applies RunnerConfig's fallbacks itself
         # (input "allow" there runs the tool with its original arguments). Standalone, an
         # "allow" can only answer with empty text.
+        """A deny, or with ``input_fallback="allow"`` an empty answer: there is no one to ask."""
         if self.input_fallback == "allow":
             return UserInputDecision(kind="allow", value="", reason="headless fallback")
         return UserInputDecision(kind="deny", reason="headless fallback")
@@ -114,11 +120,15 @@ class InMemoryInteractiveProvider:
     # The runner awaits the coroutine under its own timeout and closes the request through
     # expire() when it stops waiting.
     def request_approval(self, request: ApprovalRequest) -> Coroutine[Any, Any, ApprovalDecision]:
+        """Register ``request`` (visible in :meth:`pending` at once) and return a coroutine that
+        waits for :meth:`resolve_approval`."""
         return _answer(self._register(request))
 
     def request_user_input(
         self, request: UserInputRequest
     ) -> Coroutine[Any, Any, UserInputDecision]:
+        """Register ``request`` (visible in :meth:`pending` at once) and return a coroutine that
+        waits for :meth:`resolve_input`."""
         return _answer(self._register(request))
 
     def _register(self, request: Request) -> asyncio.Future[Any]:
@@ -158,6 +168,9 @@ class InMemoryInteractiveProvider:
     def resolve_input(
         self, request_id: str, decision: UserInputDecision, *, principal: Principal | None = None
     ) -> Literal["decided", "pending"]:
+        """Answer a user-input request (or cast one vote on it) as ``principal``, with the same
+        rules and refusals as :meth:`resolve_approval`. Returns "pending" while a quorum is not
+        reached."""
         return self._resolve(request_id, decision, principal)
 
     def _resolve(

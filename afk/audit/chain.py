@@ -72,6 +72,8 @@ class Checkpoint:
     id: int = 0
 
     def body(self) -> dict[str, Any]:
+        """The signed fields, as the MAC covers them (``mac`` and the store's ``id`` are not part of
+        it)."""
         return {
             "head_id": int(self.head_id),
             "head_hash": self.head_hash,
@@ -80,9 +82,12 @@ class Checkpoint:
         }
 
     def signed(self, keys: Keyring) -> Checkpoint:
+        """A copy with ``mac`` set by the current key of ``keys``."""
         return replace(self, mac=keys.mac("checkpoint", self.body()))
 
     def signature_ok(self, keys: Keyring) -> bool:
+        """Whether ``mac`` verifies with ``keys`` (the current key or an older one): a forged or
+        altered checkpoint does not."""
         return keys.verify("checkpoint", self.body(), self.mac)
 
 

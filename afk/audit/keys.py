@@ -84,6 +84,7 @@ class Keyring:
 
     @property
     def key_id(self) -> str:
+        """The id of the current key, which every new MAC names."""
         return self.current.key_id
 
     def mac(self, purpose: str, value: Any) -> str:
@@ -133,6 +134,9 @@ def key_from_env(name: str = KEY_ENV, environ: Mapping[str, str] | None = None) 
 
 
 def previous_keys(environ: Mapping[str, str] | None = None) -> tuple[SecretKey, ...]:
+    """The retired keys listed (comma-separated) in ``AFK_SECRET_KEYS_PREVIOUS``: they still verify
+    old records after a key rotation but sign nothing new. Raises ConfigurationError naming the item
+    that is not a valid key."""
     text = _environ(environ).get(PREVIOUS_ENV, "")
     parts = [p.strip() for p in text.split(",") if p.strip()]
     return tuple(parse_secret(p, f"{PREVIOUS_ENV} item {i + 1}") for i, p in enumerate(parts))

@@ -30,9 +30,11 @@ class CheckpointStore(Protocol):
     """What a store needs, besides :class:`~afk.store.RunStore`, to keep signed checkpoints
     (both built-in stores have it)."""
 
-    async def save_checkpoint(self, checkpoint: Checkpoint) -> None: ...
+    async def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Keep a signed checkpoint of the ledger's head."""
 
-    async def latest_checkpoint(self) -> Checkpoint | None: ...
+    async def latest_checkpoint(self) -> Checkpoint | None:
+        """The newest saved checkpoint, or None before the first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,9 @@ class BadEntry:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VerifyReport:
+    """What :func:`verify` found: how many entries verified up to which head, the first bad entry if
+    any, and the checkpoint and anchor it checked."""
+
     entries: int  # entries that verified (every entry, when ok)
     head_id: int  # the last verified entry (0 for an empty ledger)
     head_hash: str
@@ -64,9 +69,11 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
+        """True when every entry, the checkpoint and the anchor verified."""
         return self.first_bad is None
 
     def summary(self) -> str:
+        """One line for people: ``ok: N entries, head ...``, or the first bad entry and why."""
         bad = self.first_bad
         if bad is None:
             return f"ok: {self.entries} entries, head {_short(self.head_hash)}"
@@ -161,6 +168,8 @@ class ChainChecker:
     def report(
         self, checkpoint: Checkpoint | None = None, anchor: Checkpoint | None = None
     ) -> VerifyReport:
+        """The report of the entries checked so far, with the checkpoint and anchor that were
+        checked against them."""
         return VerifyReport(
             entries=self.entries,
             head_id=self.head_id,
@@ -218,6 +227,8 @@ async def checkpoint(store: RunStore, keys: Keyring | None = None) -> Checkpoint
 
 
 def checkpoint_store(store: object) -> CheckpointStore:
+    """``store`` as a :class:`CheckpointStore`; raises ConfigurationError when it keeps no signed
+    checkpoints."""
     if not isinstance(store, CheckpointStore):
         raise ConfigurationError(f"{store!r} keeps no signed ledger checkpoints")
     return store

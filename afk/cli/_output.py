@@ -72,10 +72,10 @@ def with_store(
     store = open_cli_store(args, must_exist=must_exist)
 
     async def main() -> T:
-        from afk.core._durable import ensure_ready
-
         try:
-            await ensure_ready(store)  # once per store: Runner.resolve would repeat it
+            # The store is this command's own (no runner shares it), so it is readied here
+            # and not through afk.core._durable, whose import brings the run machinery.
+            await store.setup()
             return await work(store)
         finally:
             await store.close()

@@ -59,7 +59,11 @@ def _input(e: ev.UserInputRequested, esc: Escaper) -> str:
 
 
 def _finished(e: ev.RunCompleted, esc: Escaper) -> str:
-    return f"run {e.state}" + (f": {esc.text(e.final_text)}" if e.final_text else "")
+    text = f"run {e.state}" + (f": {esc.text(e.final_text)}" if e.final_text else "")
+    if e.expired_calls:  # never a plain "completed" when the fallback decided a call
+        n = len(e.expired_calls)
+        text += f" ({n} call{'' if n == 1 else 's'} expired undecided)"
+    return text
 
 
 _RENDERERS: dict[str, _Renderer] = {

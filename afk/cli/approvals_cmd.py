@@ -138,6 +138,8 @@ def register(subparsers: Any) -> None:
 
 # -- reading -------------------------------------------------------------------------------
 def list_requests(args: argparse.Namespace) -> int:
+    """``afk approvals list``: pending requests (``--all``: every request), oldest first, a page at
+    a time. Returns the exit status."""
     status: RequestStatus | None = None if args.all else "pending"
     records = with_store(
         args,
@@ -198,6 +200,9 @@ def _requests_table(records: Sequence[RequestRecord], args: argparse.Namespace) 
 
 
 def show_request(args: argparse.Namespace) -> int:
+    """``afk approvals show REQUEST``: everything an approver needs to decide one request. Returns
+    the exit status (1 when there is no such request)."""
+
     async def work(store: RunStore) -> RequestRecord | None:
         return await store.get_request(await resolve(store, REQUEST, args.request) or args.request)
 
@@ -250,6 +255,8 @@ def show_request(args: argparse.Namespace) -> int:
 
 # -- deciding ------------------------------------------------------------------------------
 def approve_request(args: argparse.Namespace) -> int:
+    """``afk approvals approve REQUEST``: allow the call, optionally with edited arguments or a
+    standing grant, as the caller's principal. Returns the exit status."""
     edited = _edited_args(args.edited_args)
     decision = ApprovalDecision(
         kind="allow",
@@ -273,6 +280,8 @@ def _grant(args: argparse.Namespace) -> GrantSpec | None:
 
 
 def deny_request(args: argparse.Namespace) -> int:
+    """``afk approvals deny REQUEST``: refuse the call (``--stop-run`` ends the run too). Returns
+    the exit status."""
     decision = ApprovalDecision(
         kind="deny", reason=args.reason, approver=_approver(args), stop_run=args.stop_run
     )
@@ -280,6 +289,8 @@ def deny_request(args: argparse.Namespace) -> int:
 
 
 def answer_input(args: argparse.Namespace) -> int:
+    """``afk input REQUEST TEXT`` (or ``--deny``): answer a user-input request. Returns the exit
+    status; raises ConfigurationError when neither or both of TEXT and ``--deny`` are given."""
     if args.deny == (args.text is not None):
         raise ConfigurationError("give either the answer TEXT or --deny")
     if args.stop_run and not args.deny:

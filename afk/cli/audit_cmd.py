@@ -114,6 +114,8 @@ def read_anchor(path: str) -> Checkpoint:
 
 
 def write_anchor(path: str, signed: Checkpoint) -> None:
+    """Write the anchor fields of ``signed`` to ``path`` as JSON, replacing the file atomically so a
+    crash never leaves half an anchor."""
     data = {f: getattr(signed, f) for f in _ANCHOR_FIELDS}
     tmp = f"{path}.tmp"
     with open(tmp, "w", encoding="utf-8") as handle:
@@ -123,6 +125,8 @@ def write_anchor(path: str, signed: Checkpoint) -> None:
 
 
 def verify_ledger(args: argparse.Namespace) -> int:
+    """``afk audit verify``: check every ledger entry, the latest signed checkpoint and, with
+    ``--expect``, an anchor kept outside the database. Returns 0 when all verify, else 1."""
     keys = _checkpoint_keys(args)
     expect = read_anchor(args.expect) if args.expect else None
     report = with_store(args, lambda store: verify(store, checkpoint_keys=keys, expect=expect))
@@ -156,6 +160,8 @@ def verify_ledger(args: argparse.Namespace) -> int:
 
 
 def export_ledger(args: argparse.Namespace) -> int:
+    """``afk audit export``: write ledger entries as JSON lines to stdout or ``--out``. Returns the
+    exit status."""
     if args.out is None:
         with_store(args, lambda store: export_jsonl(store, sys.stdout, after_id=args.after))
         return 0
@@ -170,6 +176,9 @@ def export_ledger(args: argparse.Namespace) -> int:
 
 
 def checkpoint_ledger(args: argparse.Namespace) -> int:
+    """``afk audit checkpoint``: verify the ledger, then sign and store its head (and write it to
+    ``--out`` as an anchor). Refuses to sign a ledger that does not verify. Returns the exit status.
+    """
     keys = _checkpoint_keys(args)
 
     async def work(store: RunStore) -> Checkpoint | VerifyReport:

@@ -23,6 +23,9 @@ _FILE = "@file"  # an option whose value is a file name
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Option:
+    """One option of a command: its flags, help, the values it completes to, and whether it takes a
+    value."""
+
     flags: tuple[str, ...]
     help: str
     values: tuple[str, ...] = ()  # the choices, or (_FILE,)
@@ -54,6 +57,7 @@ def register(subparsers: Any) -> None:
 
 
 def completion_command(args: argparse.Namespace) -> int:
+    """``afk completion SHELL``: print the completion script for SHELL. Returns 0."""
     from afk.cli.main import build_parser
 
     nodes = list(walk(build_parser(), ()))
@@ -63,6 +67,7 @@ def completion_command(args: argparse.Namespace) -> int:
 
 # -- the parser as a tree ------------------------------------------------------------------
 def walk(parser: argparse.ArgumentParser, path: tuple[str, ...]) -> Iterator[Node]:
+    """Every command node of ``parser``, depth first, starting with the one at ``path``."""
     commands: list[tuple[str, str]] = []
     children: list[tuple[str, argparse.ArgumentParser]] = []
     options: list[Option] = []
@@ -138,6 +143,7 @@ complete -o default -F _afk afk
 
 
 def bash_script(nodes: list[Node]) -> str:
+    """The bash completion script for ``nodes``."""
     node_cases, value_cases = [], []
     for node in nodes:
         key = shlex.quote(" ".join(node.path)) if node.path else '""'
@@ -177,6 +183,7 @@ def bash_script(nodes: list[Node]) -> str:
 
 
 def zsh_script(nodes: list[Node]) -> str:
+    """The zsh completion script: the bash one loaded through ``bashcompinit``."""
     return "\n".join(
         [
             "#compdef afk",
@@ -214,6 +221,7 @@ end
 
 
 def fish_script(nodes: list[Node]) -> str:
+    """The fish completion script for ``nodes``."""
     subs_cases, valued_cases, lines = [], [], []
     for node in nodes:
         here = " ".join(node.path)

@@ -128,6 +128,9 @@ class ConsoleInteractionProvider:
 
     async def request_approval(self, request: ApprovalRequest) -> ApprovalDecision:
         # Parallel gated calls would otherwise print their prompts on top of each other.
+        """Prompt at the terminal for an allow or deny, one prompt at a time (parallel calls
+        wait their turn). The prompt ends when the runner stops waiting (the deadline: the
+        fallback decides); Ctrl-C exits the process as the class docstring says."""
         if self._one_at_a_time is None:
             self._one_at_a_time = asyncio.Lock()
         async with self._one_at_a_time:
@@ -156,6 +159,8 @@ class ConsoleInteractionProvider:
         return ApprovalDecision(kind="deny", approver=self.approver, reason=reason)
 
     async def request_user_input(self, request: UserInputRequest) -> UserInputDecision:
+        """Prompt at the terminal for the request's answer, one prompt at a time, ending as
+        :meth:`request_approval` does."""
         if self._one_at_a_time is None:
             self._one_at_a_time = asyncio.Lock()
         async with self._one_at_a_time:

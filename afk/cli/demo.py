@@ -170,6 +170,8 @@ async def _run(args: argparse.Namespace, db_path: Path) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    """``afk demo``: create the demo's SQLite database and run the change-manager scenario in the
+    chosen mode. Returns the exit status."""
     db_path = Path(args.database) if args.database else _database()
     db_path.parent.mkdir(parents=True, exist_ok=True)
     if args.store.startswith("sqlite:///"):
@@ -179,6 +181,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
+    """Add ``demo`` to the ``afk`` command's sub-parsers."""
     p = subparsers.add_parser(
         "demo",
         help="run the change-manager scenario: a scripted agent asks to drop tables",

@@ -25,6 +25,7 @@ from afk.store import RunStore
 
 
 def register(subparsers: Any) -> None:
+    """Add ``grants list`` and ``grants revoke`` to the ``afk`` command's sub-parsers."""
     common = common_options()
     grants = subparsers.add_parser("grants", help="list and revoke standing grants")
     commands = grants.add_subparsers(dest="grants_command", metavar="SUBCOMMAND", required=True)
@@ -48,6 +49,7 @@ def register(subparsers: Any) -> None:
 
 
 def list_grants(args: argparse.Namespace) -> int:
+    """``afk grants list``: active grants (``--all``: revoked and expired ones too). Returns 0."""
     now = time.time()
     records = with_store(args, lambda s: s.list_grants(active_at=None if args.all else now))
     if args.json:
@@ -100,6 +102,8 @@ def _when(text: str, esc: Escaper) -> str:
 
 
 def revoke_grant(args: argparse.Namespace) -> int:
+    """``afk grants revoke GRANT``: stop a standing grant, as the caller's principal. Returns 0, or
+    1 when there is no such grant."""
     from afk.core.runner import Runner
 
     by = cli_principal(args.by).id

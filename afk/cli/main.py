@@ -72,6 +72,8 @@ def _command(argv: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``afk`` command line on ``argv`` (default ``sys.argv[1:]``) and return its exit
+    status: an AfkError prints one ``afk: ...`` line and returns 2; Ctrl-C returns 130."""
     args_list = sys.argv[1:] if argv is None else list(argv)
     command = _command(args_list)
     parser = build_parser([command] if command else [])

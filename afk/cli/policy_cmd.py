@@ -129,6 +129,8 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_test(args: argparse.Namespace) -> int:
+    """``afk policy test POLICY EVENTS``: evaluate the policy file against recorded tool calls and
+    print each decision (``--explain``: why). Returns 0, or 2 when a file cannot be read."""
     try:
         engine = PolicyEngine.from_file(args.policy)
         cases, skipped = _read_events(Path(args.events))
@@ -214,9 +216,17 @@ def _as_json(case: _Case, decision: PolicyDecision) -> dict[str, Any]:
             "agent_name": event.agent_name,
             "context": dict(event.context),
         },
-        "decision": asdict(decision),
+        "decision": _decision_json(decision),
         "recorded": case.recorded,
     }
+
+
+def _decision_json(decision: PolicyDecision) -> dict[str, Any]:
+    """The decision as its JSON has always been: the approval settings (one value on the
+    decision now) beside its other fields, in the order they had."""
+    data = asdict(decision)
+    data.update(data.pop("approval"))
+    return data
 
 
 def _cell(text: str) -> str:

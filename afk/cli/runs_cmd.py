@@ -34,6 +34,8 @@ from afk.store.store import RunStatus
 
 if TYPE_CHECKING:
     from afk.approvals.requests import Request
+    from afk.core._snapshot import RunSnapshot
+    from afk.core.result import ToolExecution
 
 RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
 _TEXT = 100  # how much of a message or tool output a summary line shows
@@ -41,6 +43,7 @@ _ALL = ("TOOL", "ARGS", "RESULT", "DECISION", "CONTENT")  # cut to fit, these fi
 
 
 def positive_int(text: str) -> int:
+    """Parse an argparse value that must be a whole number of at least 1."""
     try:
         value = int(text)
     except ValueError:
@@ -101,6 +104,9 @@ def register(subparsers: Any) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    """``afk runs list``: stored runs, most recently updated first, with their pending request
+    counts. Returns 0."""
+
     async def work(store: RunStore) -> tuple[Page[RunRecord], dict[str, int]]:
         runs = await store.list_runs(status=args.status, limit=args.limit, cursor=args.cursor)
         # Counted per run on this page (the run's own index), not over every pending request.
@@ -149,6 +155,10 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
+    """``afk runs show RUN``: the run's record, conversation, tool calls, requests and events. Calls
+    whose request expired undecided are marked, and so is the run's state. Returns 0, or 1 when
+    there is no such run."""
+
     async def work(
         store: RunStore,
     ) -> tuple[RunRecord, list[RequestRecord], list[EventRow]] | None:
@@ -164,12 +174,16 @@ def run_show(args: argparse.Namespace) -> int:
         return 1
     record, requests, events = found
     loaded = _loaded(requests)
+    snapshot = _snapshot(record, loaded)
+    expired = _expired(snapshot)
     if args.json:
         print_json(
             {
                 "run": record_json(record, drop=("snapshot",)),
+                "state": _state(record.status, [e.tool_name for e in expired]),
+                "expired_calls": [_expired_json(e, loaded) for e in expired],
                 "snapshot": record_json(record)["snapshot"],
-                "requests": [record_json(r) for r in requests],
+                "requests": [_request_json(r, loaded, expired) for r in requests],
                 "events": [_event_json(e, loaded) for e in events],
             }
         )
@@ -179,9 +193,9 @@ def run_show(args: argparse.Namespace) -> int:
     # Sections are indented by two columns: their tables fit in what is left.
     inner = replace(lay, width=None if lay.width is None else lay.width - 2)
     sections = [
-        _record_text(record, esc),
-        _conversation_text(record, loaded, esc, inner),
-        _requests_text(requests, esc, inner),
+        _record_text(record, _state(record.status, [esc.tool(e.tool_name) for e in expired]), esc),
+        _conversation_text(snapshot, esc, inner),
+        _requests_text(requests, _expired_requests(loaded, expired), esc, inner),
         _events_text(events, loaded, esc, inner),
     ]
     print("\n\n".join(s for s in sections if s))
@@ -190,7 +204,73 @@ def run_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _record_text(record: RunRecord, esc: Escaper) -> str:
+def _snapshot(record: RunRecord, requests: Mapping[str, Request]) -> RunSnapshot | Exception:
+    """The run's checkpoint, or why it cannot be read (the rest of the run is still worth
+    showing when its snapshot is from another version)."""
+    from afk.core._snapshot import load_snapshot
+
+    try:
+        # Without the agent: the conversation after its instructions.
+        return load_snapshot(record.snapshot, record=record, requests=requests, system=None)
+    except (AfkError, ValueError) as exc:
+        return exc
+
+
+def _expired(snapshot: RunSnapshot | Exception) -> list[ToolExecution]:
+    """The run's calls whose request expired undecided, by ``ToolExecution.expired`` (the rule
+    ``RunResult.expired_calls`` and the worker's report line use too)."""
+    if isinstance(snapshot, Exception):
+        return []
+    return [e for e in snapshot.executions if e.expired]
+
+
+def _state(status: str, expired_tools: list[str]) -> str:
+    """The run's status, never a plain ``completed`` when the fallback decided a call nobody
+    approved in time: ``completed (1 call expired: refund)``."""
+    if not expired_tools:
+        return status
+    calls = "call" if len(expired_tools) == 1 else "calls"
+    return f"{status} ({len(expired_tools)} {calls} expired: {', '.join(expired_tools)})"
+
+
+def _expired_requests(
+    requests: Mapping[str, Request], expired: list[ToolExecution]
+) -> dict[str, ToolExecution]:
+    """The expired calls by the id of the request that asked about them."""
+    by_call = {e.tool_call_id: e for e in expired}
+    return {
+        rid: by_call[r.tool_call_id]
+        for rid, r in requests.items()
+        if r.tool_call_id is not None and r.tool_call_id in by_call
+    }
+
+
+def _fallback_text(execution: ToolExecution) -> str:
+    outcome = "denied" if execution.denied else "allowed"
+    return f"expired undecided: the fallback {outcome} the call"
+
+
+def _expired_json(execution: ToolExecution, requests: Mapping[str, Request]) -> dict[str, Any]:
+    found = _expired_requests(requests, [execution])
+    return {
+        "tool_name": execution.tool_name,
+        "tool_call_id": execution.tool_call_id,
+        "request_id": next(iter(found), None),
+        "denied": execution.denied,
+    }
+
+
+def _request_json(
+    record: RequestRecord, requests: Mapping[str, Request], expired: list[ToolExecution]
+) -> dict[str, Any]:
+    execution = _expired_requests(requests, expired).get(record.request_id)
+    data = record_json(record)
+    data["expired"] = execution is not None
+    data["fallback"] = None if execution is None else _fallback_text(execution)
+    return data
+
+
+def _record_text(record: RunRecord, state: str, esc: Escaper) -> str:
     lease = "-"
     if record.lease_owner:
         lease = f"{record.lease_owner} until {when(record.lease_expires_at)}"
@@ -198,7 +278,7 @@ def _record_text(record: RunRecord, esc: Escaper) -> str:
         [
             ("run", record.run_id),
             ("agent", record.agent_name),
-            ("status", record.status),
+            ("status", state),
             ("created", when(record.created_at)),
             ("updated", when(record.updated_at)),
             ("thread", record.thread_id or "-"),
@@ -209,17 +289,9 @@ def _record_text(record: RunRecord, esc: Escaper) -> str:
     )
 
 
-def _conversation_text(
-    record: RunRecord, requests: Mapping[str, Request], esc: Escaper, lay: Layout
-) -> str:
-    from afk.core._snapshot import load_snapshot
-
-    try:
-        # Without the agent: the conversation after its instructions.
-        snapshot = load_snapshot(record.snapshot, record=record, requests=requests, system=None)
-    except (AfkError, ValueError) as exc:
-        # The rest of the run is still worth showing when its snapshot is from another version.
-        return f"Conversation: cannot read the checkpoint: {shorten(exc, 200, esc)}"
+def _conversation_text(snapshot: RunSnapshot | Exception, esc: Escaper, lay: Layout) -> str:
+    if isinstance(snapshot, Exception):
+        return f"Conversation: cannot read the checkpoint: {shorten(snapshot, 200, esc)}"
     lines = [_message_row(i, m, esc) for i, m in enumerate(snapshot.messages, 1)]
     text = f"Conversation ({len(lines)} messages, step {snapshot.step})\n"
     text += _indent(table(["#", "ROLE", "CONTENT"], lines, esc=esc, layout=lay, flexible=_ALL))
@@ -229,7 +301,7 @@ def _conversation_text(
                 esc.tool(e.tool_name),
                 esc.json(e.args),
                 _outcome(e.executed, e.denied, e.success, e.output, e.error, esc),
-                _who(e.decision, e.decided_by, e.policy, esc),
+                _expired_who(e) if e.expired else _who(e.decision, e.decided_by, e.policy, esc),
             ]
             for e in snapshot.executions
         ]
@@ -274,7 +346,17 @@ def _who(decision: Any, decided_by: str | None, policy: Any, esc: Escaper) -> st
     return "-"
 
 
-def _requests_text(requests: list[RequestRecord], esc: Escaper, lay: Layout) -> str:
+def _expired_who(execution: ToolExecution) -> str:
+    kind = execution.decision.kind if execution.decision is not None else "-"
+    return f"{kind} by fallback (request expired)"
+
+
+def _requests_text(
+    requests: list[RequestRecord],
+    expired: Mapping[str, ToolExecution],
+    esc: Escaper,
+    lay: Layout,
+) -> str:
     if not requests:
         return "Requests: none"
     ids = short_ids([r.request_id for r in requests], REQUEST)
@@ -301,7 +383,14 @@ def _requests_text(requests: list[RequestRecord], esc: Escaper, lay: Layout) -> 
         flexible=("TOOL", "ARGS", "DECISION", "APPROVER", "DECIDED BY"),
         colors={"STATUS": state_color, "DECISION": state_color},
     )
-    return f"Requests ({len(rows)})\n" + _indent(fitted)
+    # Said in words as well: a cut DECISION column or a glance at STATUS can miss it.
+    notes = [
+        f"request {r.request_id if lay.wide else ids[r.request_id]} "
+        + _fallback_text(expired[r.request_id])
+        for r in requests
+        if r.request_id in expired
+    ]
+    return f"Requests ({len(rows)})\n" + _indent("\n".join([fitted, *notes]))
 
 
 def _events_text(

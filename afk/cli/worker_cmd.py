@@ -56,6 +56,8 @@ _EXIT_ABORTED = 130
 
 @dataclass(frozen=True, slots=True)
 class App:
+    """What ``--app`` names: the runner to resume runs with, and the agents they started with."""
+
     runner: Runner
     agents: list[Agent]
     owned: bool  # built by a factory for this command, so the command closes its store
@@ -262,6 +264,9 @@ async def _closing(stores: list[RunStore]) -> None:
 
 
 def resume_command(args: argparse.Namespace) -> int:
+    """``afk resume RUN`` or ``afk resume --ready``: resume one run, or every run whose requests are
+    all decided or expired, and print one line per run. Returns 0, or 1 when the run cannot be
+    resumed."""
     if (args.run is None) != args.ready:
         raise ConfigurationError("give either a RUN id or --ready")
     app, runner, to_close = _prepare(args, must_exist=True)
@@ -309,6 +314,8 @@ async def _resume_one(runner: Runner, agents: list[Agent], run_id: str) -> RunRe
 
 
 def worker_command(args: argparse.Namespace) -> int:
+    """``afk worker``: resume ready runs, fire reminders and escalations until stopped (``--once``:
+    one pass, as ``afk resume --ready``). Returns 0."""
     if args.once:
         args.ready, args.run = True, None
         return resume_command(args)

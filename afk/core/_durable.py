@@ -28,7 +28,7 @@ from afk.core._records import (
     request_record,
 )
 from afk.core._snapshot import SCHEMA_VERSION, RunSnapshot, dump_snapshot, to_json
-from afk.errors import AlreadyDecidedError, RequestExpiredError
+from afk.errors import AlreadyDecidedError, RequestExpiredError, StoreError
 from afk.store._seal import record_ok, tamper_log
 from afk.store.store import (
     EventRow,
@@ -221,7 +221,7 @@ class Durable:
         try:
             stored = load_request(record)
             decision = load_decision(record) if record.decision is not None else None
-        except ValueError:  # not even readable: as untrusted as a bad MAC
+        except (ValueError, StoreError):  # not even readable: as untrusted as a bad MAC
             return False
         if not self.keys.verify("args", stored.tool_args, record.args_digest):
             return False

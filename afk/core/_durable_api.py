@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
+from afk.approvals import _codec as codec
 from afk.approvals.decide import Decided, Vote, decide, eligible
 from afk.approvals.grants import add_grant
 from afk.approvals.principal import Principal
@@ -22,9 +23,8 @@ from afk.audit.entries import (
     to_log,
     who,
 )
+from afk.canonical import sha256_hex
 from afk.core._records import approved_args, load_decision, load_request
-from afk.core._snapshot import RunSnapshot, args_digest, from_json, load_snapshot, to_json
-from afk.core.result import RunResult
 from afk.errors import (
     AlreadyDecidedError,
     InteractionError,
@@ -39,6 +39,11 @@ from afk.store.store import TERMINAL_RUN_STATES, LogEntry, RunStore, VoteRecord,
 
 if TYPE_CHECKING:
     from afk.agents.agent import Agent
+    from afk.core._snapshot import RunSnapshot
+    from afk.core.result import RunResult
+
+# Deciding (`afk approvals approve` in a fresh process) imports only this module's top: the
+# snapshot, the run's result and pydantic load inside claim(), which resumes a run.
 
 
 async def resolve(
@@ -70,7 +75,7 @@ async def resolve(
                     request_id=request_id,
                     approver=outcome.vote.approver,
                     kind=decision.kind,
-                    decision=to_json(decision, type(decision)),
+                    decision=codec.dumps(decision),
                     bound_digest=digest,
                     at=vote.at,
                 ),
@@ -83,7 +88,7 @@ async def resolve(
         else:
             await store.decide(
                 request_id,
-                decision=to_json(decision, type(decision)),
+                decision=codec.dumps(decision),
                 decided_by="human",
                 approver=decision.approver,
                 bound_digest=digest,
@@ -112,7 +117,7 @@ def _quorum(request: Request) -> bool:
 
 def _digest(store: RunStore, args: Any) -> str:
     keys = getattr(store, "keys", None)
-    return keys.digest(args) if keys is not None else args_digest(args)
+    return keys.digest(args) if keys is not None else sha256_hex(args)
 
 
 async def _votes(store: RunStore, request: Request) -> list[Vote]:
@@ -126,7 +131,7 @@ async def _votes(store: RunStore, request: Request) -> list[Vote]:
 def _as_votes(records: Iterable[VoteRecord]) -> list[Vote]:
     votes = []
     for v in records:
-        stored = from_json(v.decision, ApprovalDecision)
+        stored = codec.loads(v.decision, ApprovalDecision, what=f"vote of {v.approver!r}: ")
         who = Principal(id=v.approver, authenticated_by="stored vote")
         votes.append(Vote(principal=who, decision=stored, at=v.at))
     return votes
@@ -186,6 +191,9 @@ async def claim(
 ) -> RunSnapshot | RunResult:
     """The run's snapshot, with its lease taken by ``owner``; or a ``paused`` result when it
     still waits for a decision."""
+    from afk.core._snapshot import load_snapshot
+    from afk.core.result import RunResult
+
     now = time.time()
     # Lease first, then read: read first, and a worker finishing in between would release
     # the lease and leave us resuming a stale snapshot of a run that already ended.

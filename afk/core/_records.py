@@ -8,6 +8,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
+from afk.approvals import _codec as codec
 from afk.approvals.principal import Principal
 from afk.approvals.requests import (
     ApprovalDecision,
@@ -27,7 +28,7 @@ from afk.audit.entries import (
     to_log,
     who,
 )
-from afk.core._snapshot import from_json, to_jsonable, validate
+from afk.errors import StoreError
 from afk.store.store import LogEntry, RequestRecord
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ def request_json(request: Request) -> str:
     and without the fields that are null where null is their default. Every other default
     (quorum, approvers, allowed decisions...) is written out: a request row has no schema
     version, so what it allows must never depend on this code's defaults."""
-    data: dict[str, Any] = to_jsonable(request)
+    data: dict[str, Any] = codec.encode(request)
     for name in _ROW_COLUMNS:
         del data[name]
     for name in _NULL_DEFAULTS[request.kind]:
@@ -69,13 +70,18 @@ def request_json(request: Request) -> str:
 
 
 def load_request(record: RequestRecord) -> Request:
-    kind = ApprovalRequest if record.kind == "approval" else UserInputRequest
-    data = json.loads(record.request)
+    """The request a row holds; StoreError (naming the field) for one that does not fit."""
+    kind: type[Request] = ApprovalRequest if record.kind == "approval" else UserInputRequest
+    what = f"request {record.request_id}: "
+    try:
+        data = json.loads(record.request)
+    except ValueError as exc:
+        raise StoreError(f"{what}its JSON does not parse: {exc}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"request {record.request_id}: its JSON is not an object")
+        raise StoreError(f"{what}its JSON is not an object")
     # The columns are what the row's MAC and its listings go by; older rows repeat them.
     data.update({name: getattr(record, name) for name in _ROW_COLUMNS})
-    request: Request = validate(data, kind)
+    request: Request = codec.decode(data, kind, what=what)
     return request
 
 
@@ -90,8 +96,15 @@ _NULL_DEFAULTS = {
 
 
 def load_decision(record: RequestRecord) -> Decision:
+    """The decision a decided row holds; StoreError (naming the field) for one that does not
+    fit its request's kind."""
     assert record.decision is not None
-    decision: Decision = from_json(record.decision, DECISION_TYPES[record.kind])
+    kind = DECISION_TYPES.get(record.kind)
+    if kind is None:
+        raise StoreError(f"request {record.request_id}: unknown kind {record.kind!r}")
+    decision: Decision = codec.loads(
+        record.decision, kind, what=f"decision of request {record.request_id}: "
+    )
     return decision
 
 

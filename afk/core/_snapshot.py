@@ -32,6 +32,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
 
 from afk.agents.policy import PolicyDecision
+from afk.approvals import _codec as request_codec
 from afk.approvals.requests import (
     ApprovalDecision,
     Request,
@@ -113,24 +114,43 @@ def _adapter(kind: type) -> Any:
     return TypeAdapter(kind)
 
 
+def _codec(kind: Any) -> Any:
+    """The codec module when ``kind`` is a request, decision or grant: those are read and
+    written without pydantic (afk.approvals._codec), here as everywhere else."""
+    return request_codec if kind in request_codec.KINDS else None
+
+
 def to_json(value: Any, kind: Any) -> str:
     """Serialize any durable value (snapshot, request, decision, event) to JSON text."""
+    codec = _codec(kind)
+    if codec is not None:
+        text: str = codec.dumps(value)
+        return text
     data: bytes = _adapter(kind).dump_json(value)
     return data.decode()
 
 
 def from_json(text: str | bytes, kind: Any) -> Any:
+    codec = _codec(kind)
+    if codec is not None:
+        return codec.loads(text, kind)
     return _adapter(kind).validate_json(text)
 
 
 def to_jsonable(value: Any) -> Any:
     """``value`` (a durable dataclass) as JSON data: dicts, lists, strings, numbers."""
     kind: Any = type(value)
+    codec = _codec(kind)
+    if codec is not None:
+        return codec.encode(value)
     return _adapter(kind).dump_python(value, mode="json")
 
 
 def validate(data: Any, kind: Any) -> Any:
     """``data`` (JSON data, or objects of the right types) as a ``kind``."""
+    codec = _codec(kind)
+    if codec is not None:
+        return codec.decode(data, kind)
     return _adapter(kind).validate_python(data)
 
 

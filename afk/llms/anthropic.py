@@ -111,6 +111,7 @@ def to_anthropic_messages(
 
 
 def to_anthropic_tools(tools: Sequence[ToolSpec]) -> list[dict[str, Any]]:
+    """Tool specs in the Messages API's ``tools`` format."""
     return [
         {"name": t.name, "description": t.description, "input_schema": t.parameters} for t in tools
     ]
@@ -231,6 +232,8 @@ class MessageStreamAccumulator:
     def response(
         self, *, model: str, prices: Mapping[str, tuple[float, float]] = ANTHROPIC_PRICES
     ) -> ModelResponse:
+        """The response folded from the events fed so far: text, tool calls in block order, and
+        usage priced with ``prices``."""
         ordered = [b for _, b in sorted(self._blocks.items())]
         text = "".join("".join(b.parts) for b in ordered if b.type == "text")
         calls = [tool_call(b.name, "".join(b.parts), b.id) for b in ordered if b.type == "tool_use"]
@@ -278,6 +281,7 @@ class AnthropicModel:
 
     @property
     def base_url(self) -> str:
+        """The API's base URL this model posts to."""
         return self._transport.base_url
 
     def _body(
@@ -301,6 +305,8 @@ class AnthropicModel:
     async def complete(
         self, messages: Sequence[Message], tools: Sequence[ToolSpec]
     ) -> ModelResponse:
+        """One Messages API call; raises a ProviderError subclass for each HTTP or connection
+        failure (after retries)."""
         data = await self._transport.post_json(
             "/v1/messages", self._body(messages, tools, False), loads=marked_loads
         )
@@ -309,6 +315,8 @@ class AnthropicModel:
     async def stream(
         self, messages: Sequence[Message], tools: Sequence[ToolSpec]
     ) -> AsyncIterator[str | ModelResponse]:
+        """One streamed Messages API call: text deltas as they arrive, then the whole response.
+        Raises ProviderConnectionError when the stream ends before ``message_stop``."""
         accumulator = MessageStreamAccumulator("anthropic")
         body = self._body(messages, tools, True)
         async with aclosing(self._transport.post_sse("/v1/messages", body)) as events:

@@ -40,6 +40,8 @@ class FallbackModel:
     async def complete(
         self, messages: Sequence[Message], tools: Sequence[ToolSpec]
     ) -> ModelResponse:
+        """The first model's response that does not raise a ModelError; raises
+        FallbackExhaustedError carrying every model's error when all fail."""
         errors: list[ModelError] = []
         for model in self.models:
             try:

@@ -30,6 +30,7 @@ _NO_PRICES: dict[str, tuple[float, float]] = {}
 
 
 def import_litellm(model: str) -> Any:
+    """The ``litellm`` module; raises ConfigurationError with the install hint when it is absent."""
     try:
         return importlib.import_module("litellm")
     except ImportError as exc:
@@ -124,6 +125,8 @@ class LiteLLMModel:
     async def complete(
         self, messages: Sequence[Message], tools: Sequence[ToolSpec]
     ) -> ModelResponse:
+        """One ``litellm.acompletion`` call, with LiteLLM's cost estimate in the usage; LiteLLM's
+        errors become ProviderError subclasses."""
         raw = await self._call(self._kwargs(messages, tools, stream=False))
         response = parse_chat_completion(
             as_dict(raw), provider="litellm", model=self.model, prices=_NO_PRICES
@@ -136,6 +139,8 @@ class LiteLLMModel:
     async def stream(
         self, messages: Sequence[Message], tools: Sequence[ToolSpec]
     ) -> AsyncIterator[str | ModelResponse]:
+        """One streamed ``litellm.acompletion`` call: text deltas as they arrive, then the whole
+        response."""
         chunks = await self._call(self._kwargs(messages, tools, stream=True))
         accumulator = ChatStreamAccumulator("litellm")
         try:

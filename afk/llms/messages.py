@@ -24,12 +24,16 @@ class ToolCall:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SystemMessage:
+    """The agent's instructions, first in the conversation."""
+
     content: str
     role: Literal["system"] = "system"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UserMessage:
+    """What the user asked."""
+
     content: str
     role: Literal["user"] = "user"
 
@@ -68,6 +72,9 @@ class ToolSpec:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Usage:
+    """Tokens a model call used and, when the price is known, what it cost. Usages add up with ``+``
+    (the cost stays None only when both are unknown)."""
+
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float | None = None

@@ -19,13 +19,18 @@ class Model(Protocol):
 
     async def complete(
         self, messages: Sequence[Message], tools: Sequence[ToolSpec]
-    ) -> ModelResponse: ...
+    ) -> ModelResponse:
+        """The model's reply to ``messages`` with ``tools`` offered. Failures raise ModelError
+        (ProviderError subclasses for HTTP providers)."""
 
 
 class StreamingModel(Model, Protocol):
+    """A model that can also stream its reply; the runner streams from it when asked to."""
+
     def stream(
         self, messages: Sequence[Message], tools: Sequence[ToolSpec]
-    ) -> AsyncIterator[str | ModelResponse]: ...
+    ) -> AsyncIterator[str | ModelResponse]:
+        """Text deltas as the model produces them, then the whole :class:`ModelResponse` last."""
 
 
 def model_label(model: object) -> str:

@@ -52,6 +52,8 @@ OPENAI_PRICES: dict[str, tuple[float, float]] = {
 
 
 def to_openai_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """Messages in the Chat Completions format (tool calls with JSON-text arguments; tool results as
+    ``tool`` messages)."""
     out: list[dict[str, Any]] = []
     for message in messages:
         if isinstance(message, SystemMessage | UserMessage):
@@ -79,6 +81,7 @@ def to_openai_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
 
 
 def to_openai_tools(tools: Sequence[ToolSpec]) -> list[dict[str, Any]]:
+    """Tool specs in the Chat Completions ``tools`` format (type ``function``)."""
     return [
         {
             "type": "function",
@@ -93,6 +96,8 @@ def to_openai_tools(tools: Sequence[ToolSpec]) -> list[dict[str, Any]]:
 
 
 def parse_usage(raw: Any, model: str, prices: Mapping[str, tuple[float, float]]) -> Usage | None:
+    """A Chat Completions ``usage`` object as Usage, priced from ``prices`` when the model is
+    listed; None when there is no usage object."""
     if not isinstance(raw, dict):
         return None
     input_tokens = int(raw.get("prompt_tokens") or 0)
@@ -179,6 +184,8 @@ class ChatStreamAccumulator:
     def response(
         self, *, model: str, prices: Mapping[str, tuple[float, float]] = OPENAI_PRICES
     ) -> ModelResponse:
+        """The response folded from the chunks fed so far: text, tool calls in ``index`` order, and
+        usage priced with ``prices``."""
         calls = [
             tool_call(p.name, "".join(p.arguments), p.id) for _, p in sorted(self._calls.items())
         ]
@@ -228,6 +235,7 @@ class OpenAIModel:
 
     @property
     def base_url(self) -> str:
+        """The API's base URL this model posts to."""
         return self._transport.base_url
 
     def _body(
@@ -245,6 +253,8 @@ class OpenAIModel:
     async def complete(
         self, messages: Sequence[Message], tools: Sequence[ToolSpec]
     ) -> ModelResponse:
+        """One Chat Completions call; raises a ProviderError subclass for each HTTP or connection
+        failure (after retries)."""
         data = await self._transport.post_json(
             "/chat/completions", self._body(messages, tools, stream=False)
         )
@@ -255,6 +265,8 @@ class OpenAIModel:
     async def stream(
         self, messages: Sequence[Message], tools: Sequence[ToolSpec]
     ) -> AsyncIterator[str | ModelResponse]:
+        """One streamed Chat Completions call: text deltas as they arrive, then the whole response.
+        Raises ProviderError when the stream carries no chunk at all."""
         accumulator = ChatStreamAccumulator(self.provider)
         body = self._body(messages, tools, stream=True)
         # aclosing: leaving at [DONE] must close the HTTP stream now, not whenever GC runs.

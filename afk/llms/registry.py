@@ -44,6 +44,8 @@ def register_model(name: str, model_or_factory: Model | ModelFactory) -> None:
 
 
 def unregister_model(name: str) -> None:
+    """Forget the factory registered under ``name`` and the models it built; nothing happens for an
+    unknown name."""
     with _lock:
         _exact.pop(name, None)
         _prefixes.pop(name, None)

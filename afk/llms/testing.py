@@ -44,6 +44,8 @@ class ScriptedModel:
     async def complete(
         self, messages: Sequence[Message], tools: Sequence[ToolSpec]
     ) -> ModelResponse:
+        """The next scripted turn (counted by the assistant messages so far, so a resumed run gets
+        the right one); raises ModelError past the last turn."""
         index = sum(1 for m in messages if isinstance(m, AssistantMessage))
         if index >= len(self._turns):
             raise ModelError(
@@ -70,6 +72,8 @@ class FunctionModel:
     async def complete(
         self, messages: Sequence[Message], tools: Sequence[ToolSpec]
     ) -> ModelResponse:
+        """Whatever the function returns (awaited when it is a coroutine) for the messages and
+        tools, as a response."""
         value = self._fn(list(messages), list(tools))
         if inspect.isawaitable(value):
             value = await value

@@ -158,6 +158,8 @@ class Tool:
         return create_model(f"{self.name}_args", __config__=config, **fields)
 
     def spec(self) -> Any:
+        """The :class:`~afk.llms.ToolSpec` the model is shown: name, description and JSON schema of
+        the arguments (built once)."""
         if self._spec is None:
             from afk.llms.messages import ToolSpec
 

@@ -221,6 +221,8 @@ class GrantCreated(_GrantEntry):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GrantRevoked(_GrantEntry):
+    """Someone stopped a standing grant from allowing further calls."""
+
     kind: Literal["grant_revoked"] = "grant_revoked"
 
 

@@ -1,0 +1,123 @@
+"""What an approver's commands import, so their start-up stays fast (the wall times are in
+benchmarks/bench_cli.py): deciding, listing and showing requests read and write rows with
+afk.approvals._codec, never through pydantic, the run loop, its events or its snapshot."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from durable_app import REPO, make_env, request_id, start
+
+# main() in a fresh interpreter, then the names of the modules it loaded.
+_PROBE = (
+    "import json, sys\n"
+    "from afk.cli.main import main\n"
+    "try:\n"
+    "    code = main(sys.argv[1:])\n"
+    "except SystemExit as exc:\n"
+    "    code = exc.code\n"
+    "print(json.dumps({'code': code, 'modules': sorted(sys.modules)}))\n"
+)
+NOT_NEEDED = (
+    "pydantic",
+    "pydantic_core",
+    "afk.core.events",
+    "afk.core._snapshot",
+    "afk.core._durable",
+    "afk.core._run",
+    "afk.core.runner",
+    "afk.core.result",
+    "afk.approvals.providers",
+    "afk.agents.agent",
+    "afk.agents.policy",
+    "afk.llms",
+    "afk.tools",
+    "afk.observability",
+    "opentelemetry",
+    "httpx",
+    "jsonschema",
+    "psycopg",
+)
+
+
+def run(*argv: str) -> tuple[int, set[str], str]:
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE, *argv],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    result = json.loads(proc.stdout.splitlines()[-1])
+    return result["code"], set(result["modules"]), proc.stdout
+
+
+def loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in modules if any(m == n or m.startswith(n + ".") for n in names))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["approvals", "approve", "{rid}", "--reason", "ok"],
+        ["approvals", "approve", "{rid}", "--grant-scope", "agent", "--grant-for", "60"],
+        ["approvals", "deny", "{rid}", "--stop-run"],
+    ],
+    ids=["approve", "approve-with-grant", "deny"],
+)
+def test_deciding_imports_neither_pydantic_nor_the_run_loop(
+    argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = make_env(tmp_path, monkeypatch)
+    rid = request_id(start(env))
+    code, modules, out = run(*(a.format(rid=rid) for a in argv))
+    assert code == 0, out
+    assert rid in out and "vote recorded" not in out  # it was decided, not refused
+    assert loaded(modules, NOT_NEEDED) == []
+
+
+def test_answering_input_imports_neither_pydantic_nor_the_run_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = make_env(tmp_path, monkeypatch)
+    rid = request_id(start(env, amount=50))  # durable_app asks why for 10 < amount <= 100
+    code, modules, out = run("input", rid, "the customer asked")
+    assert code == 0, out
+    assert loaded(modules, NOT_NEEDED) == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["approvals", "list"],
+        ["approvals", "list", "--all", "--json"],
+        ["approvals", "show", "{rid}"],
+    ],
+    ids=["list", "list-all-json", "show"],
+)
+def test_reading_requests_imports_neither_pydantic_nor_the_run_loop(
+    argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = make_env(tmp_path, monkeypatch)
+    rid = request_id(start(env))
+    code, modules, out = run(*(a.format(rid=rid) for a in argv))
+    assert code == 0, out
+    assert rid.removeprefix("req_")[:8] in out  # listed (short ids leave "req_" out)
+    assert loaded(modules, NOT_NEEDED) == []
+
+
+def test_a_refused_decision_stays_off_the_run_loop_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The refusal path loads the first decision (load_decision) to name it.
+    env = make_env(tmp_path, monkeypatch)
+    rid = request_id(start(env))
+    assert run("approvals", "approve", rid)[0] == 0
+    code, modules, out = run("approvals", "deny", rid)
+    assert code == 1, out
+    assert loaded(modules, NOT_NEEDED) == []
