@@ -1,7 +1,7 @@
 """Fill a store with N paused runs fast, for benchmarks/bench_scale.py: one real paused run,
 cloned in bulk.
 
-The template's rows in every table holding a run's state (runs, requests, events, and the
+The template's rows in every table holding a run's state (runs, requests, event_batches, and the
 executions, votes or timers it may have) are copied with fresh run and request ids, in one
 transaction per call (SQLite ``executemany``, Postgres ``COPY``). Rows of sealed tables get a
 MAC recomputed with the store's keys (:func:`afk.store._seal.sealed`), so they verify; the
@@ -31,7 +31,7 @@ SEALED: dict[str, type[Any]] = {
     "executions": ExecutionRecord,
     "votes": VoteRecord,
 }
-UNSEALED = ("events", "timers")
+UNSEALED = ("event_batches", "timers")
 BATCH = 2_000  # clones per executemany / COPY chunk
 
 

@@ -106,12 +106,14 @@ def timed_method(obj: Any, name: str, into: list[float]) -> None:
 
 
 def row_bytes(rows: list[tuple[Any, ...]]) -> int:
-    """Bytes of the values in ``rows``: text as UTF-8, numbers as 8."""
+    """Bytes of the values in ``rows``: text as UTF-8, binary by its length, numbers as 8."""
     total = 0
     for row in rows:
         for value in row:
             if isinstance(value, str):
                 total += len(value.encode())
+            elif isinstance(value, bytes | memoryview):
+                total += len(value)
             elif value is not None:
                 total += 8
     return total
@@ -199,7 +201,7 @@ async def bench_size_and_memory(b: Backend, n: int) -> None:
         warm = [await runner.run(agent(), user_message=f"mem-{i}") for i in range(20)]
         one = warm[-1].run_id
         del warm
-        tables = ("runs", "requests", "events", "log")
+        tables = ("runs", "requests", "event_batches", "log")
         columns = sum([row_bytes(await b.rows(t, one)) for t in tables])
         gc.collect()
         disk_before = await b.size()

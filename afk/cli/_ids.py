@@ -5,28 +5,28 @@
 request is worse than asking for two more characters. A full id that exists always wins,
 even when it is also the prefix of another id.
 
-The candidates come from one range query on the table's primary key
-(``id >= prefix AND id < next(prefix)``): an index range scan that stops after a handful of
-rows, however many are stored. The store's Protocol has no such listing (its listings are
-ordered by time, not id), so this asks the backend's own query method for it; a store that
-gains an ``ids_with_prefix(table, prefix, limit)`` method is used through that instead.
+The candidates come from the store's ``ids_with_prefix`` (afk.store._prefix): one range
+query on the table's primary key (``id >= prefix AND id < next(prefix)``), an index range
+scan that stops after a handful of rows, however many are stored.
+
+This module sits on the fast path of ``afk approvals approve``: it imports the store (and
+anything else that takes time) inside the functions that use it.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from afk.approvals.display import escape
 from afk.errors import ConfigurationError
-from afk.store import RunStore
+
+if TYPE_CHECKING:
+    from afk.store import RunStore
 
 MIN_PREFIX = 4
 SHORT = 8
 _SHOWN = 5  # candidates an ambiguity error names
-_PG_BYTE_ORDER = ("C", "POSIX", "C.UTF-8", "C.utf8", "ucs_basic")
 
 
 class AmbiguousIdError(ConfigurationError):
@@ -37,7 +37,7 @@ class AmbiguousIdError(ConfigurationError):
 class IdKind:
     """Where one kind of id lives, and the prefix afk gives the ids it makes."""
 
-    what: str  # for messages: "request"
+    what: Literal["run", "request", "grant"]  # the store's kind, and for messages
     table: str
     column: str
     prefix: str  # "req_": typed prefixes may leave it out, short ids do
@@ -82,6 +82,8 @@ async def resolve(store: RunStore, kind: IdKind, typed: str) -> str | None:
     if not typed.startswith(kind.prefix):
         found = sorted({*found, *await ids_with_prefix(store, kind, kind.prefix + typed)})
     if len(found) > 1:
+        from afk.approvals.display import escape
+
         names = ", ".join(escape(f) for f in found[:_SHOWN])
         more = " and more" if len(found) > _SHOWN else ""
         raise AmbiguousIdError(
@@ -101,60 +103,21 @@ async def _exists(store: RunStore, kind: IdKind, record_id: str) -> bool:
 
 async def ids_with_prefix(store: RunStore, kind: IdKind, prefix: str) -> list[str]:
     """Up to ``_SHOWN + 1`` ids of ``kind`` starting with ``prefix``, in id order."""
-    limit = _SHOWN + 1
-    method = getattr(store, "ids_with_prefix", None)
-    if callable(method):
-        found: list[str] = await method(kind.table, prefix, limit=limit)
-        return found
-    query = getattr(store, "_all", None)
-    postgres = _is_postgres(store)
-    if query is None or not (postgres or type(store).__module__ == "afk.store.sqlite"):
-        return []  # a store of another kind: exact ids only
-    sql, args = prefix_query(kind, prefix, limit, byte_order=await _byte_ordered(store))
-    # The Postgres store fills in its schema for {t}; SQLite's tables have no prefix.
-    rows = await query(sql if postgres else sql.replace("{t}", ""), args)
-    return [row[0] for row in rows if row[0].startswith(prefix)]
-
-
-def _is_postgres(store: RunStore) -> bool:
-    return type(store).__module__ == "afk.store.postgres"
+    return await store.ids_with_prefix(kind.what, prefix, limit=_SHOWN + 1)
 
 
 def prefix_query(
     kind: IdKind, prefix: str, limit: int, *, byte_order: bool = True
 ) -> tuple[str, list[Any]]:
-    """The range query (``{t}`` is the table prefix, ``?`` the placeholders) for ids that
-    start with ``prefix``. ``byte_order``: the key's collation orders by code point, so the
-    range is exactly the ids with that prefix and the primary key's index serves it.
-    Otherwise the comparison is made in code-point order explicitly (``COLLATE "C"``):
-    correct, though the index cannot serve it."""
-    col = kind.column
-    key = col if byte_order else f'{col} COLLATE "C"'
-    upper = next_prefix(prefix)
-    where = f"{key} >= ?" + ("" if upper is None else f" AND {key} < ?")
-    args: list[Any] = [prefix, *([] if upper is None else [upper]), limit]
-    return f"SELECT {col} FROM {{t}}{kind.table} WHERE {where} ORDER BY {key} LIMIT ?", args
+    """The range query the store runs for ``kind`` (see afk.store._prefix.prefix_sql)."""
+    from afk.store._prefix import prefix_sql
+
+    return prefix_sql(kind.table, kind.column, prefix, limit, byte_order=byte_order)
 
 
 def next_prefix(prefix: str) -> str | None:
     """The least string greater than every string starting with ``prefix`` (code-point
-    order), or None when there is none (the prefix is all U+10FFFF)."""
-    chars = list(prefix)
-    while chars:
-        code = ord(chars.pop()) + 1
-        if 0xD800 <= code <= 0xDFFF:  # surrogates are no text: skip past them
-            code = 0xE000
-        if code <= sys.maxunicode:
-            return "".join(chars) + chr(code)
-    return None
+    order), or None when there is none (see afk.store._prefix.next_prefix)."""
+    from afk.store._prefix import next_prefix as bound
 
-
-async def _byte_ordered(store: RunStore) -> bool:
-    """SQLite compares TEXT bytewise (code-point order). Postgres compares by the
-    database's collation, which orders by code point only for C-like ones."""
-    if not _is_postgres(store):
-        return True
-    rows = await store._all(  # type: ignore[attr-defined]
-        "SELECT datcollate FROM pg_database WHERE datname = current_database()", []
-    )
-    return bool(rows) and rows[0][0] in _PG_BYTE_ORDER
+    return bound(prefix)

@@ -23,15 +23,19 @@ from afk.errors import (
     TamperedRecordError,
     UnknownRequestError,
 )
+from afk.store import _event_batches as eb
 from afk.store import _seal as s
-from afk.store.store import EventRow, ExecutionRecord, LogEntry, RequestRecord, RunRecord
+from afk.store import _tool_schemas as ts
+from afk.store.store import ExecutionRecord, LogEntry, RequestRecord, RunRecord
 
 # 2: the log is hash-chained (prev_hash, hash) and signed checkpoints are kept (afk.audit).
 # 3: rows carry a MAC under the deployment key, digests and the ledger chain are keyed.
 # 4: runs.wake_at, the ready index (afk.store._ready).
 # 5: three indexes dropped that were prefixes of the paging indexes (afk.store._paging):
 #    every write paid for them, every paused run kept their pages.
-STORE_SCHEMA_VERSION = 5
+# 6: smaller paused runs: events as one compressed row per checkpoint
+#    (afk.store._event_batches), tool schemas stored once (afk.store._tool_schemas).
+STORE_SCHEMA_VERSION = 6
 DECISIONS_CHANNEL = "afk_decisions"  # + "_<schema>": see decisions_channel
 
 
@@ -77,11 +81,10 @@ EXECUTION_COLS = (
     "finished_at",
     "mac",
 )
-EVENT_COLS = ("run_id", "seq", "type", "payload", "ts")
 LOG_COLS = ("id", "kind", "run_id", "request_id", "actor", "payload", "at", "prev_hash", "hash")
 CHECKPOINT_COLS = ("id", "head_id", "head_hash", "entries", "at", "mac")
 
-# Dialect differences are confined to the two column types below.
+# Dialect differences are confined to the three column types below.
 DDL = (
     "CREATE TABLE IF NOT EXISTS {t}meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS {t}runs (
@@ -95,14 +98,13 @@ DDL = (
         request TEXT NOT NULL, args_digest TEXT NOT NULL, status TEXT NOT NULL,
         created_at {real} NOT NULL, expires_at {real} NOT NULL, tool_name TEXT,
         decision TEXT, decided_by TEXT, approver TEXT, decided_at {real}, bound_digest TEXT,
-        mac TEXT)""",
+        mac TEXT, schema_id TEXT, schema_at INTEGER)""",
+    ts.DDL,
     """CREATE TABLE IF NOT EXISTS {t}executions (
         key TEXT PRIMARY KEY, run_id TEXT NOT NULL, tool_call_id TEXT NOT NULL,
         args_digest TEXT NOT NULL, status TEXT NOT NULL, started_at {real} NOT NULL,
         result TEXT, finished_at {real}, mac TEXT)""",
-    """CREATE TABLE IF NOT EXISTS {t}events (
-        run_id TEXT NOT NULL, seq BIGINT NOT NULL, type TEXT NOT NULL, payload TEXT NOT NULL,
-        ts {real} NOT NULL, PRIMARY KEY (run_id, seq))""",
+    eb.DDL,
     """CREATE TABLE IF NOT EXISTS {t}log (
         id {serial}, kind TEXT NOT NULL, run_id TEXT NOT NULL, request_id TEXT, actor TEXT,
         payload TEXT NOT NULL, at {real} NOT NULL, prev_hash TEXT, hash TEXT)""",
@@ -145,14 +147,21 @@ UPSERT_RUN_WAKE = (
     + " ON CONFLICT (run_id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in (*_RUN_UPDATABLE, "wake_at"))
 )
+# Inline requests (their schema in the text): what bulk loaders (benchmarks) write.
 INSERT_REQUEST = _insert("requests", REQUEST_COLS) + " ON CONFLICT (request_id) DO NOTHING"
-INSERT_EVENT = _insert("events", EVENT_COLS)
+# What save_run writes: the request with its tool schema moved out (afk.store._tool_schemas).
+INSERT_STORED_REQUEST = (
+    _insert("requests", (*REQUEST_COLS, "schema_id", "schema_at"))
+    + " ON CONFLICT (request_id) DO NOTHING"
+)
 INSERT_LOG = _insert("log", LOG_COLS)
 INSERT_EXECUTION = _insert("executions", EXECUTION_COLS) + " ON CONFLICT (key) DO NOTHING"
 
 SELECT_RUN = f"SELECT {_cols(RUN_COLS)} FROM {{t}}runs WHERE run_id = ?"
 SELECT_RUN_CREATED = "SELECT created_at FROM {t}runs WHERE run_id = ?"
-SELECT_REQUEST = f"SELECT {_cols(REQUEST_COLS)} FROM {{t}}requests WHERE request_id = ?"
+# Every read of request records: their columns, then what puts their schema back.
+REQUEST_READ = f"{_cols(REQUEST_COLS)}, {ts.READ}"
+SELECT_REQUEST = f"SELECT {REQUEST_READ} FROM {{t}}requests WHERE request_id = ?"
 DECIDE = (
     "UPDATE {t}requests SET status = ?, decision = ?, decided_by = ?, approver = ?, "
     "decided_at = ?, bound_digest = ?, mac = ? WHERE request_id = ?"
@@ -161,9 +170,6 @@ SELECT_EXECUTION = f"SELECT {_cols(EXECUTION_COLS)} FROM {{t}}executions WHERE k
 FINISH_EXECUTION = (
     "UPDATE {t}executions SET status = 'done', result = ?, finished_at = ?, mac = ? "
     "WHERE key = ? AND status = 'executing'"
-)
-LIST_EVENTS = (
-    f"SELECT {_cols(EVENT_COLS)} FROM {{t}}events WHERE run_id = ? AND seq > ? ORDER BY seq"
 )
 LIST_LOG = f"SELECT {_cols(LOG_COLS)} FROM {{t}}log WHERE id > ? ORDER BY id LIMIT ?"
 LOG_HEAD = "SELECT id, hash FROM {t}log ORDER BY id DESC LIMIT 1"
@@ -200,13 +206,22 @@ def decisions_channel(schema: str) -> str:
 _INDEX_HINT = re.compile(r"\{by:(\w+)\}")
 
 
-def render(template: str, *, prefix: str, postgres: bool, real: str = "", serial: str = "") -> str:
+def render(
+    template: str,
+    *,
+    prefix: str,
+    postgres: bool,
+    real: str = "",
+    serial: str = "",
+    blob: str = "",
+) -> str:
     """Fill the table prefix (and DDL types); switch placeholders to psycopg's ``%s``.
 
     ``{by:INDEX}`` after a table name pins SQLite to that index (``INDEXED BY``): its planner,
     without statistics, prefers a sort over an ordered partial index. Postgres needs no
     hint there and gets none (tests/store/test_ready_plans.py checks both)."""
     sql = template.replace("{t}", prefix).replace("{real}", real).replace("{serial}", serial)
+    sql = sql.replace("{blob}", blob)
     sql = _INDEX_HINT.sub("" if postgres else r" INDEXED BY \1", sql)
     return sql.replace("?", "%s") if postgres else sql
 
@@ -232,17 +247,27 @@ def run_from_row(row: Sequence[Any]) -> RunRecord:
 
 
 def request_from_row(row: Sequence[Any]) -> RequestRecord:
-    found: RequestRecord = _record(RequestRecord, REQUEST_COLS, row)
-    return found
+    """The record a REQUEST_READ row holds, its request text whole again."""
+    *columns, at, body = row
+    found: RequestRecord = _record(RequestRecord, REQUEST_COLS, columns)
+    text = ts.joined(found.request, at, body)
+    return found if text == found.request else dataclasses.replace(found, request=text)
+
+
+def request_params(
+    keys: Keyring, record: RequestRecord
+) -> tuple[tuple[Any, ...], tuple[str, str] | None]:
+    """INSERT_STORED_REQUEST parameters of ``record``, sealed over its whole text, and the
+    tool_schemas row it refers to (None when its schema stays inline)."""
+    sealed = s.sealed(keys, record)
+    stored, schema_id, at, body = ts.split(keys, sealed.request)
+    row = (*params(dataclasses.replace(sealed, request=stored), REQUEST_COLS), schema_id, at)
+    return row, (schema_id, body) if schema_id is not None and body is not None else None
 
 
 def execution_from_row(row: Sequence[Any]) -> ExecutionRecord:
     found: ExecutionRecord = _record(ExecutionRecord, EXECUTION_COLS, row)
     return found
-
-
-def event_from_row(row: Sequence[Any]) -> EventRow:
-    return EventRow(**dict(zip(EVENT_COLS, row, strict=True)))
 
 
 def log_from_row(row: Sequence[Any]) -> LogEntry:

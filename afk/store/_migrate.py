@@ -21,9 +21,12 @@ from afk.audit.chain import Checkpoint
 from afk.audit.keys import Keyring
 from afk.store import _approvals_sql as a
 from afk.store import _common as c
+from afk.store import _event_batches as eb
 from afk.store import _paging as p
 from afk.store import _ready as r
 from afk.store import _seal as s
+from afk.store import _tool_schemas as ts
+from afk.store._procs import Proc, Q
 
 Rows = Sequence[Sequence[Any]]
 SEALED_TABLES = ("runs", "requests", "executions", "votes", "grants")
@@ -33,6 +36,10 @@ TABLES = (*c.DDL[1:], *a.DDL, *p.INDEXES)
 # Store schema 5: indexes of stores up to 4 whose columns lead a paging index, which
 # answers every query they did.
 DROPPED_INDEXES = ("runs_status_updated", "requests_status_created", "requests_run")
+# Store schema 6: columns older requests tables lack, added before any migration reads
+# requests (the v3 one reads them as every reader does, schema put back).
+ADDED_COLUMNS = tuple(("requests", name, kind) for name, kind in ts.COLUMNS)
+MIGRATION_PAGE = 1000
 AFTER_MIGRATIONS = (
     *r.INDEXES,
     *(f"DROP INDEX IF EXISTS {{t}}{name}" for name in DROPPED_INDEXES),
@@ -97,7 +104,7 @@ STEPS = (
         updates=_runs,
     ),
     SealStep(
-        select=_select("requests", c.REQUEST_COLS),
+        select=f"SELECT {c.REQUEST_READ} FROM {{t}}requests",
         update=(
             "UPDATE {t}requests SET args_digest = ?, bound_digest = ?, mac = ? WHERE request_id = ?"
         ),
@@ -127,3 +134,29 @@ def fresh_checkpoint(keys: Keyring, head: tuple[int, str], entries: int) -> tupl
     stay, as history; verification reads the latest)."""
     signed = Checkpoint(head_id=head[0], head_hash=head[1], entries=entries, at=time.time())
     return c.params(signed.signed(keys), c.CHECKPOINT_COLS[1:])
+
+
+# -- store schema 6 ------------------------------------------------------------------------
+def needs_compact_migration(found: str | None) -> bool:
+    """A store made before events were batched and tool schemas stored once (< 6)."""
+    return found is not None and int(found) < 6
+
+
+def compact(keys: Keyring, names: Iterable[str]) -> Proc[None]:
+    """v5 → v6, in setup's transaction: the old events table's rows as batches (then the
+    table dropped), and every inline tool schema moved to tool_schemas. A page at a time,
+    in key order. Row MACs are untouched: they cover the request text as it reads back."""
+    if "events" in set(names):  # absent from stores that never had it
+        key: tuple[str, int] = ("", -1)
+        while rows := (yield Q(eb.OLD_EVENTS_PAGE, (*key, MIGRATION_PAGE), fetch="all")):
+            yield Q(eb.INSERT, eb.migrated_rows(rows), many=True)
+            key = (rows[-1][0], int(rows[-1][1]))
+        yield Q(eb.DROP_OLD_EVENTS)
+    after = ""
+    while rows := (yield Q(ts.INLINE_PAGE, (after, MIGRATION_PAGE), fetch="all")):
+        updates, schemas = ts.moved(keys, rows)
+        if schemas:
+            yield Q(ts.INSERT, list(schemas.items()), many=True)
+        if updates:
+            yield Q(ts.MOVE, updates, many=True)
+        after = rows[-1][0]

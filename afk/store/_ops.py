@@ -15,12 +15,15 @@ from afk.audit.keys import Keyring
 from afk.errors import GrantNotFoundError
 from afk.store import _approvals_sql as a
 from afk.store import _common as c
+from afk.store import _event_batches as eb
 from afk.store import _paging as p
+from afk.store import _prefix as px
 from afk.store import _procs as q
 from afk.store import _procs_approvals as qa
 from afk.store import _ready as r
 from afk.store import _seal as s
 from afk.store._paging import Page
+from afk.store._prefix import IdKind
 from afk.store._procs import Proc
 from afk.store.store import (
     EventRow,
@@ -52,6 +55,9 @@ class _Store(Protocol):
     def _take_mark(self) -> None:
         """Note what the waiters' wake-up source has seen (before a readiness query)."""
 
+    async def _byte_ordered(self) -> bool:
+        """Whether text keys compare in code-point order (afk.store._prefix)."""
+
 
 class StoreOps:
     """Every store operation that is the same on both backends."""
@@ -82,6 +88,19 @@ class StoreOps:
         sql, args = p.runs_query(status=status, limit=limit, cursor=cursor)
         rows = await self._run(q.every(sql, args), tx=False)
         return p.run_page([c.run_from_row(row) for row in rows], status=status, limit=limit)
+
+    async def ids_with_prefix(
+        self: _Store, kind: IdKind, prefix: str, *, limit: int = 10
+    ) -> list[str]:
+        """Up to ``limit`` (1 to 1000) ids of ``kind`` that start with ``prefix``, in
+        code-point order: one range scan of the table's primary key."""
+        table, column = px.key_of(kind)
+        byte_order = await self._byte_ordered()
+        sql, args = px.prefix_sql(
+            table, column, prefix, p.check_limit(limit), byte_order=byte_order
+        )
+        rows = await self._run(q.every(sql, args), tx=False)
+        return [row[0] for row in rows if row[0].startswith(prefix)]
 
     # -- requests --------------------------------------------------------------------------
     async def get_request(self: _Store, request_id: str) -> RequestRecord | None:
@@ -147,8 +166,8 @@ class StoreOps:
 
     # -- events, log and checkpoints -------------------------------------------------------
     async def list_events(self: _Store, run_id: str, *, after_seq: int = 0) -> list[EventRow]:
-        rows = await self._run(q.every(c.LIST_EVENTS, (run_id, after_seq)), tx=False)
-        return [c.event_from_row(row) for row in rows]
+        rows = await self._run(q.every(eb.LIST, (run_id, after_seq)), tx=False)
+        return [e for row in rows for e in eb.after(eb.decode(row[0], row[1]), after_seq)]
 
     async def list_log(self: _Store, *, after_id: int = 0, limit: int = 10_000) -> list[LogEntry]:
         rows = await self._run(q.every(c.LIST_LOG, (after_id, limit)), tx=False)

@@ -38,7 +38,7 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
 _CURSOR_VERSION = 1
 _CURSOR_TEXT = re.compile(r"[A-Za-z0-9_-]{1,2048}")
-_REQUEST_COLS = ", ".join(c.REQUEST_COLS)
+_REQUEST_COLS = c.REQUEST_READ  # with the tool schema put back (afk.store._tool_schemas)
 _RUN_COLS = ", ".join(c.RUN_COLS)
 
 # Each starts with a listing's equality filters and ends in its sort key; there is

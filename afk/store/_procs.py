@@ -29,8 +29,10 @@ from typing import Any, Literal, TypeVar
 from afk.audit.keys import Keyring
 from afk.errors import StoreError, TamperedRecordError
 from afk.store import _common as c
+from afk.store import _event_batches as eb
 from afk.store import _ready as r
 from afk.store import _seal as s
+from afk.store import _tool_schemas as ts
 from afk.store.store import EventRow, ExecutionRecord, LogEntry, RequestRecord, RunRecord
 
 T = TypeVar("T")
@@ -105,8 +107,7 @@ def save_run(
 ) -> Proc[None]:
     created = yield Q(c.SELECT_RUN_CREATED, (run.run_id,), fetch="one", lock=FOR_UPDATE)
     if requests:
-        rows = [c.params(s.sealed(keys, q), c.REQUEST_COLS) for q in requests]
-        yield Q(c.INSERT_REQUEST, rows, many=True)
+        yield from insert_requests(keys, requests)
     horizon = None
     if run.status == "paused":  # after the insert: the requests of this call count
         horizon = yield Q(r.PENDING_HORIZON, (run.run_id,), fetch="one")
@@ -114,9 +115,30 @@ def save_run(
     yield Q(c.UPSERT_RUN_WAKE, row)
     if row[-1] is not None and row[-1] <= now:  # ready now: wake the workers
         yield Notify("run:" + run.run_id)
-    if events:
-        yield Q(c.INSERT_EVENT, [c.params(e, c.EVENT_COLS) for e in events], many=True)
+    yield from append_events(events)
     yield from insert_log(keys, log)
+
+
+def insert_requests(keys: Keyring, requests: Sequence[RequestRecord]) -> Proc[None]:
+    """Insert new requests (sealed), each tool schema once (afk.store._tool_schemas)."""
+    rows, schemas = [], {}
+    for record in requests:
+        row, schema = c.request_params(keys, record)
+        rows.append(row)
+        if schema is not None:
+            schemas[schema[0]] = schema[1]
+    if schemas:
+        yield Q(ts.INSERT, list(schemas.items()), many=True)
+    yield Q(c.INSERT_STORED_REQUEST, rows, many=True)
+
+
+def append_events(events: Sequence[EventRow]) -> Proc[None]:
+    """One batch row per run (afk.store._event_batches), after the run's stored events.
+    Called after the run's upsert, which holds its row lock until commit: two saves of one
+    run take turns, so the second sees the first's batch."""
+    for run_id, batch in eb.batches(events).items():
+        if (yield Q(eb.APPEND, eb.append_params(run_id, batch), fetch="count")) != 1:
+            raise eb.duplicate(run_id, batch[0].seq)
 
 
 def rewake(run_id: str, now: float) -> Proc[None]:

@@ -20,7 +20,7 @@ _SERIAL = "INTEGER PRIMARY KEY AUTOINCREMENT"  # AUTOINCREMENT: ids are never re
 
 @functools.cache
 def _sql(template: str) -> str:
-    return c.render(template, prefix="", postgres=False, real="REAL", serial=_SERIAL)
+    return c.render(template, prefix="", postgres=False, real="REAL", serial=_SERIAL, blob="BLOB")
 
 
 @contextmanager

@@ -29,6 +29,7 @@ from afk.audit.keys import Keyring, postgres_keyring
 from afk.errors import ConfigurationError, StoreError
 from afk.store import _common as c
 from afk.store import _migrate as m
+from afk.store import _prefix as px
 from afk.store import _ready as r
 from afk.store._ops import StoreOps
 from afk.store._pg_listener import Listener
@@ -105,6 +106,7 @@ class PostgresStore(PostgresReady, StoreOps):
         # The listener generation the first readiness query since the last wait saw.
         self._mark: int | None = None
         self._marked = False
+        self._collation_ok: bool | None = None  # see _byte_ordered
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.url!r}, schema={self.schema!r})"
@@ -113,7 +115,14 @@ class PostgresStore(PostgresReady, StoreOps):
     def _sql(self, template: str) -> str:
         sql = self._rendered.get(template)
         if sql is None:
-            sql = c.render(template, prefix=self._prefix, postgres=True, real=_REAL, serial=_SERIAL)
+            sql = c.render(
+                template,
+                prefix=self._prefix,
+                postgres=True,
+                real=_REAL,
+                serial=_SERIAL,
+                blob="BYTEA",
+            )
             self._rendered[template] = sql
         return sql
 
@@ -202,12 +211,15 @@ class PostgresStore(PostgresReady, StoreOps):
         """Drive ``proc`` (afk.store._procs): each statement awaited in turn, all in one
         transaction when ``tx``."""
         async with self._cursor(tx=tx) as cur:
-            try:
-                op = next(proc)
-                while True:
-                    op = proc.send(await self._step(cur, op))
-            except StopIteration as stop:
-                value: T = stop.value
+            return await self._drive(cur, proc)
+
+    async def _drive(self, cur: Cursor, proc: Proc[T]) -> T:
+        try:
+            op = next(proc)
+            while True:
+                op = proc.send(await self._step(cur, op))
+        except StopIteration as stop:
+            value: T = stop.value
         return value
 
     async def _step(self, cur: Cursor, op: Q | LockLog | Notify) -> Any:
@@ -232,6 +244,11 @@ class PostgresStore(PostgresReady, StoreOps):
             return await cur.fetchall()
         return cur.rowcount if op.fetch == "count" else None
 
+    async def _byte_ordered(self) -> bool:
+        if self._collation_ok is None:  # the database's collation does not change
+            self._collation_ok = px.byte_ordered(await self._one(px.PG_COLLATION, []))
+        return self._collation_ok
+
     def _take_mark(self) -> None:
         # The first query after a wait sets it: a later one (claim_ready, then
         # next_wake_at) must not move it past a commit that only the first could miss.
@@ -254,12 +271,20 @@ class PostgresStore(PostgresReady, StoreOps):
             await cur.execute(self._sql(c.SELECT_VERSION))
             found = await cur.fetchone()
             c.check_schema_version(found[0] if found else None, f"{self.url} ({self.schema})")
+            await cur.execute(m.POSTGRES_OBJECTS, (self.schema,))
+            names = [row[0] for row in await cur.fetchall()]
             for ddl in m.TABLES:
                 await cur.execute(self._sql(ddl))
-            if c.needs_seal_migration(found[0] if found else None):
+            for table, column, kind in m.ADDED_COLUMNS:
+                add = f"ALTER TABLE {{t}}{table} ADD COLUMN IF NOT EXISTS {column} {kind}"
+                await cur.execute(self._sql(add))
+            version = found[0] if found else None
+            if c.needs_seal_migration(version):
                 await self._migrate(cur)
-            if r.needs_wake_migration(found[0] if found else None):
+            if r.needs_wake_migration(version):
                 await self._migrate_wake(cur)
+            if m.needs_compact_migration(version):
+                await self._drive(cur, m.compact(self.keys, names))
             for ddl in m.AFTER_MIGRATIONS:
                 await cur.execute(self._sql(ddl))
             await cur.execute(self._sql(c.INSERT_VERSION), (str(c.STORE_SCHEMA_VERSION),))

@@ -181,6 +181,9 @@ class SQLiteStore(SQLiteReady, StoreOps):
             self._signal_work()
         return value
 
+    async def _byte_ordered(self) -> bool:
+        return True  # SQLite compares TEXT bytewise: code-point order for UTF-8
+
     def _take_mark(self) -> None:
         # The first query after a wait sets it: a later one (claim_ready, then
         # next_wake_at) must not move it past a commit that only the first could miss.
@@ -200,12 +203,18 @@ class SQLiteStore(SQLiteReady, StoreOps):
                 conn.execute(_sql(c.DDL[0]))
                 found = conn.execute(_sql(c.SELECT_VERSION)).fetchone()
                 c.check_schema_version(found[0] if found else None, self.url)
+                names = [row[0] for row in conn.execute(m.SQLITE_OBJECTS)]
                 for ddl in m.TABLES:
                     conn.execute(_sql(ddl))
-                if c.needs_seal_migration(found[0] if found else None):
+                for table, column, kind in m.ADDED_COLUMNS:
+                    _add_column(conn, table, column, kind)
+                version = found[0] if found else None
+                if c.needs_seal_migration(version):
                     _migrate(conn, self.keys)
-                if r.needs_wake_migration(found[0] if found else None):
+                if r.needs_wake_migration(version):
                     _migrate_wake(conn)
+                if m.needs_compact_migration(version):
+                    drive(conn, m.compact(self.keys, names), tx=False)
                 for ddl in m.AFTER_MIGRATIONS:
                     conn.execute(_sql(ddl))
                 conn.execute(_sql(c.INSERT_VERSION), (str(c.STORE_SCHEMA_VERSION),))

@@ -174,7 +174,9 @@ class RunStore(Protocol):
         log: Sequence[LogEntry] = (),
     ) -> None:
         """Upsert the run; insert new requests (existing ids are left untouched); append
-        events (a duplicate (run_id, seq) is an error) and log entries. One transaction."""
+        events and log entries. One transaction. Events are appended in increasing seq
+        after the run's last stored one: one that is not (a duplicate seq) is a StoreError
+        and nothing is saved."""
 
     async def load_run(self, run_id: str) -> RunRecord | None: ...
 
@@ -183,6 +185,13 @@ class RunStore(Protocol):
     ) -> Page[RunRecord]:
         """One page of at most ``limit`` (1 to 1000) runs, newest first (by updated_at, then
         run_id); ``cursor``: an earlier page's ``next_cursor``, for the page after it."""
+
+    async def ids_with_prefix(
+        self, kind: Literal["run", "request", "grant"], prefix: str, *, limit: int = 10
+    ) -> list[str]:
+        """Up to ``limit`` (1 to 1000) ids of ``kind`` (runs, requests or grants) that start
+        with ``prefix``, in code-point order: one range scan of that table's primary key,
+        which stops after ``limit`` rows (how people type ids: afk.cli._ids)."""
 
     # -- requests --------------------------------------------------------------------------
     async def get_request(self, request_id: str) -> RequestRecord | None: ...

@@ -41,6 +41,16 @@ class Backend:
         async with await psycopg.AsyncConnection.connect(self.location, autocommit=True) as conn:
             await conn.execute(sql.encode())
 
+    async def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        """Read raw rows outside any store (to see what a store wrote)."""
+        if self.name == "sqlite":
+            with sqlite3.connect(self.location) as conn:
+                return conn.execute(sql).fetchall()
+        import psycopg
+
+        async with await psycopg.AsyncConnection.connect(self.location, autocommit=True) as conn:
+            return await (await conn.execute(sql.encode())).fetchall()
+
 
 def snapshot(run_id: str, *, pad: int = 0) -> str:
     """A paused run's snapshot, shaped like the runner's (messages, pending call, usage)."""

@@ -182,6 +182,9 @@ _REQUEST_SHAPES = [  # filters -> the index that must serve them
     ({"run_id": "r1", "status": None}, "requests_page_run"),
     ({"run_id": "r1", "status": "pending"}, "requests_page_run_status"),
 ]
+# Each request read puts its tool schema back: one primary-key probe per row returned.
+_SUBQUERY = "CORRELATED SCALAR SUBQUERY"
+_SCHEMA_LOOKUP = "SEARCH s USING INDEX sqlite_autoindex_tool_schemas_1 (schema_id=?)"
 
 
 def _queries() -> list[tuple[str, list[Any], str]]:
@@ -195,6 +198,7 @@ def _queries() -> list[tuple[str, list[Any], str]]:
 
 
 def _unfiltered() -> list[tuple[str, list[Any], str]]:
+    """Listings without a status filter: one scan per status, merged."""
     found = []
     for cursor in (None, p.encode_cursor("requests", (None, None), _CURSOR)):
         sql, args = p.requests_query(run_id=None, status=None, limit=10, cursor=cursor)
@@ -229,18 +233,28 @@ async def test_sqlite_listings_use_their_index(tmp_path: Any) -> None:
             if filled:
                 _sqlite_fill(conn)
             for sql, args, index in _queries():
-                plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + _sqlite(sql), args)]
+                plan = _sqlite_plan(conn, sql, args)
                 assert len(plan) == 1 and f"USING INDEX {index} (" in plan[0], (sql, plan)
                 assert ("<(?,?)" in plan[0] or ">(?,?)" in plan[0]) == ("(?, ?)" in sql), plan
                 assert not any("TEMP B-TREE" in step for step in plan), plan
             for sql, args, index in _unfiltered():
-                plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + _sqlite(sql), args)]
+                plan = _sqlite_plan(conn, sql, args)
                 scans = [step for step in plan if step.startswith(("SEARCH", "SCAN "))]
                 searches = [step for step in scans if step.startswith("SEARCH")]
                 # One range scan per status on the status index; what else is scanned is
                 # each branch's own LIMITed output (at most a page), never the table.
-                assert searches and all(f"USING INDEX {index} (status=?" in s for s in searches)
+                assert len(searches) == sql.count(" UNION ALL ") + 1, plan
+                assert all(f"USING INDEX {index} (status=?" in s for s in searches), plan
                 assert all(s.startswith(("SEARCH", "SCAN s")) for s in scans), plan
+
+
+def _sqlite_plan(conn: sqlite3.Connection, sql: str, args: list[Any]) -> list[str]:
+    """The plan's steps, but for each row's schema probe (which must be a key lookup)."""
+    plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + _sqlite(sql), args)]
+    probes = [step for step in plan if step.startswith(_SUBQUERY) or "tool_schemas" in step]
+    lookups = [step for step in probes if step == _SCHEMA_LOOKUP]
+    assert len(lookups) == sql.count("SELECT body FROM") == len(probes) // 2, plan
+    return [step for step in plan if step not in probes]
 
 
 def _sqlite(sql: str) -> str:
@@ -265,9 +279,14 @@ async def test_postgres_listings_use_their_index_empty_and_filled(pg_schema: PgS
 async def _assert_pg_plan(conn: Any, sql: str, args: list[Any], index: str) -> None:
     rows = await (await conn.execute(f"EXPLAIN {sql}".encode(), args)).fetchall()
     plan = "\n".join(row[0] for row in rows)
-    scans = [line for line in plan.splitlines() if "Scan" in line]
+    lines = plan.splitlines()
+    scans = [line for line in lines if "Scan" in line and "tool_schemas_pkey" not in line]
     assert scans and all("Index Scan" in s and f"using {index} on" in s for s in scans), plan
     assert "Sort  " not in plan and "Seq Scan" not in plan, plan
+    # The schema put back: one primary-key probe per row (SubPlan), nothing scanned.
+    probes = [line for line in lines if "tool_schemas" in line]
+    assert all("Index Scan using tool_schemas_pkey" in line for line in probes), plan
+    assert len(probes) == (sql.count("SELECT body FROM") if "requests" in sql else 0), plan
 
 
 async def _postgres_fill(conn: Any, prefix: str) -> None:
