@@ -22,6 +22,7 @@ from afk.store import _procs as q
 from afk.store import _procs_approvals as qa
 from afk.store import _ready as r
 from afk.store import _seal as s
+from afk.store._docs import documented_as
 from afk.store._paging import Page
 from afk.store._prefix import IdKind
 from afk.store._procs import Proc
@@ -34,6 +35,7 @@ from afk.store.store import (
     RequestStatus,
     RunRecord,
     RunStatus,
+    RunStore,
     TimerRecord,
     VoteRecord,
     VoteRule,
@@ -59,6 +61,7 @@ class _Store(Protocol):
         """Whether text keys compare in code-point order (afk.store._prefix)."""
 
 
+@documented_as(RunStore)
 class StoreOps:
     """Every store operation that is the same on both backends."""
 
@@ -179,6 +182,7 @@ class StoreOps:
         await self._run(q.changes(c.INSERT_CHECKPOINT, row), tx=False)
 
     async def latest_checkpoint(self: _Store) -> Checkpoint | None:
+        """The newest signed ledger checkpoint, or None before the first (afk.audit)."""
         row = await self._run(q.one(c.LATEST_CHECKPOINT), tx=False)
         return c.checkpoint_from_row(row) if row else None
 

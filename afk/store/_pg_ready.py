@@ -9,8 +9,9 @@ from typing import Any, Protocol
 
 from afk.store import _common as c
 from afk.store import _ready as r
+from afk.store._docs import documented_as
 from afk.store._pg_listener import Listener
-from afk.store.store import RunRecord
+from afk.store.store import RunRecord, RunStore
 
 # SKIP LOCKED: a claimer passes over the run another claimer is taking right now instead of
 # queueing behind it, so concurrent workers each get a different run in one statement.
@@ -32,6 +33,7 @@ class _Store(Protocol):
     async def _all(self, template: str, args: Sequence[Any]) -> list[tuple[Any, ...]]: ...
 
 
+@documented_as(RunStore)
 class PostgresReady:
     """Readiness by index, one claim at a time, and LISTEN wake-ups."""
 

@@ -19,8 +19,9 @@ from typing import Any, Protocol, TypeVar
 
 from afk.store import _common as c
 from afk.store import _ready as r
+from afk.store._docs import documented_as
 from afk.store._sqlite_driver import _sql, _write
-from afk.store.store import RunRecord
+from afk.store.store import RunRecord, RunStore
 
 T = TypeVar("T")
 WATCH_INTERVAL_S = 0.025
@@ -103,6 +104,7 @@ def _claim(
         return row
 
 
+@documented_as(RunStore)
 class SQLiteReady:
     """Readiness by index, one claim at a time, and wake-ups within ``WATCH_INTERVAL_S``."""
 

@@ -31,10 +31,12 @@ from afk.store import _common as c
 from afk.store import _migrate as m
 from afk.store import _prefix as px
 from afk.store import _ready as r
+from afk.store._docs import documented_as
 from afk.store._ops import StoreOps
 from afk.store._pg_listener import Listener
 from afk.store._pg_ready import PostgresReady
 from afk.store._procs import LockLog, Notify, Proc, Q
+from afk.store.store import RunStore
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection, AsyncCursor
@@ -78,6 +80,7 @@ def _require_driver() -> None:
         raise ConfigurationError(_INSTALL_HINT) from exc
 
 
+@documented_as(RunStore)
 class PostgresStore(PostgresReady, StoreOps):
     """A :class:`~afk.store.RunStore` in a Postgres schema (``afk`` unless told otherwise)."""
 

@@ -23,10 +23,12 @@ from afk.errors import ConfigurationError, StoreError
 from afk.store import _common as c
 from afk.store import _migrate as m
 from afk.store import _ready as r
+from afk.store._docs import documented_as
 from afk.store._ops import StoreOps
 from afk.store._procs import Proc
 from afk.store._sqlite_driver import _sql, _write, drive
 from afk.store._sqlite_ready import WATCH_INTERVAL_S, SQLiteReady, Watcher
+from afk.store.store import RunStore
 
 T = TypeVar("T")
 BUSY_TIMEOUT_S = 10.0
@@ -101,6 +103,7 @@ def _hint(exc: BaseException) -> str:
     return ""
 
 
+@documented_as(RunStore)
 class SQLiteStore(SQLiteReady, StoreOps):
     """A :class:`~afk.store.RunStore` in one SQLite file."""
 

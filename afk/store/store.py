@@ -29,6 +29,9 @@ TERMINAL_RUN_STATES: frozenset[str] = frozenset({"completed", "stopped", "failed
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunRecord:
+    """A stored run: its status, its lease and its snapshot (the JSON a resume starts
+    from). Sealed by ``mac``: a row changed outside afk does not verify."""
+
     run_id: str
     agent_name: str
     status: RunStatus
@@ -45,6 +48,9 @@ class RunRecord:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RequestRecord:
+    """A stored approval or input request: its status and deadline, its decision once
+    decided, and the keyed digests that bind it to arguments. Sealed by ``mac``."""
+
     request_id: str
     run_id: str
     kind: Literal["approval", "user_input"]
@@ -64,6 +70,9 @@ class RequestRecord:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExecutionRecord:
+    """A tool execution claimed under its idempotency key before the body runs, so an
+    approved call runs at most once, and finished with its result. Sealed by ``mac``."""
+
     key: str  # idempotency key: the request id, or "<run_id>:<tool_call_id>"
     run_id: str
     tool_call_id: str
@@ -77,6 +86,8 @@ class ExecutionRecord:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EventRow:
+    """One stored event of a run; ``payload`` is slim (afk.core.events.stored_payload)."""
+
     run_id: str
     seq: int
     type: str
@@ -162,7 +173,8 @@ class RunStore(Protocol):
     async def setup(self) -> None:
         """Create or migrate the schema (idempotent, safe to call from many processes)."""
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Release the store's connections; the store is unusable afterwards."""
 
     # -- runs ------------------------------------------------------------------------------
     async def save_run(
@@ -178,7 +190,8 @@ class RunStore(Protocol):
         after the run's last stored one: one that is not (a duplicate seq) is a StoreError
         and nothing is saved."""
 
-    async def load_run(self, run_id: str) -> RunRecord | None: ...
+    async def load_run(self, run_id: str) -> RunRecord | None:
+        """The run ``run_id``, or None when the store holds no such run."""
 
     async def list_runs(
         self, *, status: RunStatus | None = None, limit: int = 100, cursor: str | None = None
@@ -194,7 +207,8 @@ class RunStore(Protocol):
         which stops after ``limit`` rows (how people type ids: afk.cli._ids)."""
 
     # -- requests --------------------------------------------------------------------------
-    async def get_request(self, request_id: str) -> RequestRecord | None: ...
+    async def get_request(self, request_id: str) -> RequestRecord | None:
+        """The request ``request_id``, or None when the store holds no such request."""
 
     async def list_requests(
         self,
@@ -248,18 +262,22 @@ class RunStore(Protocol):
     ) -> None:
         """executing → done with ``result``."""
 
-    async def get_execution(self, key: str) -> ExecutionRecord | None: ...
+    async def get_execution(self, key: str) -> ExecutionRecord | None:
+        """The execution claimed under ``key``, or None."""
 
     # -- events and log --------------------------------------------------------------------
-    async def list_events(self, run_id: str, *, after_seq: int = 0) -> list[EventRow]: ...
+    async def list_events(self, run_id: str, *, after_seq: int = 0) -> list[EventRow]:
+        """The run's events after ``after_seq``, in seq order."""
 
-    async def list_log(self, *, after_id: int = 0, limit: int = 10_000) -> list[LogEntry]: ...
+    async def list_log(self, *, after_id: int = 0, limit: int = 10_000) -> list[LogEntry]:
+        """Up to ``limit`` ledger entries after ``after_id``, oldest first."""
 
     # -- leases and readiness --------------------------------------------------------------
     async def acquire_lease(self, run_id: str, *, owner: str, ttl_s: float, now: float) -> bool:
         """Take or renew the run's lease when it is free, expired, or already ``owner``'s."""
 
-    async def release_lease(self, run_id: str, *, owner: str) -> None: ...
+    async def release_lease(self, run_id: str, *, owner: str) -> None:
+        """Give up ``owner``'s lease on the run (nothing when another owner holds it)."""
 
     async def ready_runs(self, *, now: float, limit: int = 100) -> list[RunRecord]:
         """Paused runs with no pending request left, or whose pending requests all passed
@@ -336,7 +354,8 @@ class RunStore(Protocol):
         (:func:`afk.approvals.decide.decide`). Returns the request record and the number of
         verified votes."""
 
-    async def list_votes(self, request_id: str) -> list[VoteRecord]: ...
+    async def list_votes(self, request_id: str) -> list[VoteRecord]:
+        """The votes counted on the request, in the order they were cast."""
 
     # -- standing grants -------------------------------------------------------------------
     async def add_grant(self, grant: GrantRecord, *, log: Sequence[LogEntry] = ()) -> None:
@@ -354,7 +373,8 @@ class RunStore(Protocol):
         """Count one use if the grant is still active at ``now``; False when it is not."""
 
     # -- durable timers --------------------------------------------------------------------
-    async def add_timers(self, timers: Sequence[TimerRecord]) -> None: ...
+    async def add_timers(self, timers: Sequence[TimerRecord]) -> None:
+        """Store reminder and escalation timers, for ``claim_due_timers`` to hand out."""
 
     async def claim_due_timers(self, *, now: float, limit: int = 100) -> list[TimerRecord]:
         """Timers due at ``now``, not fired, whose request is still pending: marked fired in
