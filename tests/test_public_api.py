@@ -573,6 +573,7 @@ EXPECTED: dict[str, list[str]] = {
         "RunStatus",
         "RunStore",
         "TERMINAL_RUN_STATES",
+        "ClaimedRun",
         "TimerRecord",
         "VoteRecord",
         "VoteRule",

@@ -9,7 +9,7 @@ import asyncio
 import json
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -97,6 +97,22 @@ class Durable:
         self.flushed_seq = emitter.seq
         self._lease_task: asyncio.Task[None] | None = None
         self._pending_log: list[LogEntry] = []
+        # Decided request rows this run already read (a decision never changes: the first
+        # stands), so taking the decision and checking it before execution read each once.
+        self._decided: dict[str, RequestRecord] = {}
+
+    def remember(self, records: Iterable[RequestRecord]) -> None:
+        """Request rows read under this run's lease (when it was claimed)."""
+        self._decided.update((r.request_id, r) for r in records if r.decision is not None)
+
+    async def _request_row(self, request_id: str) -> RequestRecord | None:
+        known = self._decided.get(request_id)
+        if known is not None:
+            return known
+        record = await self.store.get_request(request_id)
+        if record is not None and record.decision is not None:
+            self._decided[request_id] = record
+        return record
 
     @property
     def keys(self) -> Keyring:
@@ -150,7 +166,7 @@ class Durable:
     async def stored_decision(self, request: Request) -> tuple[Decision, DecidedBy] | None:
         """The request's decision from the store; applies the fallback once past expiry. A
         stored record that does not verify yields a denial, never its decision."""
-        record = await self.store.get_request(request.request_id)
+        record = await self._request_row(request.request_id)
         if record is None:
             return None
         if not await self._verified(record, "take its decision"):
@@ -199,7 +215,7 @@ class Durable:
     async def verified_args(self, request: Request) -> dict[str, Any] | str:
         """The approved arguments as stored, checked against the record's MAC and the keyed
         digests the request and its decision bound; a string explains a refusal instead."""
-        record = await self.store.get_request(request.request_id)
+        record = await self._request_row(request.request_id)
         if record is None or record.decision is None:
             return "no stored decision for this request"
         if not await self._verified(record, "execute"):

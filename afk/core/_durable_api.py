@@ -35,7 +35,14 @@ from afk.errors import (
 )
 from afk.store._paging import every_request
 from afk.store._seal import record_ok, tamper_log, tampered
-from afk.store.store import TERMINAL_RUN_STATES, LogEntry, RunStore, VoteRecord, VoteRule
+from afk.store.store import (
+    TERMINAL_RUN_STATES,
+    LogEntry,
+    RequestRecord,
+    RunStore,
+    VoteRecord,
+    VoteRule,
+)
 
 if TYPE_CHECKING:
     from afk.agents.agent import Agent
@@ -188,22 +195,25 @@ async def _refused(
 
 async def claim(
     store: RunStore, run_id: str, agent: Agent, owner: str, lease_ttl_s: float
-) -> RunSnapshot | RunResult:
-    """The run's snapshot, with its lease taken by ``owner``; or a ``paused`` result when it
-    still waits for a decision."""
+) -> tuple[RunSnapshot, list[RequestRecord]] | RunResult:
+    """The run's snapshot and its request rows (read under the lease, for the run's
+    Durable to take decisions from), with its lease taken by ``owner``; or a ``paused``
+    result when it still waits for a decision."""
     from afk.core._snapshot import load_snapshot
     from afk.core.result import RunResult
 
     now = time.time()
-    # Lease first, then read: read first, and a worker finishing in between would release
-    # the lease and leave us resuming a stale snapshot of a run that already ended.
-    if not await store.acquire_lease(run_id, owner=owner, ttl_s=lease_ttl_s, now=now):
-        if await store.load_run(run_id) is None:
-            raise RunNotFoundError(f"no stored run with id {run_id!r}")
-        raise RunLockedError(f"run {run_id} is being resumed by another worker")
-    record = await store.load_run(run_id)
+    # Lease first, then read (one transaction): read first, and a worker finishing in
+    # between would release the lease and leave us resuming a stale snapshot of a run that
+    # already ended.
+    claimed = await store.claim_run(run_id, owner=owner, ttl_s=lease_ttl_s, now=now)
+    record = claimed.run
     if record is None:
+        if claimed.leased:  # a lease on no row cannot be, but hand nothing back held
+            await store.release_lease(run_id, owner=owner)
         raise RunNotFoundError(f"no stored run with id {run_id!r}")
+    if not claimed.leased:
+        raise RunLockedError(f"run {run_id} is being resumed by another worker")
     if not record_ok(store.keys, record):
         # A snapshot edited in the database (an extra tool call marked allowed, say) must
         # not be resumed: log it, hand the run back, refuse.
@@ -219,7 +229,9 @@ async def claim(
         await store.release_lease(run_id, owner=owner)
         raise RunNotResumableError(problem)
     # Complete, not one page: a run left out here would resume past a pending request.
-    held = await every_request(store, run_id=run_id, status=None)
+    held = list(claimed.requests)
+    if claimed.next_cursor is not None:
+        held = await every_request(store, run_id=run_id, status=None)
     waiting = [r for r in held if r.status == "pending" and r.expires_at >= now]
     if waiting:
         await store.release_lease(run_id, owner=owner)
@@ -229,9 +241,10 @@ async def claim(
     try:
         # The snapshot names its paused step's requests: their rows hold them.
         requests = {r.request_id: load_request(r) for r in held}
-        return load_snapshot(
+        snapshot = load_snapshot(
             record.snapshot, record=record, requests=requests, system=agent.system_message
         )
+        return snapshot, held
     except Exception:
         await store.release_lease(run_id, owner=owner)
         raise

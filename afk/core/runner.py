@@ -238,9 +238,10 @@ class Runner:
         """Continue a paused run from its checkpoint. Returns it still ``paused`` when some
         request is undecided and not yet expired."""
         store = await self._ready_store("resume")
-        snapshot = await _durable_api.claim(store, run_id, agent, self.owner, self.lease_ttl_s)
-        if isinstance(snapshot, RunResult):
-            return snapshot
+        claimed = await _durable_api.claim(store, run_id, agent, self.owner, self.lease_ttl_s)
+        if isinstance(claimed, RunResult):
+            return claimed
+        snapshot, records = claimed
         setup = self._setup(
             agent,
             snapshot.user_message,
@@ -252,6 +253,7 @@ class Runner:
         )
         run = Run(setup)
         assert run.durable is not None
+        run.durable.remember(records)
         run.durable.keep_lease()
         return await run.execute()
 

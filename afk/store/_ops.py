@@ -27,6 +27,7 @@ from afk.store._paging import Page
 from afk.store._prefix import IdKind
 from afk.store._procs import Proc
 from afk.store.store import (
+    ClaimedRun,
     EventRow,
     ExecutionRecord,
     GrantRecord,
@@ -50,9 +51,10 @@ class _Store(Protocol):
     @property
     def keys(self) -> Keyring: ...
 
-    async def _run(self, proc: Proc[T], *, tx: bool) -> T:
+    async def _run(self, proc: Proc[T], *, tx: bool, durable: bool = True) -> T:
         """Drive ``proc``: in one explicit transaction when ``tx``; else each statement is
-        its own (a read, or a write that is one statement)."""
+        its own (a read, or a write that is one statement). ``durable=False``: ``proc``
+        writes only lease columns, whose commit need not wait for the disk."""
 
     def _take_mark(self) -> None:
         """Note what the waiters' wake-up source has seen (before a readiness query)."""
@@ -194,10 +196,28 @@ class StoreOps:
         # its WHERE clause after waiting on a concurrent writer's row lock, SQLite holds the
         # write lock for it: two racers cannot both win.
         args = (owner, now + ttl_s, run_id, owner, now)
-        return await self._run(q.changes(c.ACQUIRE_LEASE, args), tx=False) == 1
+        taken = await self._run(q.changes(c.ACQUIRE_LEASE, args), tx=False, durable=False)
+        return taken == 1
+
+    async def claim_run(
+        self: _Store, run_id: str, *, owner: str, ttl_s: float, now: float
+    ) -> ClaimedRun:
+        page = p.requests_query(run_id=run_id, status=None, limit=p.MAX_LIMIT, cursor=None)
+        lease = (owner, now + r.check_ttl(ttl_s), now)
+        proc = q.claim_run(run_id, lease, page)
+        # Not one transaction: the lease commits first, then the rows are read as the lease
+        # holder's (what acquire_lease then load_run did), in one call to the backend.
+        leased, row, rows = await self._run(proc, tx=False, durable=False)
+        run = c.run_from_row(row) if row else None
+        if not leased:
+            return ClaimedRun(run=run, leased=False)
+        found = p.request_page(
+            [c.request_from_row(x) for x in rows], run_id=run_id, status=None, limit=p.MAX_LIMIT
+        )
+        return ClaimedRun(run=run, leased=True, requests=found, next_cursor=found.next_cursor)
 
     async def release_lease(self: _Store, run_id: str, *, owner: str) -> None:
-        await self._run(q.changes(c.RELEASE_LEASE, (run_id, owner)), tx=False)
+        await self._run(q.changes(c.RELEASE_LEASE, (run_id, owner)), tx=False, durable=False)
 
     async def ready_runs(self: _Store, *, now: float, limit: int = 100) -> list[RunRecord]:
         self._take_mark()
@@ -217,7 +237,7 @@ class StoreOps:
         self: _Store, run_id: str, *, from_owner: str, owner: str, ttl_s: float, now: float
     ) -> bool:
         args = (owner, now + r.check_ttl(ttl_s), run_id, from_owner)
-        return await self._run(q.changes(r.TAKE_OVER, args), tx=False) == 1
+        return await self._run(q.changes(r.TAKE_OVER, args), tx=False, durable=False) == 1
 
     # -- approver votes --------------------------------------------------------------------
     async def add_vote(

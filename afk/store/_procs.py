@@ -211,3 +211,20 @@ def finish_execution(
     done, extra = c.finished(keys, row, key, result=result, now=now)
     yield Q(c.FINISH_EXECUTION, (result, now, done.mac, key))
     yield from insert_log(keys, [*extra, *log])
+
+
+# -- leases --------------------------------------------------------------------------------
+def claim_run(
+    run_id: str,
+    lease: tuple[str, float, float],
+    requests: tuple[str, Sequence[Any]],
+) -> Proc[tuple[bool, tuple[Any, ...] | None, list[tuple[Any, ...]]]]:
+    """The run's lease (``lease``: owner, expires_at, now), then the run row and its first
+    page of requests (``requests``: the page's SQL and arguments)."""
+    owner, expires_at, now = lease
+    taken = yield Q(c.ACQUIRE_LEASE, (owner, expires_at, run_id, owner, now), fetch="count")
+    run = yield Q(c.SELECT_RUN, (run_id,), fetch="one")
+    if taken != 1 or run is None:
+        return False, run, []
+    rows = yield Q(requests[0], requests[1], fetch="all")
+    return True, run, rows

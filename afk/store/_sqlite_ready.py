@@ -20,7 +20,7 @@ from typing import Any, Protocol, TypeVar
 from afk.store import _common as c
 from afk.store import _ready as r
 from afk.store._docs import documented_as
-from afk.store._sqlite_driver import _sql, _write
+from afk.store._sqlite_driver import _sql, _write, lease_only
 from afk.store.store import RunRecord, RunStore
 
 T = TypeVar("T")
@@ -92,7 +92,7 @@ def _claim(
     # A read first, outside the write lock: an idle worker's poll never takes it.
     if conn.execute(_sql(candidate), ready).fetchone() is None:
         return None
-    with _write(conn):
+    with lease_only(conn), _write(conn):  # the claim writes only the lease columns
         if RETURNING:
             rows = conn.execute(_sql(r.claim_sql(clause)), (*lease, *ready)).fetchall()
             return rows[0] if rows else None

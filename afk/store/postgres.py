@@ -39,12 +39,13 @@ from afk.store._procs import LockLog, Notify, Proc, Q
 from afk.store.store import RunStore
 
 if TYPE_CHECKING:
-    from psycopg import AsyncConnection, AsyncCursor
+    from psycopg import AsyncConnection, AsyncCursor, AsyncPipeline
     from psycopg_pool import AsyncConnectionPool
 
     Conn = AsyncConnection[tuple[Any, ...]]
     Cursor = AsyncCursor[tuple[Any, ...]]
     Pool = AsyncConnectionPool[Conn]
+    Pipeline = AsyncPipeline
 
 T = TypeVar("T")
 MAX_CONNECTIONS = 8  # per store, besides the one listening for decisions
@@ -178,24 +179,29 @@ class PostgresStore(PostgresReady, StoreOps):
         return pool
 
     @asynccontextmanager
-    async def _cursor(self, *, tx: bool) -> AsyncIterator[Cursor]:
-        """A cursor on a pooled connection, inside one transaction when ``tx``."""
+    async def _connection(self) -> AsyncIterator[Conn]:
+        """A healthy pooled connection; psycopg's errors become StoreError."""
         import psycopg
 
         pool = await self._pool()
         try:
             conn = await _healthy_connection(pool)
             try:
-                async with contextlib.AsyncExitStack() as stack:
-                    if tx:
-                        await stack.enter_async_context(conn.transaction())
-                    yield await stack.enter_async_context(conn.cursor())
+                yield conn
             finally:
                 await pool.putconn(conn)
         except psycopg.errors.UniqueViolation as exc:
             raise StoreError(f"duplicate row in {self.url}: {exc}") from exc
         except psycopg.Error as exc:
             raise StoreError(f"postgres store {self.url}: {exc}") from exc
+
+    @asynccontextmanager
+    async def _cursor(self, *, tx: bool) -> AsyncIterator[Cursor]:
+        """A cursor on a pooled connection, inside one transaction when ``tx``."""
+        async with self._connection() as conn, contextlib.AsyncExitStack() as stack:
+            if tx:
+                await stack.enter_async_context(conn.transaction())
+            yield await stack.enter_async_context(conn.cursor())
 
     def _tx(self) -> contextlib.AbstractAsyncContextManager[Cursor]:
         return self._cursor(tx=True)
@@ -210,22 +216,36 @@ class PostgresStore(PostgresReady, StoreOps):
             await cur.execute(self._sql(template), args)
             return await cur.fetchall()
 
-    async def _run(self, proc: Proc[T], *, tx: bool) -> T:
-        """Drive ``proc`` (afk.store._procs): each statement awaited in turn, all in one
-        transaction when ``tx``."""
-        async with self._cursor(tx=tx) as cur:
-            return await self._drive(cur, proc)
+    async def _run(self, proc: Proc[T], *, tx: bool, durable: bool = True) -> T:
+        """Drive ``proc`` (afk.store._procs): each statement in turn, all in one transaction
+        when ``tx``. ``durable`` is SQLite's concern (a lease commit there skips the fsync);
+        here a single-statement lease write costs one round trip either way.
 
-    async def _drive(self, cur: Cursor, proc: Proc[T]) -> T:
+        A transaction is pipelined: a statement whose result the procedure does not read
+        (BEGIN, locks, inserts, updates, notifications, COMMIT) goes out without waiting for
+        the one before, and only a read waits (``_step``). A decision's ten statements then
+        take a few round trips instead of ten."""
+        if not tx:
+            async with self._cursor(tx=False) as cur:
+                return await self._drive(cur, proc, None)
+        async with (
+            self._connection() as conn,
+            conn.pipeline() as pipe,
+            conn.transaction(),
+            conn.cursor() as cur,
+        ):
+            return await self._drive(cur, proc, pipe)
+
+    async def _drive(self, cur: Cursor, proc: Proc[T], pipe: Pipeline | None) -> T:
         try:
             op = next(proc)
             while True:
-                op = proc.send(await self._step(cur, op))
+                op = proc.send(await self._step(cur, op, pipe))
         except StopIteration as stop:
             value: T = stop.value
         return value
 
-    async def _step(self, cur: Cursor, op: Q | LockLog | Notify) -> Any:
+    async def _step(self, cur: Cursor, op: Q | LockLog | Notify, pipe: Pipeline | None) -> Any:
         if isinstance(op, LockLog):
             # Held until commit: log writers take turns, so ids (head id + 1, ...) follow
             # commit order and a reader tailing with after_id never skips one; the head
@@ -242,10 +262,14 @@ class PostgresStore(PostgresReady, StoreOps):
         else:
             await cur.execute(sql, op.args)
         if op.fetch == "one":
-            return await cur.fetchone()
+            return await cur.fetchone()  # waits for the pipeline's results so far
         if op.fetch == "all":
             return await cur.fetchall()
-        return cur.rowcount if op.fetch == "count" else None
+        if op.fetch == "count":
+            if pipe is not None:
+                await pipe.sync()  # the row count is known once the result is in
+            return cur.rowcount
+        return None
 
     async def _byte_ordered(self) -> bool:
         if self._collation_ok is None:  # the database's collation does not change
@@ -287,7 +311,7 @@ class PostgresStore(PostgresReady, StoreOps):
             if r.needs_wake_migration(version):
                 await self._migrate_wake(cur)
             if m.needs_compact_migration(version):
-                await self._drive(cur, m.compact(self.keys, names))
+                await self._drive(cur, m.compact(self.keys, names), None)
             for ddl in m.AFTER_MIGRATIONS:
                 await cur.execute(self._sql(ddl))
             await cur.execute(self._sql(c.INSERT_VERSION), (str(c.STORE_SCHEMA_VERSION),))

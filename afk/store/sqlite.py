@@ -178,8 +178,8 @@ class SQLiteStore(SQLiteReady, StoreOps):
         )
         return rows
 
-    async def _run(self, proc: Proc[T], *, tx: bool) -> T:
-        value, notified = await self._call(lambda conn: drive(conn, proc, tx=tx))
+    async def _run(self, proc: Proc[T], *, tx: bool, durable: bool = True) -> T:
+        value, notified = await self._call(lambda conn: drive(conn, proc, tx=tx, durable=durable))
         if notified:
             self._signal_work()
         return value

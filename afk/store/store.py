@@ -160,6 +160,18 @@ class TimerRecord:
 VoteRule = Callable[[Sequence["VoteRecord"]], bool]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClaimedRun:
+    """What :meth:`RunStore.claim_run` found: the run (None: no such run), whether the
+    lease is now the caller's, and, when it is, the run's requests (the first page, oldest
+    first; ``next_cursor`` set when the run holds more)."""
+
+    run: RunRecord | None
+    leased: bool
+    requests: Sequence[RequestRecord] = ()
+    next_cursor: str | None = None
+
+
 @runtime_checkable
 class RunStore(Protocol):
     """Both backends implement exactly this; the contract tests run against each."""
@@ -276,6 +288,11 @@ class RunStore(Protocol):
     async def acquire_lease(self, run_id: str, *, owner: str, ttl_s: float, now: float) -> bool:
         """Take or renew the run's lease when it is free, expired, or already ``owner``'s."""
 
+    async def claim_run(self, run_id: str, *, owner: str, ttl_s: float, now: float) -> ClaimedRun:
+        """Take the run's lease as :meth:`acquire_lease` does, then read the run and its
+        requests: what resuming it starts from, in one call. The lease comes first, so the
+        rows read are the lease holder's to act on."""
+
     async def release_lease(self, run_id: str, *, owner: str) -> None:
         """Give up ``owner``'s lease on the run (nothing when another owner holds it)."""
 
@@ -383,6 +400,7 @@ class RunStore(Protocol):
 
 __all__ = [
     "TERMINAL_RUN_STATES",
+    "ClaimedRun",
     "EventRow",
     "ExecutionRecord",
     "ExecutionStatus",

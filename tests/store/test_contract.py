@@ -238,6 +238,23 @@ async def test_leases(store: RunStore) -> None:
     assert await store.acquire_lease("run-1", owner="w1", ttl_s=10, now=116.0)
 
 
+async def test_claim_run_takes_the_lease_then_reads_the_run_and_its_requests(
+    store: RunStore,
+) -> None:
+    await store.save_run(run(), requests=[request("q1"), request("q2")])
+    missing = await store.claim_run("nope", owner="w1", ttl_s=10, now=100.0)
+    assert (missing.run, missing.leased, list(missing.requests)) == (None, False, [])
+    claimed = await store.claim_run("run-1", owner="w1", ttl_s=10, now=100.0)
+    assert claimed.leased and claimed.run is not None and claimed.next_cursor is None
+    assert (claimed.run.lease_owner, claimed.run.lease_expires_at) == ("w1", 110.0)
+    assert [r.request_id for r in claimed.requests] == ["q1", "q2"]
+    held = await store.claim_run("run-1", owner="w2", ttl_s=10, now=105.0)
+    assert held.run is not None and not held.leased and list(held.requests) == []
+    assert held.run.lease_owner == "w1"  # the holder's lease is untouched
+    late = await store.claim_run("run-1", owner="w2", ttl_s=10, now=110.5)  # expired
+    assert late.leased and late.run is not None and late.run.lease_owner == "w2"
+
+
 # -- readiness -----------------------------------------------------------------------------
 async def test_ready_runs(store: RunStore) -> None:
     now = 1000.0
