@@ -22,6 +22,7 @@ from typing import Any
 
 from afk.audit.keys import Keyring
 from afk.store import _seal as s
+from afk.store import _tool_schemas as tool_schemas
 from afk.store.store import ExecutionRecord, RequestRecord, RunRecord, VoteRecord
 
 # The tables whose rows a clone gets; others (the ledger, grants, meta) are not a run's own.
@@ -47,6 +48,7 @@ class Template:
     run_id: str
     request_ids: tuple[str, ...]
     tables: tuple[Table, ...]
+    schemas: dict[str, str]  # tool_schemas: a request row's MAC covers its schema's text
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,7 +65,7 @@ def _select(table: str, cols: Sequence[str], n_requests: int) -> str | None:
     return None
 
 
-def _sealer(table: str, cols: tuple[str, ...]) -> Any:
+def _sealer(table: str, cols: tuple[str, ...], schemas: dict[str, str]) -> Any:
     """A function giving a row its MAC, or None for an unsealed table."""
     kind = SEALED.get(table)
     if kind is None:
@@ -76,8 +78,11 @@ def _sealer(table: str, cols: tuple[str, ...]) -> Any:
     mac_at = cols.index("mac")
 
     def seal(keys: Keyring, row: list[Any]) -> None:
-        record = kind(**{name: row[i] for name, i in index.items()})
-        row[mac_at] = s.mac_of(keys, record)
+        fields = {name: row[i] for name, i in index.items()}
+        if table == "requests" and "schema_at" in cols:  # the text as read: schema put back
+            at, schema = row[cols.index("schema_at")], row[cols.index("schema_id")]
+            fields["request"] = tool_schemas.joined(fields["request"], at, schemas.get(schema))
+        row[mac_at] = s.mac_of(keys, kind(**fields))
 
     return seal
 
@@ -85,7 +90,7 @@ def _sealer(table: str, cols: tuple[str, ...]) -> Any:
 def _clone_rows(
     keys: Keyring, template: Template, table: Table, clones: Sequence[Clone]
 ) -> Iterator[tuple[Any, ...]]:
-    seal = _sealer(table.name, table.cols)
+    seal = _sealer(table.name, table.cols, template.schemas)
     olds = (template.run_id, *template.request_ids)
     # Which values name the template's ids, found once: only those are rewritten per clone.
     edits = [
@@ -131,7 +136,8 @@ def sqlite_template(path: str, run_id: str) -> Template:
             args = (run_id,) if where.startswith("run_id") else requests
             rows = conn.execute(f"SELECT {', '.join(cols)} FROM {name} WHERE {where}", args)
             tables.append(Table(name=name, cols=cols, rows=tuple(rows.fetchall())))
-    return Template(run_id=run_id, request_ids=requests, tables=tuple(tables))
+        schemas = dict(conn.execute("SELECT schema_id, body FROM tool_schemas").fetchall())
+    return Template(run_id=run_id, request_ids=requests, tables=tuple(tables), schemas=schemas)
 
 
 def sqlite_clone(path: str, keys: Keyring, template: Template, n: int) -> list[Clone]:
@@ -182,7 +188,9 @@ async def postgres_template(dsn: str, schema: str, run_id: str) -> Template:
             cur = await conn.execute(query.replace("?", "%s").encode(), args)
             rows = tuple(tuple(r) for r in await cur.fetchall())
             tables.append(Table(name=name, cols=cols, rows=rows))
-    return Template(run_id=run_id, request_ids=requests, tables=tuple(tables))
+        cur = await conn.execute(f'SELECT schema_id, body FROM "{schema}".tool_schemas'.encode())
+        schemas = {str(k): str(v) for k, v in await cur.fetchall()}
+    return Template(run_id=run_id, request_ids=requests, tables=tuple(tables), schemas=schemas)
 
 
 async def postgres_clone(
