@@ -8,16 +8,13 @@ The names of a first agent load on first use (PEP 562), so ``import afk`` (and w
 
 from __future__ import annotations
 
-import importlib
-
+from afk._lazy import lazy_exports
 from afk.errors import AfkError
 
 # typing itself is not imported: it is the largest part of `import afk`, and mypy reads any
 # constant named TYPE_CHECKING as true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
     from afk.agents.agent import Agent
     from afk.agents.policy import PolicyEngine
     from afk.agents.rules import PolicyRule
@@ -51,14 +48,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'afk' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this hook
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

@@ -37,7 +37,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
-from bench_durable import PG_DSN, POLICY, agent  # the same refund agent and policy
+from bench_durable import PG_DSN, POLICY, agent, row_bytes  # the same agent and policy
 
 from afk.core import Runner, RunnerConfig
 
@@ -49,20 +49,6 @@ TARGET = 2000
 WARM = 20  # runs before the first measurement: schema, meta rows, first pages
 # What a store holds: per table, bytes on disk and stored column bytes ("*": the whole store).
 Sizes = Callable[[], Awaitable[dict[str, tuple[int, int]]]]
-
-
-def row_bytes(rows: list[tuple[object, ...]]) -> int:
-    """Bytes of the values in ``rows``: text as UTF-8, binary as is, numbers as 8."""
-    total = 0
-    for row in rows:
-        for value in row:
-            if isinstance(value, str):
-                total += len(value.encode())
-            elif isinstance(value, bytes | memoryview):
-                total += len(value)
-            elif value is not None:
-                total += 8
-    return total
 
 
 async def pause(url: str, n: int, prefix: str) -> None:

@@ -30,7 +30,8 @@ from typing import Annotated, Any, TypedDict
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
-from langgraph.types import Command, interrupt
+from langgraph.types import Command
+from langgraph_peer import gate, route  # the same interrupt gate and routing
 
 TOOL_STARTS: list[float] = []  # perf_counter() at the start of each refund body
 
@@ -54,29 +55,19 @@ def _model(state: State) -> dict[str, Any]:
     return {"messages": [AIMessage(content="", tool_calls=[call])]}
 
 
-def _gate(state: State) -> Command[Any]:
-    call = state["messages"][-1].tool_calls[0]
-    answer = interrupt({"tool": call["name"], "args": call["args"]})
-    return Command(goto="tools" if answer == "allow" else END)
-
-
 def _tools(state: State) -> dict[str, Any]:
     call = state["messages"][-1].tool_calls[0]
     output = refund(**call["args"])
     return {"messages": [ToolMessage(content=output, tool_call_id=call["id"])]}
 
 
-def _route(state: State) -> str:
-    return "gate" if state["messages"][-1].tool_calls else END
-
-
 def graph(checkpointer: Any) -> Any:
     builder = StateGraph(State)
     builder.add_node("model", _model)
-    builder.add_node("gate", _gate)
+    builder.add_node("gate", gate)
     builder.add_node("tools", _tools)
     builder.add_edge(START, "model")
-    builder.add_conditional_edges("model", _route, ["gate", END])
+    builder.add_conditional_edges("model", route, ["gate", END])
     builder.add_edge("tools", "model")
     return builder.compile(checkpointer=checkpointer)
 

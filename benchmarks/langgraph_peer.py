@@ -37,7 +37,7 @@ def _model(state: State) -> dict[str, Any]:
     return {"messages": [AIMessage(content="", tool_calls=[call])]}
 
 
-def _gate(state: State) -> Command[Any]:
+def gate(state: State) -> Command[Any]:
     call = state["messages"][-1].tool_calls[0]
     answer = interrupt({"tool": call["name"], "args": call["args"]})
     return Command(goto="tools" if answer == "allow" else END)
@@ -49,17 +49,17 @@ def _tools(state: State) -> dict[str, Any]:
     return {"messages": [ToolMessage(content=output, tool_call_id=call["id"])]}
 
 
-def _route(state: State) -> str:
+def route(state: State) -> str:
     return "gate" if state["messages"][-1].tool_calls else END
 
 
 def graph() -> Any:
     builder = StateGraph(State)
     builder.add_node("model", _model)
-    builder.add_node("gate", _gate)
+    builder.add_node("gate", gate)
     builder.add_node("tools", _tools)
     builder.add_edge(START, "model")
-    builder.add_conditional_edges("model", _route, ["gate", END])
+    builder.add_conditional_edges("model", route, ["gate", END])
     builder.add_edge("tools", "model")
     return builder.compile(checkpointer=InMemorySaver())
 

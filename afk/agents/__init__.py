@@ -7,13 +7,11 @@ agent, tool and model class.
 
 from __future__ import annotations
 
-import importlib
+from afk._lazy import lazy_exports
 
 # Not `from typing import ...`; mypy reads any constant named TYPE_CHECKING as true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
     from afk.agents._policy_explain import PolicyExplanation, RuleExplanation
     from afk.agents.agent import Agent
     from afk.agents.policy import (
@@ -69,14 +67,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this hook
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

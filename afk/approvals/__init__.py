@@ -8,7 +8,7 @@ this package for its requests and decision rule, not for the providers (and asyn
 
 from __future__ import annotations
 
-import importlib
+from afk._lazy import lazy_exports
 
 # Eager, unlike the rest: ``decide`` is also the name of a submodule, and importing that
 # submodule first would bind the package's ``decide`` to the module, not the function.
@@ -17,8 +17,6 @@ from afk.approvals.decide import Decided, Vote, VoteCounted, decide
 # Not `from typing import ...`; mypy reads any constant named TYPE_CHECKING as true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
     from afk.approvals.approvers import ApproverDirectory, StaticDirectory
     from afk.approvals.principal import Principal, canonical_id
     from afk.approvals.providers import (
@@ -69,14 +67,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this hook
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

@@ -6,8 +6,9 @@ decision path) and should not pay for the runner, the events and pydantic it nev
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from afk._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from afk.approvals.providers import (
@@ -133,10 +134,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this hook
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
