@@ -48,6 +48,11 @@ def drop_table(name: str) -> str:
     return f"dropped {name}"
 
 
+@tool(name="drop_table", inline=True)
+def drop_table_inline(name: str) -> str:
+    return f"dropped {name}"
+
+
 GATE = PolicyEngine(
     rules=[
         PolicyRule(
@@ -59,9 +64,9 @@ GATE = PolicyEngine(
 )
 
 
-def _agent() -> Agent:
+def _agent(tool_: Any = drop_table) -> Agent:
     model = ScriptedModel([ToolCall("drop_table", {"name": "old_logs"}), "Done."])
-    return Agent(name="bench", model=model, instructions="x", tools=[drop_table])
+    return Agent(name="bench", model=model, instructions="x", tools=[tool_])
 
 
 class _InstantApprover(InMemoryInteractiveProvider):
@@ -74,8 +79,8 @@ class _InstantApprover(InMemoryInteractiveProvider):
             )
 
 
-async def _round_trips(runner: Runner, n: int) -> float:
-    agent = _agent()
+async def _round_trips(runner: Runner, n: int, tool_: Any = drop_table) -> float:
+    agent = _agent(tool_)
     for _ in range(50):
         await runner.run(agent, user_message="go")
     samples = []
@@ -103,6 +108,13 @@ def bench_round_trips() -> None:
     else:
         theirs = peer.round_trip_us(500)
         row(label, f"{us:.0f} µs ({theirs / us:.1f}x faster)", f">= {SPEEDUP}x", f"{theirs:.0f} µs")
+    # The same with @tool(inline=True): the body runs on the event loop, as the LangGraph
+    # peer's tool node runs its tool in the calling thread. Shown for the cost of afk's
+    # default (a worker thread per sync call, so a blocking tool cannot stall the loop);
+    # the target is the default's.
+    us = asyncio.run(_round_trips(interactive, 2000, drop_table_inline))
+    theirs_text = "" if peer is None else f"{theirs / us:.1f}x faster"
+    row("  same, @tool(inline=True) (median)", f"{us:.0f} µs {theirs_text}".strip(), "")
     headless = Runner(policy_engine=GATE, config=RunnerConfig(interaction_mode="headless"))
     us = asyncio.run(_round_trips(headless, 2000))
     row("headless gated round trip (median)", f"{us:.0f} µs", "")
