@@ -146,10 +146,12 @@ def rewake(run_id: str, now: float) -> Proc[None]:
     transaction. The run row is locked first, so two decisions on one run's requests take
     turns and the second counts the first (SET_WAKE, a statement of its own, sees what
     committed before it started, in READ COMMITTED): otherwise each could count the other's
-    request as still pending and leave a wake_at in the future."""
-    paused = yield Q(r.PAUSED_RUN, (run_id,), fetch="one", lock=FOR_UPDATE)
-    if paused is not None:  # else it has no wake_at to keep
-        yield Q(r.SET_WAKE, r.rewake_params(run_id, now))
+    request as still pending and leave a wake_at in the future. Nothing is read back: the
+    server runs the statements in order, so the lock is held before SET_WAKE starts, and
+    SET_WAKE changes only a paused run (a pipelined Postgres transaction waits for no
+    result here)."""
+    yield Q(r.PAUSED_RUN, (run_id,), lock=FOR_UPDATE)
+    yield Q(r.SET_WAKE, r.rewake_params(run_id, now))
 
 
 # -- requests ------------------------------------------------------------------------------

@@ -301,3 +301,24 @@ async def test_a_v3_store_gets_its_ready_index(store: RunStore, backend: Backend
         assert [r.run_id for r in await upgraded.ready_runs(now=700.0)] == ["decided", "fresh"]
     finally:
         await upgraded.close()
+
+
+async def test_two_decisions_on_one_run_at_once_leave_it_ready(
+    store: RunStore, backend: Backend
+) -> None:
+    """Each decision recomputes wake_at from the run's pending requests; taken at once (two
+    connections), neither may count the other's request as still pending."""
+    other = backend.open()
+    try:
+        for i in range(10):
+            run_id, first, second = f"r{i}", f"q{i}a", f"q{i}b"
+            await store.save_run(
+                run(run_id),
+                requests=[request(first, run_id, expires_at=FAR),
+                          request(second, run_id, expires_at=FAR)],
+            )  # fmt: skip
+            await asyncio.gather(decide(store, first), decide(other, second))
+            ready = await store.ready_runs(now=NOW + 1, limit=100)
+            assert run_id in [r.run_id for r in ready], f"run {run_id} left waiting"
+    finally:
+        await other.close()
