@@ -6,15 +6,22 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import sqlite3
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
+
+if sys.platform != "win32":  # no flock there: writers wait in SQLite's busy handler only
+    import fcntl
 
 from afk.store import _common as c
 from afk.store._procs import LockLog, Notify, Proc, Q
 
 T = TypeVar("T")
+TURN_WAIT_S = 5.0  # at most this long for a writer's turn (then SQLite's lock decides)
 _SERIAL = "INTEGER PRIMARY KEY AUTOINCREMENT"  # AUTOINCREMENT: ids are never reused
 
 
@@ -23,19 +30,92 @@ def _sql(template: str) -> str:
     return c.render(template, prefix="", postgres=False, real="REAL", serial=_SERIAL, blob="BLOB")
 
 
+class WriterTurns:
+    """afk's writers to one SQLite file take turns on an ``flock`` of ``<path>.lock`` before
+    SQLite's own write lock. A writer SQLite finds the file locked for sleeps in its busy
+    handler (1, 2, 5, 10... ms) before it looks again; one waiting here wakes the moment the
+    writer before it commits. SQLite's lock still decides (other programs do not take this
+    one); on Windows, or when the lock file cannot be opened, writers simply do not take
+    turns here."""
+
+    __slots__ = ("_fd", "path")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """The turn, until the block ends (its transaction committed or rolled back)."""
+        fd = self._open()
+        if fd is None:
+            yield
+            return
+        taken = _take(fd)
+        try:
+            yield
+        finally:
+            if taken:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _open(self) -> int | None:
+        if sys.platform == "win32":
+            return None
+        if self._fd is None:
+            try:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError:
+                return None  # a read-only directory: SQLite reports any write itself
+        return self._fd
+
+    def close(self) -> None:
+        """Close the lock file (the store is closing)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _take(fd: int) -> bool:
+    """Wait for the turn, polling from 50 µs up to 1 ms apart (finer than SQLite's busy
+    handler, and bounded: a holder that hangs must not hang every other writer). After
+    ``TURN_WAIT_S`` the writer goes on without it and SQLite's own lock and busy timeout
+    decide, as they would without turns. This store's own descriptor: threads of one
+    process take turns too."""
+    if sys.platform == "win32":
+        return False
+    deadline, pause = time.monotonic() + TURN_WAIT_S, 50e-6
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(pause)
+            pause = min(pause * 2, 1e-3)
+
+
+class Connection(sqlite3.Connection):
+    """The store's connection (``sqlite3.connect(factory=...)``): it carries its turns."""
+
+    turns: WriterTurns | None = None
+
+
 @contextmanager
 def _write(conn: sqlite3.Connection) -> Iterator[None]:
     # IMMEDIATE: the write lock is taken before the first read, so a compare-and-set read
     # cannot be overtaken by another process's write before its update (row locks, on
     # Postgres, are Q.lock; SQLite has no need of them).
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        if conn.in_transaction:
-            conn.rollback()
-        raise
-    conn.commit()
+    turns = getattr(conn, "turns", None)
+    with turns.held() if turns is not None else contextlib.nullcontext():
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if conn.in_transaction:
+                conn.rollback()
+            raise
+        conn.commit()
 
 
 @contextmanager
@@ -58,7 +138,10 @@ def drive(
     """Run ``proc`` to its end on ``conn`` (in one BEGIN IMMEDIATE transaction when ``tx``;
     else each statement commits by itself); its result, and whether it asked to notify.
     ``durable=False``: the procedure writes only leases (see lease_only)."""
-    with contextlib.nullcontext() if durable else lease_only(conn):
+    if durable:
+        return _drive(conn, proc, tx=tx)
+    turns = getattr(conn, "turns", None) if not tx else None  # tx: _write takes its turn
+    with lease_only(conn), turns.held() if turns is not None else contextlib.nullcontext():
         return _drive(conn, proc, tx=tx)
 
 

@@ -26,7 +26,7 @@ from afk.store import _ready as r
 from afk.store._docs import documented_as
 from afk.store._ops import StoreOps
 from afk.store._procs import Proc
-from afk.store._sqlite_driver import _sql, _write, drive
+from afk.store._sqlite_driver import Connection, WriterTurns, _sql, _write, drive
 from afk.store._sqlite_ready import WATCH_INTERVAL_S, SQLiteReady, Watcher
 from afk.store.store import RunStore
 
@@ -119,6 +119,7 @@ class SQLiteStore(SQLiteReady, StoreOps):
         self._closed = False
         self._keys = keys
         self._watcher = Watcher(self.path)
+        self._turns = WriterTurns(self.path + ".lock")
         # The data version the first readiness query since the last wait saw.
         self._mark: int | None = None
         self._marked = False
@@ -144,8 +145,13 @@ class SQLiteStore(SQLiteReady, StoreOps):
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
             # isolation_level=None: no implicit transactions; every write is explicit.
             conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+                self.path,
+                timeout=BUSY_TIMEOUT_S,
+                isolation_level=None,
+                check_same_thread=False,
+                factory=Connection,
             )
+            conn.turns = self._turns
             try:
                 conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
                 _enable_wal(conn)
@@ -231,6 +237,7 @@ class SQLiteStore(SQLiteReady, StoreOps):
                 if self._conn is not None:
                     self._conn.close()
                     self._conn = None
+                self._turns.close()
             self._watcher.close()
 
         await asyncio.to_thread(work)
