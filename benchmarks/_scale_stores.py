@@ -5,15 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-import sys
 import uuid
 from typing import Protocol
 
 import _scale_clone as clone
+from _pg import PG_DSN, reachable
 
 from afk.audit.keys import Keyring
-
-PG_DSN = os.environ.get("AFK_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 class Backend(Protocol):
@@ -122,12 +120,6 @@ async def sqlite_backend(tmp: str, label: str) -> SQLiteBackend:
 
 async def postgres_backend() -> PostgresBackend | None:
     """A fresh schema on the bench server, or None (with a note) when it is unreachable."""
-    try:
-        import psycopg
-
-        async with await psycopg.AsyncConnection.connect(PG_DSN, connect_timeout=3):
-            pass
-    except Exception as exc:
-        print(f"postgres: skipped, {PG_DSN} unreachable ({type(exc).__name__})", file=sys.stderr)
+    if not await reachable():
         return None
     return PostgresBackend(PG_DSN, f"afk_scale_{uuid.uuid4().hex[:10]}")

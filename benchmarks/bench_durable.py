@@ -34,12 +34,13 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from _pg import PG_DSN
+
 from afk.agents import Agent, ApprovalDecision, PolicyEngine, PolicyRule
 from afk.core import InMemoryInteractiveProvider, Runner, RunnerConfig
 from afk.llms import FunctionModel, ModelResponse, ToolCall, ToolMessage, UserMessage
 from afk.tools import tool
 
-PG_DSN = os.environ.get("AFK_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 GB = 1_000_000_000
 TIMED = 200  # paused runs for the pause / decision / external resume timings
 INTERACTIVE = 40  # interactive resolve-to-tool-start samples

@@ -28,6 +28,8 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from _pg import PG_DSN, reachable
+
 from afk.approvals.requests import ApprovalRequest
 from afk.core import Runner
 from afk.core._snapshot import to_json
@@ -36,7 +38,6 @@ from afk.store import _common as c
 from afk.store import _seal as s
 from afk.store.store import RequestRecord, RunRecord, RunStore
 
-PG_DSN = os.environ.get("AFK_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 SIZES = [int(a) for a in sys.argv[1:]] or [1_000, 10_000, 100_000]
 BATCH = 5_000
 TARGET_MS = 5.0
@@ -160,13 +161,7 @@ async def _bench(name: str, url: str) -> None:
 
 
 async def _postgres_url() -> str | None:
-    try:
-        import psycopg
-
-        async with await psycopg.AsyncConnection.connect(PG_DSN, connect_timeout=3):
-            pass
-    except Exception as exc:
-        print(f"postgres: skipped, {PG_DSN} unreachable ({type(exc).__name__})")
+    if not await reachable():
         return None
     return f"{PG_DSN}?afk_schema=afk_bench_{uuid.uuid4().hex[:10]}"
 

@@ -32,12 +32,13 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
+from _pg import PG_DSN, reachable
+
 from afk.store import PostgresStore, SQLiteStore
 from afk.store import _common as c
 from afk.store import _ready as r
 from afk.store.store import RequestRecord, RunRecord, RunStore
 
-PG_DSN = os.environ.get("AFK_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 SIZES = [int(a) for a in sys.argv[1:]] or [1_000, 10_000, 100_000]
 PG_MAX = 10_000
 BATCH = 5_000
@@ -180,13 +181,7 @@ async def _bench(name: str, make: Callable[[], RunStore], sizes: list[int]) -> N
 
 
 async def _postgres_schema() -> str | None:
-    try:
-        import psycopg
-
-        async with await psycopg.AsyncConnection.connect(PG_DSN, connect_timeout=3):
-            pass
-    except Exception as exc:
-        print(f"postgres: skipped, {PG_DSN} unreachable ({type(exc).__name__})")
+    if not await reachable():
         return None
     return f"afk_bench_{uuid.uuid4().hex[:10]}"
 

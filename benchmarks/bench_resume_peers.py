@@ -69,8 +69,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from _pg import PG_DSN
+
 HERE = Path(__file__).resolve().parent
-PG_DSN = os.environ.get("AFK_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 WARMUP = 20
 os.environ.setdefault("AFK_SECRET_KEY", secrets.token_hex(32))  # one key for every process
 TOOL_STARTS: list[float] = []  # perf_counter() at the start of each afk refund body
@@ -81,32 +82,14 @@ Sample = Callable[[int], Awaitable[float]]  # sample i -> seconds from timer sta
 
 # -- afk's side (imported lazily: a child measuring LangGraph must not import afk) -----------
 def afk_scenario() -> tuple[Any, Callable[[], Any], Any, Any]:
-    """(policy, agent factory, allow decision, external config) of the refund agent."""
-    from afk.agents import Agent, ApprovalDecision, PolicyEngine, PolicyRule
-    from afk.core import RunnerConfig
-    from afk.llms import FunctionModel, ModelResponse, ToolCall, ToolMessage, UserMessage
-    from afk.tools import tool
+    """(policy, agent factory, allow decision, external config): bench_durable's refund agent,
+    whose tool body appends to TOOL_STARTS (imported here, not at the top, so a child timing
+    LangGraph never imports afk)."""
+    import bench_durable as d
 
-    @tool
-    def refund(order: str, amount: int) -> str:
-        """Refund an order."""
-        TOOL_STARTS.append(time.perf_counter())
-        return f"refunded {amount} on {order}"
-
-    def model(messages: list[Any], tools: list[Any]) -> Any:
-        order = next(m.content for m in messages if isinstance(m, UserMessage))
-        if not any(isinstance(m, ToolMessage) for m in messages):
-            return ToolCall("refund", {"order": order, "amount": 250})
-        return ModelResponse(text=f"{order}: done")
-
-    def agent() -> Agent:
-        return Agent("billing", FunctionModel(model, name="billing-model"), "You refund.",
-                     tools=[refund])  # fmt: skip
-
-    rule = PolicyRule("refunds-need-approval", condition=lambda e: e.tool_name == "refund",
-                      action="request_approval", reason="Refunds need a human.")  # fmt: skip
-    allow = ApprovalDecision(kind="allow", approver="bench")
-    return PolicyEngine([rule]), agent, allow, RunnerConfig(interaction_mode="external")
+    global TOOL_STARTS
+    TOOL_STARTS = d.TOOL_STARTS  # the list the refund body appends to
+    return d.POLICY, d.agent, d.ALLOW, d.EXTERNAL
 
 
 async def afk_pause(runner: Any, agent: Callable[[], Any], order: str) -> tuple[str, str]:
