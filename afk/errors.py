@@ -9,7 +9,10 @@ AfkError
 │   ├── AsyncConditionError   sync evaluate()/explain() met an async condition (also a TypeError)
 │   ├── _RuleFieldError       afk.agents.rules: a PolicyRule field, naming the rule and the field
 │   ├── ApprovalSettingsError  afk.approvals.settings: an approval setting that cannot work
-│   └── AmbiguousIdError      afk.cli._ids: an id prefix more than one record's id starts with
+│   ├── AmbiguousIdError      afk.cli._ids: an id prefix more than one record's id starts with
+│   ├── ModelSettingsError    afk.llms.settings: a ModelSettings field out of range, naming it
+│   ├── UnsupportedSettingError  afk.llms.settings: a setting the provider cannot honour
+│   └── MCPNotInstalledError  afk.mcp: afk.mcp used without the mcp extra (the install hint)
 ├── ModelError                a model call failed during a run
 │   ├── FallbackExhaustedError  afk.llms: every model of a FallbackModel failed
 │   └── ProviderError         afk.llms: a provider's API refused or failed the call
@@ -25,23 +28,33 @@ AfkError
 │   ├── AlreadyDecidedError   the request was decided before; the first decision stands
 │   ├── RequestExpiredError   the request passed its deadline or its run ended
 │   ├── InvalidDecisionError  the decision itself is malformed (bad kind, bad edited args)
+│   │   ├── BodyError      afk.console._decision: an HTTP body or parameter, naming the field
 │   │   └── InvalidPrincipalError  an approver id that is empty or holds hidden characters
 │   ├── UnauthorizedApproverError  this person may not decide this request (or not alone)
 │   └── DuplicateVoteError    this approver already voted on a request that needs a quorum
 ├── RunError                  a run could not continue (limits); ends the run ``failed``
+│   └── OutputValidationError  afk.llms._output: the final answer never fit the output_type
 ├── RunNotFoundError          no stored run with this id
 ├── RunNotResumableError      the stored run already ended, or belongs to another agent
 ├── RunLockedError            another worker holds the run's lease
+├── ThreadBusyError           another run is on this conversation thread (running or paused)
 ├── GrantNotFoundError        no standing grant with this id
+├── TokenNotFoundError        no API token with this id (afk tokens revoke)
 ├── LedgerError               afk.audit: the ledger does not verify, so it is not signed
+├── MCPError                  afk.mcp: an MCP server could not be used (a listing afk refuses)
+│   ├── MCPConnectionError    the server could not be started or reached, went away, or timed out
+│   └── MCPToolError          the server failed or refused a tool call (``isError``, ...)
 └── StoreError                the run store failed or holds data this code cannot read
     ├── TamperedRecordError   a stored record's MAC does not verify: it was changed outside afk
     ├── SnapshotVersionError  afk.core._snapshot: a checkpoint of a schema this code cannot read
     ├── SnapshotJoinError     afk.core._snapshot: a checkpoint naming a row the store lacks
     └── LedgerEntryError      afk.audit.entries: a ledger entry of no known kind, or misfitting
 
-Exceptions whose names start with ``_`` (and ``Paused``, ``SpecError``) are control flow inside
-afk: each is caught where it is raised and never reaches a caller.
+Each class carries ``http_status``, the status the HTTP API (afk.console) answers it with,
+so that mapping lives here, next to the tree, and nowhere else.
+
+Exceptions whose names start with ``_`` (and ``Paused``, ``ToolPaused``, ``SpecError``) are
+control flow inside afk: each is caught where it is raised and never reaches a caller.
 """
 
 from __future__ import annotations
@@ -50,9 +63,14 @@ from __future__ import annotations
 class AfkError(Exception):
     """Root of every afk error."""
 
+    # Not typing.ClassVar: importing afk must not import typing. Read from the class.
+    http_status: int = 500  # the server's fault unless a subclass says otherwise
+
 
 class ConfigurationError(AfkError, ValueError):
     """Bad configuration, raised where it is written (constructors) or before a run starts."""
+
+    http_status = 422
 
 
 class ModelNotFoundError(ConfigurationError):
@@ -79,6 +97,8 @@ class InvalidArgumentsError(AfkError, ValueError):
     ``amount`` or ``items[2].price`` (empty: the whole value); ``detail`` is the message
     without ``what``, the thing that was being read."""
 
+    http_status = 422
+
     def __init__(self, detail: str, *, path: str = "", what: str | None = None) -> None:
         self.path = path
         self.detail = detail
@@ -88,6 +108,8 @@ class InvalidArgumentsError(AfkError, ValueError):
 class InteractionError(AfkError):
     """A decision for an approval or input request was refused."""
 
+    http_status = 409
+
     def __init__(self, message: str, *, request_id: str | None = None) -> None:
         self.request_id = request_id
         super().__init__(message)
@@ -96,12 +118,16 @@ class InteractionError(AfkError):
 class UnknownRequestError(InteractionError, KeyError):
     """No request with this id is known."""
 
+    http_status = 404
+
     def __str__(self) -> str:  # KeyError would otherwise repr() the message
         return str(self.args[0])
 
 
 class AlreadyDecidedError(InteractionError):
     """The request already has a decision; the first one stands."""
+
+    http_status = 409
 
     def __init__(self, message: str, *, request_id: str | None, first_decision: object) -> None:
         self.first_decision = first_decision
@@ -111,9 +137,13 @@ class AlreadyDecidedError(InteractionError):
 class RequestExpiredError(InteractionError):
     """The request passed its ``expires_at`` or its run stopped before a decision arrived."""
 
+    http_status = 410
+
 
 class InvalidDecisionError(InteractionError, ValueError):
     """The decision is malformed: a bad ``kind``, or edited arguments the tool does not accept."""
+
+    http_status = 422
 
 
 class InvalidPrincipalError(InvalidDecisionError):
@@ -124,9 +154,13 @@ class InvalidPrincipalError(InvalidDecisionError):
 class UnauthorizedApproverError(InteractionError):
     """The approver is not among the request's approvers, or approves their own run."""
 
+    http_status = 403
+
 
 class DuplicateVoteError(InteractionError):
     """This approver already voted; a quorum needs distinct approvers."""
+
+    http_status = 409
 
 
 class RunError(AfkError):
@@ -136,6 +170,8 @@ class RunError(AfkError):
 class RunNotFoundError(AfkError, KeyError):
     """No stored run with this id."""
 
+    http_status = 404
+
     def __str__(self) -> str:
         return str(self.args[0])
 
@@ -143,13 +179,40 @@ class RunNotFoundError(AfkError, KeyError):
 class RunNotResumableError(AfkError):
     """The stored run cannot be resumed (it ended, or the agent does not match)."""
 
+    http_status = 409
+
 
 class RunLockedError(AfkError):
     """Another worker holds the run's lease; it is being resumed there."""
 
+    http_status = 409
+
+
+class ThreadBusyError(AfkError):
+    """Another run is on this conversation thread (running, or paused for a decision):
+    one run per thread at a time. ``run_id`` names it."""
+
+    http_status = 409
+
+    def __init__(self, message: str, *, thread_id: str, run_id: str | None) -> None:
+        self.thread_id = thread_id
+        self.run_id = run_id
+        super().__init__(message)
+
 
 class GrantNotFoundError(AfkError, KeyError):
     """No standing grant with this id."""
+
+    http_status = 404
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class TokenNotFoundError(AfkError, KeyError):
+    """No API token with this id."""
+
+    http_status = 404
 
     def __str__(self) -> str:
         return str(self.args[0])
@@ -189,6 +252,8 @@ __all__ = [
     "RunNotResumableError",
     "StoreError",
     "TamperedRecordError",
+    "ThreadBusyError",
+    "TokenNotFoundError",
     "UnauthorizedApproverError",
     "UnknownRequestError",
 ]

@@ -21,6 +21,7 @@ TESTED = {
     "external_worker.py": "test_external_run_is_approved_from_the_shell_and_resumed_once",
     "openai_compatible.py": "test_openai_compatible_example_talks_to_the_server_in_the_env",
     "multi_worker_postgres.py": "test_two_postgres_workers_resume_every_run_exactly_once",
+    "mcp_gated.py": "test_mcp_gated_example_asks_before_destructive_mcp_tools",
 }
 
 
@@ -45,6 +46,16 @@ def test_refund_agent_lets_small_refunds_through_and_asks_finance(tmp_path: Path
     assert "A-1002    250  refunded 250 on A-1002" in out
     assert "A-1003   5000  not run: denied: Refunds over 1000" in out
     assert "paid: [('A-1001', 40), ('A-1002', 250)]" in out
+
+
+def test_mcp_gated_example_asks_before_destructive_mcp_tools(tmp_path: Path) -> None:
+    done = run("python", example("mcp_gated.py"), cwd=tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert out.count("approval needed:") == 2 and "(rule shop-cancellations-by-alice)" in out
+    assert "shop__list_orders    {'result': 'ada: A-1001, A-1002'}" in out
+    assert "shop__cancel_order   denied: the customer still wants it" in out
+    assert "completed Done:" in out
 
 
 def _store_log(url: str) -> list[Any]:

@@ -85,6 +85,17 @@ EXPECTED = {
         re.escape("completed ['dropped old_logs'] Done."),
     ],
     "asyncio.run(pause_then_finish())": [r"paused req_\w+", "completed Done."],
+    "asyncio.run(chat())": [
+        re.escape("Hello! Which order?"),
+        "asked: refunds need a human",
+        "asked: A-1 was refunded last week",
+        re.escape("Done: refunded 80 on A-1."),
+        "9 You're welcome.",
+    ],
+    "asyncio.run(main_mcp())": [
+        re.escape("notes__read_note {'result': 'note a: buy milk'}"),
+        "notes__delete_note denied: headless mode: approval_fallback=deny",
+    ],
     "print(policy.evaluate(refund).action)": [
         r"\s+big-refunds\s+10\s+request_approval\s+DECIDED",
         "request_approval",

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         UserInputDecision,
         UserInputRequest,
     )
+    from afk.llms.settings import ModelSettings
 
 _LAZY: dict[str, str] = {
     "PolicyExplanation": "afk.agents._policy_explain",
@@ -46,6 +47,7 @@ _LAZY: dict[str, str] = {
     "GrantSpec": "afk.approvals.requests",
     "UserInputDecision": "afk.approvals.requests",
     "UserInputRequest": "afk.approvals.requests",
+    "ModelSettings": "afk.llms.settings",
 }
 
 __all__ = [
@@ -54,6 +56,7 @@ __all__ = [
     "ApprovalRequest",
     "ApproverDirectory",
     "GrantSpec",
+    "ModelSettings",
     "PolicyDecision",
     "PolicyEngine",
     "PolicyEvent",

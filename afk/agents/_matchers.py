@@ -167,14 +167,18 @@ class Predicate:
             return f"{shown} is not {_ORDER_SYMBOLS[op]} {_short(operand)}"
         if op in ("regex", "prefix") and not isinstance(value, str):
             return f"{shown} is not a string"
-        text = {
-            "eq": f"is not {_short(operand)}",
-            "ne": f"equals {_short(operand)}",
-            "in": f"is not in {_short(list(operand))}",
-            "not_in": f"is in {_short(list(operand))}",
-            "regex": f"does not match regex {_short(getattr(operand, 'pattern', operand))}",
-            "prefix": f"does not start with {' or '.join(repr(p) for p in operand)}",
-        }[op]
+        # Only the operator's own text is built: the others could not take its operand
+        # (a number is no list).
+        if op == "eq":
+            text = f"is not {_short(operand)}"
+        elif op == "ne":
+            text = f"equals {_short(operand)}"
+        elif op in ("in", "not_in"):
+            text = f"{'is not in' if op == 'in' else 'is in'} {_short(list(operand))}"
+        elif op == "regex":
+            text = f"does not match regex {_short(getattr(operand, 'pattern', operand))}"
+        else:
+            text = f"does not start with {' or '.join(repr(p) for p in operand)}"
         return f"{shown} {text}"
 
 
@@ -276,7 +280,7 @@ def _compile_predicates(spec: object) -> tuple[Predicate, ...]:
 class RuleMatcher:
     """All of a rule's declarative matchers; every one present must hold."""
 
-    __slots__ = ("agent", "context", "tool", "when")
+    __slots__ = ("agent", "annotations", "context", "server", "tool", "when")
 
     def __init__(
         self,
@@ -284,8 +288,12 @@ class RuleMatcher:
         agent: Globs | None,
         when: tuple[Predicate, ...],
         context: tuple[Predicate, ...],
+        *,
+        server: Globs | None = None,
+        annotations: tuple[Predicate, ...] = (),
     ) -> None:
         self.tool, self.agent, self.when, self.context = tool, agent, when, context
+        self.server, self.annotations = server, annotations
 
     def matches(self, event: PolicyEvent) -> bool:
         if self.tool is not None:
@@ -294,6 +302,13 @@ class RuleMatcher:
                 return False
         if self.agent is not None and not self.agent.matches(event.agent_name):
             return False
+        if self.server is not None:
+            server = event.tool_server
+            if server is None or not self.server.matches(server):
+                return False
+        for predicate in self.annotations:
+            if not predicate.test(event.tool_annotations):
+                return False
         for predicate in self.when:
             if not predicate.test(event.tool_args):
                 return False
@@ -305,7 +320,10 @@ class RuleMatcher:
             return why
         if self.agent is not None and (why := self.agent.why_not("agent", event.agent_name)):
             return why
+        if self.server is not None and (why := self.server.why_not("server", event.tool_server)):
+            return why
         for label, predicates, mapping in (
+            ("annotations", self.annotations, event.tool_annotations),
             ("when", self.when, event.tool_args),
             ("context", self.context, event.context),
         ):

@@ -46,6 +46,11 @@ _RULE_FIELDS: dict[str, tuple[dict[str, Any], str]] = {
     "when": _PREDICATES,
     "agent": _GLOBS,
     "context": _PREDICATES,
+    "server": _GLOBS,
+    "annotations": (
+        {"type": "object"},
+        "a mapping of MCP tool annotation to predicate, e.g. {destructiveHint: true}",
+    ),
     "action": ({"enum": list(ACTIONS)}, f"one of {_ACTION_LIST}"),
     "reason": ({"type": ["string", "null"]}, "a string"),
     "priority": ({"type": "integer"}, "an integer"),

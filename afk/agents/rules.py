@@ -39,7 +39,11 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PolicyEvent:
     """What a rule's condition sees. ``tool_args`` is a copy and ``context`` is read-only,
-    so a condition can never change what executes."""
+    so a condition can never change what executes.
+
+    ``tool_annotations`` and ``tool_server`` describe the tool, not the call: an MCP tool's
+    hints (``readOnlyHint``, ``destructiveHint``, ``idempotentHint``, ``openWorldHint``, with
+    the spec's defaults filled in) and its server's name; empty and None for other tools."""
 
     event_type: EventType = "tool_before_execute"
     run_id: str = ""
@@ -50,6 +54,8 @@ class PolicyEvent:
     tool_args: Mapping[str, Any] = field(default_factory=dict)
     tool_call_id: str | None = None
     context: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    tool_annotations: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    tool_server: str | None = None
 
     def __post_init__(self) -> None:
         if self.event_type not in EVENT_TYPES:
@@ -58,6 +64,9 @@ class PolicyEvent:
             )
         if not isinstance(self.context, MappingProxyType):
             object.__setattr__(self, "context", MappingProxyType(dict(self.context)))
+        if not isinstance(self.tool_annotations, MappingProxyType):
+            annotations = MappingProxyType(dict(self.tool_annotations))
+            object.__setattr__(self, "tool_annotations", annotations)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -151,9 +160,12 @@ class PolicyRule:
     """One rule: when it matches an event in ``event_types``, take ``action``.
 
     A rule matches when ``condition`` (a callable) and every declarative matcher given hold:
-    ``tool``/``agent`` are fnmatch globs (or lists of them) on the tool and agent name, and
-    ``when``/``context`` are predicates over the tool arguments and the run context, e.g.
-    ``{"amount": {"gt": 100}, "owner.email": {"regex": "@corp$"}, "db": "prod"}``. No matcher at
+    ``tool``/``agent``/``server`` are fnmatch globs (or lists of them) on the tool, agent and
+    MCP server name, and ``when``/``context``/``annotations`` are predicates over the tool
+    arguments, the run context and the tool's MCP annotations, e.g.
+    ``{"amount": {"gt": 100}, "owner.email": {"regex": "@corp$"}, "db": "prod"}`` or
+    ``{"destructiveHint": True}``. A tool that is not an MCP tool has no server and no
+    annotations: a ``server`` glob or an annotation's value never matches it. No matcher at
     all matches every event in scope. A ``shadow`` rule is evaluated and reported, never enforced.
 
     ``stop_run`` (only with ``deny``) ends the run. ``input_target_arg`` (only with
@@ -188,6 +200,8 @@ class PolicyRule:
     when: Mapping[str, Any] | None = field(default=None, hash=False)
     agent: str | Sequence[str] | None = None
     context: Mapping[str, Any] | None = field(default=None, hash=False)
+    server: str | Sequence[str] | None = None
+    annotations: Mapping[str, Any] | None = field(default=None, hash=False)
     shadow: bool = False
     approvers: tuple[str, ...] = ()
     quorum: int = 1
@@ -292,21 +306,28 @@ class PolicyRule:
 
     def _compile_matchers(self) -> RuleMatcher | None:
         globs: dict[str, Globs | None] = {}
-        for name in ("tool", "agent"):
+        for name in ("tool", "agent", "server"):
             value = getattr(self, name)
             if value is not None:
                 patterns = parse_globs(value, name)
                 object.__setattr__(self, name, patterns)
             globs[name] = None if value is None else Globs(patterns)
         predicates: dict[str, Any] = {}
-        for name in ("when", "context"):
+        for name in ("when", "context", "annotations"):
             value = getattr(self, name)
             predicates[name] = () if value is None else compile_predicates(value, name)
             if value is not None:
                 object.__setattr__(self, name, MappingProxyType(dict(value)))
         if not any((*globs.values(), *predicates.values())):
             return None
-        return RuleMatcher(globs["tool"], globs["agent"], predicates["when"], predicates["context"])
+        return RuleMatcher(
+            globs["tool"],
+            globs["agent"],
+            predicates["when"],
+            predicates["context"],
+            server=globs["server"],
+            annotations=predicates["annotations"],
+        )
 
 
 # -- building decisions ------------------------------------------------------------------------

@@ -49,6 +49,8 @@ class ApprovalRequest:
     deny_decides: bool = True
     # What a reviewer may do: allow, deny, edit (allow with changed arguments), grant.
     allowed_decisions: tuple[str, ...] = DECISION_OPTIONS
+    # What a tool asking from inside its body (ToolContext.request_approval) shows besides.
+    details: dict[str, Any] | None = None
     kind: Literal["approval"] = "approval"
 
 
@@ -72,6 +74,9 @@ class UserInputRequest:
     thread_id: str | None = None
     tool_schema: dict[str, Any] | None = None
     requested_by: str | None = None
+    # A JSON schema the answer must fit (ToolContext.request_input(schema=...)): checked
+    # when the answer is submitted, so one that does not fit leaves the request pending.
+    input_schema: dict[str, Any] | None = None
     kind: Literal["user_input"] = "user_input"
 
 
@@ -194,19 +199,57 @@ def validate_decision(request: Request, decision: Decision) -> None:
         schema = request.tool_schema
         if schema is None:
             return
-        import jsonschema
-
-        validator = jsonschema.Draft202012Validator(schema)
-        errors = sorted(validator.iter_errors(dict(decision.updated_tool_args)), key=str)
-        if errors:
-            parts = []
-            for err in errors:
-                where = ".".join(str(p) for p in err.absolute_path) or "(arguments)"
-                parts.append(f"{where}: {err.message}")
+        problems = _misfits(schema, dict(decision.updated_tool_args), "(arguments)")
+        if problems:
             raise InvalidDecisionError(
-                f"updated_tool_args for tool {request.tool_name!r} rejected: " + "; ".join(parts),
+                f"updated_tool_args for tool {request.tool_name!r} rejected: {problems}",
                 request_id=request.request_id,
             )
+    if (
+        isinstance(request, UserInputRequest)
+        and isinstance(decision, UserInputDecision)
+        and request.input_schema is not None
+        and decision.kind == "allow"
+    ):
+        input_value(request, decision.value)
+
+
+def input_value(request: UserInputRequest, value: str | None) -> Any:
+    """The answer ``value`` as the asking tool receives it: the text itself when the
+    request's ``input_schema`` is a string schema (or there is none), else the JSON it
+    holds; raises InvalidDecisionError when it does not fit the schema."""
+    schema = request.input_schema
+    if schema is None or value is None or schema.get("type") == "string":
+        found: Any = value
+    else:
+        import json
+
+        try:
+            found = json.loads(value)
+        except ValueError:
+            raise InvalidDecisionError(
+                f"request {request.request_id} wants JSON matching its input_schema; the "
+                f"answer is not JSON: {value[:80]!r}",
+                request_id=request.request_id,
+            ) from None
+    problems = _misfits(schema, found, "(answer)") if schema is not None else ""
+    if problems:
+        raise InvalidDecisionError(
+            f"the answer to request {request.request_id} does not fit its input_schema: {problems}",
+            request_id=request.request_id,
+        )
+    return found
+
+
+def _misfits(schema: Mapping[str, Any], instance: Any, top: str) -> str:
+    """What of ``instance`` ``schema`` rejects, by path ("" when it fits)."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(instance), key=str)
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err.absolute_path) or top}: {err.message}" for err in errors
+    )
 
 
 def _check_strict(request: Request, args: Mapping[str, Any]) -> None:
@@ -220,6 +263,41 @@ def _check_strict(request: Request, args: Mapping[str, Any]) -> None:
         raise InvalidDecisionError(
             f"updated_tool_args rejected: {exc}", request_id=request.request_id
         ) from None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallApproval:
+    """Why a gated tool call is running, as the tool sees it (``ToolContext.approval``).
+
+    ``decided_by`` is ``human`` for a person's decision (``approver``: the authenticated id
+    the store recorded, ``reason``: theirs, ``edited``: they changed the arguments),
+    ``grant`` for a standing grant (``grant_id``), and ``timeout`` / ``fallback`` when an
+    operator's fallback allowed it without anyone deciding.
+    """
+
+    decided_by: DecidedBy | Literal["grant"]
+    request_id: str | None = None
+    approver: str | None = None
+    reason: str | None = None
+    edited: bool = False
+    grant_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolAnswer:
+    """The answer to a question a tool asked from inside its body
+    (``ToolContext.request_approval`` / ``request_input``).
+
+    ``approved``: the human allowed it (for input: answered); ``value``: the input (the JSON
+    it holds when the request had a non-string ``input_schema``); ``decided_by`` as for any
+    request: ``human``, or ``timeout`` / ``fallback`` / ``error`` when nobody decided."""
+
+    request_id: str
+    approved: bool
+    value: Any = None
+    approver: str | None = None
+    reason: str | None = None
+    decided_by: DecidedBy = "human"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -237,6 +315,7 @@ __all__ = [
     "GRANT_SCOPES",
     "ApprovalDecision",
     "ApprovalRequest",
+    "CallApproval",
     "DecidedBy",
     "Decision",
     "DecisionKind",
@@ -245,7 +324,9 @@ __all__ = [
     "GrantSpec",
     "Request",
     "ResolvedDecision",
+    "ToolAnswer",
     "UserInputDecision",
     "UserInputRequest",
+    "input_value",
     "validate_decision",
 ]

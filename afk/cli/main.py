@@ -33,6 +33,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "resume": ("afk.cli.worker_cmd", "resume one paused run, or every ready one"),
     "worker": ("afk.cli.worker_cmd", "resume runs as their decisions arrive, until stopped"),
     "grants": ("afk.cli.grants_cmd", "list and revoke standing grants"),
+    "tokens": ("afk.cli.tokens_cmd", "create, list and revoke API tokens"),
+    "serve": (
+        "afk.cli.serve_cmd",
+        "serve the decision API over HTTP (the console extra)",
+    ),
     "audit": (
         "afk.cli.audit_cmd",
         "verify, export and checkpoint the keyed, chained decision ledger",

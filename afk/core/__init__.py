@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     )
     from afk.core.result import RunResult, ToolExecution
     from afk.core.runner import RunHandle, Runner
+    from afk.core.sessions import InMemorySession, Session, StoreSession
 
 _EXPORTS: dict[str, str] = {
     "HeadlessInteractionProvider": "afk.approvals.providers",
@@ -91,6 +92,9 @@ _EXPORTS: dict[str, str] = {
     "ToolExecution": "afk.core.result",
     "RunHandle": "afk.core.runner",
     "Runner": "afk.core.runner",
+    "InMemorySession": "afk.core.sessions",
+    "Session": "afk.core.sessions",
+    "StoreSession": "afk.core.sessions",
 }
 
 __all__ = [
@@ -103,6 +107,7 @@ __all__ = [
     "GrantUsed",
     "HeadlessInteractionProvider",
     "InMemoryInteractiveProvider",
+    "InMemorySession",
     "InteractionProvider",
     "LLMCalled",
     "LLMCompleted",
@@ -118,7 +123,9 @@ __all__ = [
     "RunWarning",
     "Runner",
     "RunnerConfig",
+    "Session",
     "StepStarted",
+    "StoreSession",
     "TextDelta",
     "ToolCompleted",
     "ToolExecution",

@@ -7,11 +7,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from afk.agents.policy import PolicyDecision
-from afk.approvals.requests import ApprovalDecision, DecidedBy, Decision, Request
+from afk.approvals.requests import ApprovalDecision, DecidedBy, Decision, Request, ToolAnswer
 from afk.canonical import check_json, normalize
 from afk.core.result import ToolExecution
 from afk.errors import InvalidArgumentsError
@@ -58,6 +58,17 @@ class Call:
     waiting: bool = False
     stopped_by_sibling: bool = False
     stop: bool = False
+    # Questions the tool asked from inside its body (afk.core._tool_asks), in order, and the
+    # answers so far; ``new_question``: the last one, until a checkpoint has stored it.
+    questions: list[Request] = field(default_factory=list)
+    answers: list[ToolAnswer] = field(default_factory=list)
+    new_question: Request | None = None
+    question_asked: Any = None  # the provider's pending answer to the last question
+
+    @property
+    def waits_on_question(self) -> bool:
+        """The tool asked a question nobody has answered yet: it is entered again after."""
+        return len(self.answers) < len(self.questions)
 
     @property
     def id(self) -> str:

@@ -28,6 +28,7 @@ from afk.core._records import (
     request_record,
 )
 from afk.core._snapshot import SCHEMA_VERSION, RunSnapshot, dump_snapshot, to_json
+from afk.core._tool_asks import ToolPaused
 from afk.errors import AlreadyDecidedError, RequestExpiredError, StoreError
 from afk.store._seal import record_ok, tamper_log
 from afk.store.store import (
@@ -285,6 +286,8 @@ class Durable:
         if not created and record.status == "done":
             assert record.result is not None
             stored = json.loads(record.result)
+            if "asked" in stored:  # it stopped at a question whose checkpoint never came
+                return StoredOutcome(unknown=True)
             return StoredOutcome(output=stored.get("output"), error=stored.get("error"))
         if not created and not idempotent:
             return StoredOutcome(unknown=True)
@@ -293,6 +296,16 @@ class Durable:
         try:
             output = await invoke()
         except asyncio.CancelledError:
+            raise
+        except ToolPaused as paused:
+            # This entry ends at a question (afk.core._tool_asks): done, with no outcome.
+            asked = {"asked": paused.request.request_id, "error": None, "output": None}
+            await self.store.finish_execution(
+                key,
+                result=canonical_json(asked),
+                now=time.time(),
+                log=[outcome_log(run_id, key, tool_call_id, digest, "asked a human")],
+            )
             raise
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"

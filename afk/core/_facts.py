@@ -53,7 +53,7 @@ class RunFacts:
             tools=setup.agent.tools,
             thread_id=setup.thread_id,
             requested_by=setup.requested_by,
-            context=MappingProxyType(setup.context) if setup.context else _NO_CONTEXT,
+            context=_context(setup),
             config=setup.config,
             provider=setup.provider,
             grants=setup.grants,
@@ -62,3 +62,11 @@ class RunFacts:
             headless=mode == "headless",
             external=mode == "external",
         )
+
+
+def _context(setup: RunSetup) -> Mapping[str, Any]:
+    """The stored context with the resumed run's live one (``resume(context=...)``) over
+    it: the Runner has refused a live key that would change a stored one."""
+    if setup.live_context:
+        return MappingProxyType({**(setup.context or {}), **setup.live_context})
+    return MappingProxyType(setup.context) if setup.context else _NO_CONTEXT

@@ -24,7 +24,7 @@ from afk.core._facts import RunFacts
 from afk.core._gate import PolicyGate
 from afk.core._setup import RunSetup
 from afk.core._snapshot import RunSnapshot, StepState
-from afk.core._tool_call import Prepared, ToolCallRunner
+from afk.core._tool_call import Prepared, StepDone, ToolCallRunner, new_questions
 from afk.core.events import (
     LLMCalled,
     LLMCompleted,
@@ -37,6 +37,8 @@ from afk.core.events import (
 )
 from afk.core.result import RunResult, RunState
 from afk.errors import RunError
+from afk.llms._calling import model_kwargs, run_settings
+from afk.llms._output import OutputValidationError, retries_so_far
 from afk.llms.messages import (
     AssistantMessage,
     Message,
@@ -93,7 +95,10 @@ class Run:
         "emitter",
         "facts",
         "gate",
+        "history",
         "messages",
+        "output",
+        "settings",
         "setup",
         "specs",
         "step",
@@ -110,18 +115,27 @@ class Run:
             setup.run_id, notify if callable(notify) else None, observe_run(setup)
         )
         self.specs: list[ToolSpec] = self.agent.tool_specs
+        self.settings = run_settings(
+            self.agent.model_settings,
+            setup.model_settings,
+            tool_names=list(self.agent.tools),
+            agent_name=self.agent.name,
+        )
+        self.output: Any = None  # the validated answer, with Agent(output_type=...)
         self.cancel_requested = False
         snap = setup.snapshot
         limit = setup.config.max_run_time_s
         if snap is None:
             self.clock = ActiveClock(limit)
-            self.messages: list[Message] = [self.agent.system_message]
+            self.messages: list[Message] = [self.agent.system_message, *setup.history]
             self.messages.append(UserMessage(content=setup.user_message))
+            self.history = len(setup.history)
             self.usage: Usage | None = None
             self.step = 0
         else:
             self.clock = ActiveClock(limit, used=snap.active_s, paused=True)
-            self.messages = list(snap.messages)
+            self.messages = list(snap.messages)  # the Runner put the history back in
+            self.history = snap.history
             self.usage = snap.usage
             self.step = snap.step
             emitter.seq = snap.seq
@@ -151,6 +165,11 @@ class Run:
         )
         if snap is not None:
             self.tool_calls.executions.extend(snap.executions)
+
+    def continue_from(self, history: list[Message]) -> None:
+        """Start after ``history`` (the run's thread so far), before it executes."""
+        self.messages[1:1] = history
+        self.history = len(history)
 
     # -- top level -----------------------------------------------------------------------
     async def execute(self) -> RunResult:
@@ -190,6 +209,8 @@ class Run:
                 if prepared.requests:
                     await self._checkpoint_gated(prepared)
                 done = await self.tool_calls.complete(nxt.step, prepared.calls)
+                if done.asked is not None:
+                    done = await self._questions(done)
                 self.messages.extend(done.messages)
                 nxt = Finish("stopped", final_text) if done.stop else CallModel()
             state, final_text = nxt.state, nxt.text
@@ -229,6 +250,7 @@ class Run:
             error=error,
             usage=self.usage,
             pending_requests=pending,
+            output=self.output,
         )
 
     async def _resume(self, pending: StepState) -> CallModel | Finish:
@@ -237,10 +259,12 @@ class Run:
             allowed = await self._model_gate_decided(pending.step, pending.model_request)
             return CallModel(let_through=True) if allowed else Finish("stopped")
         done = await self.tool_calls.resume_step(pending)
+        if done.asked is not None:
+            done = await self._questions(done)
         self.messages.extend(done.messages)
         return Finish("stopped") if done.stop else CallModel()
 
-    async def _model_step(self, nxt: CallModel) -> RunTools | Finish:
+    async def _model_step(self, nxt: CallModel) -> RunTools | Finish | CallModel:
         """A new step (unless its model call was let through already), its model call, and
         what the model asked for."""
         if not nxt.let_through:
@@ -252,8 +276,26 @@ class Run:
         turn = await self._call_model(self.step)
         self.messages.append(turn)
         if not turn.tool_calls:
-            return Finish("completed", turn.text)
+            return self._final_answer(turn.text)
         return RunTools(self.step, turn.tool_calls, turn.text)
+
+    def _final_answer(self, text: str | None) -> Finish | CallModel:
+        """The model's answer ends the run; with an output type only once it validates: an
+        invalid one goes back to the model with what is wrong, ``max_output_retries`` times."""
+        checker = self.agent.output_validator
+        if checker is None:
+            return Finish("completed", text)
+        value, problem = checker.validate(text)
+        if problem is None:
+            self.output = value
+            return Finish("completed", text)
+        if retries_so_far(self.messages) >= self.agent.max_output_retries:
+            raise OutputValidationError(
+                f"the model's answer did not validate as {checker.spec.name} after "
+                f"max_output_retries={self.agent.max_output_retries} retries: {problem}"
+            )
+        self.messages.append(UserMessage(content=checker.retry_message(problem)))
+        return CallModel()
 
     async def _checkpoint_gated(self, prepared: Prepared) -> None:
         """Persist a step that opened requests. External mode runs the step's calls that
@@ -262,16 +304,32 @@ class Run:
             await self.checkpoint_step(prepared.state(), prepared.requests)
             if self.facts.external:
                 if await self.tool_calls.run_allowed(prepared):
-                    await self.checkpoint_step(prepared.state(), [])
+                    asked = new_questions(prepared.calls)  # their tools asked as they ran
+                    await self.checkpoint_step(prepared.state(), asked)
+                    raise Paused([*prepared.requests, *asked])
                 raise Paused(prepared.requests)
         except BaseException:
             prepared.discard()
             raise
 
+    async def _questions(self, done: StepDone) -> StepDone:
+        """Tools of the step asked humans from inside their bodies (afk.core._tool_asks):
+        store the questions with the step; then pause (external mode), or wait here and
+        enter those tools again, until every call of the step has settled."""
+        while done.asked is not None:
+            asked = done.asked
+            await self.checkpoint_step(asked.state(), asked.requests)
+            if self.facts.external:
+                raise Paused(asked.requests)
+            done = await self.tool_calls.complete(asked.step, asked.calls)
+        return done
+
     async def _finish(self, state: RunState) -> None:
         """Persist the ending. A store failing here must not make run() raise: the result
         says so in ``warnings``; a later resume finds the execution records and does not run
         any tool body twice."""
+        if state != "paused":
+            await self._end_turn(state)
         if self.durable is None:
             return
         try:
@@ -282,6 +340,26 @@ class Run:
             self.emitter.warnings.append(
                 f"could not record the run's end ({state}) in the store: "
                 f"{type(exc).__name__}: {exc}"
+            )
+
+    async def _end_turn(self, state: RunState) -> None:
+        """Hand the thread back: with this run's messages as its next turn when the run
+        completed or stopped, without them when it failed or was cancelled (see
+        afk.core.sessions). Before the run's end is stored: a crash in between resumes the
+        run, which adds the turn again, and the session keeps the first."""
+        session, thread_id = self.setup.session, self.setup.thread_id
+        if session is None or thread_id is None:
+            return
+        run_id = self.setup.run_id
+        try:
+            if state in ("completed", "stopped"):
+                turn = self.messages[1 + self.history :]
+                await session.add_turn(thread_id, run_id=run_id, messages=turn)
+            else:
+                await session.release(thread_id, run_id=run_id)
+        except Exception as exc:
+            self.emitter.warnings.append(
+                f"could not add the run's turn to thread {thread_id!r}: {type(exc).__name__}: {exc}"
             )
 
     def _check_steps(self, done: int) -> None:
@@ -302,6 +380,7 @@ class Run:
             step=self.step,
             seq=self.emitter.seq,
             messages=list(self.messages),
+            history=self.history,
             executions=list(self.tool_calls.executions),
             usage=self.usage,
             active_s=self.clock.used(),
@@ -334,13 +413,19 @@ class Run:
         )
         return AssistantMessage(text=response.text, tool_calls=calls)
 
+    def _model_kwargs(self, model: Any, method: str) -> dict[str, Any]:
+        checker = self.agent.output_validator
+        output = checker.spec if checker is not None else None
+        return model_kwargs(model, method, self.settings, output, self.emitter.warnings)
+
     async def _complete(self, step: int, model: Any) -> ModelResponse:
         stream = getattr(model, "stream", None)
         if not callable(stream):
-            response: ModelResponse = await model.complete(self.messages, self.specs)
+            kwargs = self._model_kwargs(model, "complete")
+            response: ModelResponse = await model.complete(self.messages, self.specs, **kwargs)
             return response
         final: ModelResponse | None = None
-        async for chunk in stream(self.messages, self.specs):
+        async for chunk in stream(self.messages, self.specs, **self._model_kwargs(model, "stream")):
             if isinstance(chunk, str):
                 if chunk:
                     await self.emitter.emit(TextDelta, step, delta=chunk)

@@ -12,7 +12,10 @@ from afk.approvals.approvers import ApproverDirectory
 from afk.approvals.grants import Grants
 from afk.core._snapshot import RunSnapshot
 from afk.core.config import RunnerConfig
+from afk.core.sessions import Session
+from afk.llms.messages import Message
 from afk.llms.model import Model
+from afk.llms.settings import ModelSettings
 from afk.observability import SpanFactory
 from afk.store.store import RunStore
 
@@ -35,6 +38,13 @@ class RunSetup:
     owner: str = ""
     lease_ttl_s: float = 30.0
     snapshot: RunSnapshot | None = None  # set when resuming
+    # The conversation before this run: its thread's history, or run(messages=...).
+    history: tuple[Message, ...] = ()
+    session: Session | None = None  # keeps the thread's turns: set when thread_id is
+    # resume(context=...): live objects for this stretch of the run, never checkpointed.
+    live_context: dict[str, Any] | None = None
     directory: ApproverDirectory | None = None
     grants: Grants | None = None
     tracing: SpanFactory | None = None  # Runner(tracing=...): spans of this run
+    # run(model_settings=...): merged over the agent's, field by field, when the run starts.
+    model_settings: ModelSettings | None = None

@@ -5,6 +5,7 @@ needs once, and nothing the rest of the store or the agent already holds:
 
 - ``run_id``, ``agent_name``, ``thread_id``, ``requested_by``: the run row's own columns;
 - the agent's instructions (the first message): the agent definition, given to resume;
+- the conversation before the run (v4 on; ``history`` counts it): its thread's turns;
 - ``user_message``: the first user message of ``messages``;
 - the requests of the paused step: their request rows, named by ``request_id``
   (``model_request_id`` for a gated model call);
@@ -36,6 +37,7 @@ from afk.approvals import _codec as request_codec
 from afk.approvals.requests import (
     ApprovalDecision,
     Request,
+    ToolAnswer,
     UserInputDecision,
 )
 from afk.canonical import sha256_hex
@@ -54,7 +56,9 @@ if TYPE_CHECKING:
 
 # 2: slim (see above). 3: a policy decision's approval settings are one value, ``approval``;
 # a settled call of the paused step is its execution record alone (the message derives).
-SCHEMA_VERSION = 3
+# 4: ``history``: a run on a conversation thread leaves the thread's earlier messages to the
+# thread (afk.core.sessions); a v3 run has none.
+SCHEMA_VERSION = 4
 
 
 class SnapshotVersionError(StoreError):
@@ -75,6 +79,10 @@ class CallState:
     request: Request | None = None
     # Its record once it settled (the model's message is derived from it: tool_message).
     settled: ToolExecution | None = None
+    # Questions its tool asked from inside its body, and the answers it was given so far
+    # (afk.core._tool_asks): stored by request id, like ``request``.
+    asked: tuple[Request, ...] = ()
+    answers: tuple[ToolAnswer, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,6 +103,9 @@ class RunSnapshot:
     step: int
     seq: int
     messages: list[Message]
+    # How many messages after the instructions are the thread's history: not stored here,
+    # the thread holds them (the Runner puts them back when it resumes the run).
+    history: int = 0
     thread_id: str | None = None
     requested_by: str | None = None
     context: dict[str, Any] = field(default_factory=dict)
@@ -169,7 +180,7 @@ def dump_snapshot(snapshot: RunSnapshot) -> str:
     if not messages or not isinstance(messages[0], SystemMessage):
         # The reader puts the agent's instructions first: a run must start with them.
         raise StoreError(f"run {snapshot.run_id}: its first message is not its instructions")
-    data["messages"] = data["messages"][1:]
+    data["messages"] = data["messages"][1 + snapshot.history :]
     if snapshot.user_message == _first_user(data["messages"]):
         del data["user_message"]
     if snapshot.pending_step is not None:
@@ -186,6 +197,8 @@ def _step_refs(step: StepState, data: dict[str, Any], messages: list[Message]) -
         request = call.pop("request", None)
         if request is not None:
             call["request_id"] = request["request_id"]
+        if "asked" in call:
+            call["asked_ids"] = [r["request_id"] for r in call.pop("asked")]
         if position < len(turn) and turn[position] == state.call:
             del call["call"]
     request = data.pop("model_request", None)
@@ -199,6 +212,7 @@ def _step_refs(step: StepState, data: dict[str, Any], messages: list[Message]) -
 def _requested(step: dict[str, Any]) -> tuple[str, ...]:
     """The request ids a stored step names, in order: what ``paused_ids`` is unless written."""
     found = [c["request_id"] for c in step.get("calls", []) if c.get("request_id") is not None]
+    found += [c["asked_ids"][-1] for c in step.get("calls", []) if c.get("asked_ids")]
     if step.get("model_request_id") is not None:
         found.append(step["model_request_id"])
     return tuple(found)
@@ -265,7 +279,8 @@ def load_snapshot(
 ) -> RunSnapshot:
     """The run ``record`` holds, joined with what its snapshot leaves out: the run's request
     rows (``requests``, by id: at least those of the paused step) and the agent's instructions
-    (``system``; None, for a reader without the agent, leaves them out of ``messages``)."""
+    (``system``; None, for a reader without the agent, leaves them out of ``messages``). The
+    thread's history (``history`` messages) is not put back: see :func:`with_history`."""
     data = _migrated(json.loads(text))
     for name in _ROW_FIELDS:
         data[name] = getattr(record, name)
@@ -333,6 +348,8 @@ def _step_joined(
         request_id = call.pop("request_id", None)
         if request_id is not None:
             call["request"] = request(request_id)
+        if "asked_ids" in call:
+            call["asked"] = [request(i) for i in call.pop("asked_ids")]
         calls.append(call)
     joined = {**data, "calls": calls}
     joined.setdefault("paused_ids", _requested(data))
@@ -436,6 +453,27 @@ def _policy_v3(policy: dict[str, Any]) -> dict[str, Any]:
 
 
 MIGRATIONS[2] = _from_v2
+
+
+def _from_v3(data: dict[str, Any]) -> dict[str, Any]:
+    return data  # v4 added ``history``, whose default (none) is every v3 run's
+
+
+MIGRATIONS[3] = _from_v3
+
+
+def with_history(snapshot: RunSnapshot, history: list[Message]) -> RunSnapshot:
+    """``snapshot`` (read with its instructions) with its thread's history put back after
+    them: the first ``snapshot.history`` messages of ``history``."""
+    if not snapshot.history:
+        return snapshot
+    if len(history) < snapshot.history:
+        raise SnapshotJoinError(
+            f"stored run {snapshot.run_id} continues {snapshot.history} messages of thread "
+            f"{snapshot.thread_id!r}, which holds {len(history)}: it cannot be resumed"
+        )
+    first, rest = snapshot.messages[:1], snapshot.messages[1:]
+    return dataclasses.replace(snapshot, messages=[*first, *history[: snapshot.history], *rest])
 
 
 def args_digest(args: Any) -> str:

@@ -17,7 +17,9 @@ from afk.agents.policy import PolicyDecision, PolicyEvent
 from afk.approvals.grants import scope_values
 from afk.approvals.requests import (
     ApprovalDecision,
+    CallApproval,
     Request,
+    ToolAnswer,
     UserInputDecision,
     UserInputRequest,
 )
@@ -31,6 +33,8 @@ from afk.core._call import (
     tool_message,
 )
 from afk.core._snapshot import CallState, StepState, args_digest
+from afk.core._tool_asks import ToolAsks, ToolPaused, answer_of
+from afk.core._tool_input import tool_asker
 from afk.core.events import GrantUsed, ToolCompleted, ToolStarted
 from afk.core.result import ToolExecution
 from afk.errors import InvalidArgumentsError, RunError
@@ -66,10 +70,14 @@ class Prepared:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StepDone:
-    """A step's tool messages for the model, in call order; ``stop``: the run must stop."""
+    """A step's tool messages for the model, in call order; ``stop``: the run must stop.
+    ``asked``: some tool asked a human from inside its body and waits for the answer: the
+    step is not done; the loop checkpoints ``asked`` and hands it to :meth:`complete` again
+    (or pauses the run)."""
 
     messages: list[ToolMessage]
     stop: bool
+    asked: Prepared | None = None
 
 
 class ToolCallRunner:
@@ -140,10 +148,14 @@ class ToolCallRunner:
         for saved in state.calls:
             item = Call(call=saved.call, tool=self._facts.tools.get(saved.call.name))
             item.policy, item.request = saved.policy, saved.request
+            item.questions, item.answers = list(saved.asked), list(saved.answers)
+            if item.waits_on_question and saved.settled is None:
+                self._asking.open_requests.append(item.questions[-1])
             if saved.settled is not None:
                 item.execution = saved.settled
             elif saved.request is not None:
                 self._asking.open_requests.append(saved.request)
+                await self._recheck(state.step, item)
             else:
                 normalize_call(item)
                 policy = item.policy = await self._evaluate(state.step, item)
@@ -161,6 +173,18 @@ class ToolCallRunner:
                     await self._denied(state.step, item, why)
             items.append(item)
         return await self.complete(state.step, items)
+
+    async def _recheck(self, step: int, item: Call) -> None:
+        """A gated call whose run waited for its decision meets the policy of now: a deny
+        rule added meanwhile stops it, whatever the human decided. Only a deny counts: a
+        rule removed meanwhile cannot skip a human's deny, nor a request still open."""
+        normalize_call(item)
+        now = await self._evaluate(step, item)
+        if now.action != "deny":
+            return
+        item.policy, item.stop = now, now.stop_run
+        why = now.reason or "denied by policy"
+        await self._denied(step, item, f"{why} (policy now denies it: rule {now.rule_id!r})")
 
     async def complete(self, step: int, items: list[Call]) -> StepDone:
         """Decide and run every unsettled call; the results for the model in call order."""
@@ -180,6 +204,11 @@ class ToolCallRunner:
         finally:
             for item in items:
                 discard(item.asked)
+        if any(item.execution is None for item in items):  # a tool waits on its question
+            requests = new_questions(items)
+            return StepDone(
+                messages=[], stop=False, asked=Prepared(step=step, calls=items, requests=requests)
+            )
         messages = []
         for item in items:
             assert item.execution is not None
@@ -199,6 +228,8 @@ class ToolCallRunner:
             tool_args=json_copy(item.arguments),
             tool_call_id=item.call.id,
             context=facts.context,
+            tool_annotations=(item.tool or Tool).annotations,
+            tool_server=(item.tool or Tool).server,
         )
         return await self._gate.decide(step, event)
 
@@ -280,6 +311,8 @@ class ToolCallRunner:
 
     async def _finish(self, step: int, item: Call, siblings: list[Call]) -> None:
         """Wait for the call's decision (if gated), then run it or report the refusal."""
+        if item.waits_on_question:
+            await self._answer(step, item)
         request = item.request
         if request is None:
             if item.error is not None:  # a resumed call whose arguments no longer pass
@@ -287,13 +320,16 @@ class ToolCallRunner:
             else:
                 await self._execute(step, item, item.arguments)
             return
-        item.waiting = True
-        try:
-            decision, decided_by = await self._asking.ask(
-                step, request, asked=item.asked, stoppable=item
-            )
-        finally:
-            item.waiting = False
+        if item.decision is not None and item.decided_by is not None:
+            decision, decided_by = item.decision, item.decided_by  # entered again: decided
+        else:
+            item.waiting = True
+            try:
+                decision, decided_by = await self._asking.ask(
+                    step, request, asked=item.asked, stoppable=item
+                )
+            finally:
+                item.waiting = False
         item.decision, item.decided_by = decision, decided_by
         if decision.kind == "deny":
             if decision.stop_run:
@@ -311,6 +347,18 @@ class ToolCallRunner:
                 return
             args = {**args, request.input_target_arg: decision.value}
         await self._execute(step, item, args)
+
+    async def _answer(self, step: int, item: Call) -> None:
+        """Wait for the answer to the question the call's tool asked last."""
+        question = item.questions[-1]
+        item.waiting = True
+        try:
+            decision, decided_by = await self._asking.ask(
+                step, question, asked=item.question_asked, stoppable=item
+            )
+        finally:
+            item.waiting, item.question_asked = False, None
+        item.answers.append(answer_of(question, decision, decided_by))
 
     def _stop_siblings(self, item: Call, siblings: list[Call]) -> None:
         for other in siblings:
@@ -340,12 +388,16 @@ class ToolCallRunner:
             if item.request
             else f"{facts.run_id}:{step}:{item.position}:{args_digest(args)[:16]}"
         )
+        entry = f"{key}#{len(item.answers)}" if item.answers else key  # one record per entry
         ctx = ToolContext(
             run_id=facts.run_id,
             agent_name=facts.agent_name,
             tool_call_id=item.id,
             idempotency_key=key,
             context=facts.context,
+            approval=_approval(item, args),
+            asks=self._questions(step, item, args),
+            ask_user=tool_asker(self._asking, facts, durable, step, tool.name, args, item.id),
         )
 
         async def invoke() -> Any:
@@ -356,9 +408,13 @@ class ToolCallRunner:
             return jsonable(await clock.bounded(tool.invoke(validated, ctx)))
 
         if durable is not None:
-            outcome = await durable.execute_once(
-                key, item.id, args, idempotent=tool.idempotent, invoke=invoke
-            )
+            try:
+                outcome = await durable.execute_once(
+                    entry, item.id, args, idempotent=tool.idempotent, invoke=invoke
+                )
+            except ToolPaused as paused:
+                await self._asked(step, item, paused.request)
+                return  # unsettled: entered again once the question is answered
             failed = UNKNOWN_OUTCOME if outcome.unknown else outcome.error
             await self._settle(step, item, args, output=outcome.output, error=failed, executed=True)
             return
@@ -371,6 +427,39 @@ class ToolCallRunner:
             await self._settle(step, item, args, error=error, executed=True)
             return
         await self._settle(step, item, args, output=output, executed=True)
+
+    def _questions(self, step: int, item: Call, args: dict[str, Any]) -> ToolAsks:
+        """What the call's tool asks a human through: inline without a store, by pausing
+        the call with one (afk.core._tool_asks)."""
+        asking, facts = self._asking, self._facts
+
+        def make(decision: PolicyDecision) -> Request:
+            return asking.new_request(
+                step, decision, tool_name=item.call.name, tool_args=args, tool_call_id=item.id
+            )
+
+        async def inline(request: Request) -> ToolAnswer:
+            [asked] = await asking.open(step, [request])
+            try:
+                decision, decided_by = await asking.ask(step, request, asked=asked)
+            finally:
+                discard(asked)
+            return answer_of(request, decision, decided_by)
+
+        return ToolAsks(
+            asked=item.questions,
+            answers=item.answers,
+            make=make,
+            policy=item.policy,
+            inline=inline if self._durable is None and not facts.external else None,
+        )
+
+    async def _asked(self, step: int, item: Call, question: Request) -> None:
+        """The call's tool asked ``question`` and stopped: announce it (the loop stores it
+        with the step's checkpoint)."""
+        item.questions.append(question)
+        item.new_question = question
+        [item.question_asked] = await self._asking.open(step, [question])
 
     async def _runnable(
         self, step: int, item: Call, tool: Tool, args: dict[str, Any]
@@ -441,6 +530,22 @@ class ToolCallRunner:
         )
 
 
+def _approval(item: Call, args: dict[str, Any]) -> CallApproval | None:
+    """What ``ToolContext.approval`` tells the tool: who let this gated call run."""
+    if item.grant_id is not None:
+        return CallApproval(decided_by="grant", grant_id=item.grant_id)
+    decision, request = item.decision, item.request
+    if decision is None or request is None or item.decided_by is None:
+        return None
+    return CallApproval(
+        decided_by=item.decided_by,
+        request_id=request.request_id,
+        approver=decision.approver if item.decided_by == "human" else None,
+        reason=decision.reason,
+        edited=args != dict(request.tool_args),
+    )
+
+
 def step_state(step: int, items: list[Call]) -> StepState:
     """A step's calls as its checkpoint holds them: settled ones with their outcome, gated
     ones with their request."""
@@ -449,8 +554,23 @@ def step_state(step: int, items: list[Call]) -> StepState:
         assert item.policy is not None
         calls.append(
             CallState(
-                call=item.call, policy=item.policy, request=item.request, settled=item.execution
+                call=item.call,
+                policy=item.policy,
+                request=item.request,
+                settled=item.execution,
+                asked=tuple(item.questions),
+                answers=tuple(item.answers),
             )
         )
     paused = tuple(i.request.request_id for i in items if i.request is not None)
+    paused += tuple(i.questions[-1].request_id for i in items if i.questions)
     return StepState(step=step, calls=calls, paused_ids=paused)
+
+
+def new_questions(items: list[Call]) -> list[Request]:
+    """The questions the step's tools asked since its last checkpoint, for the next one to
+    store; taken, so each is stored once."""
+    found = [i.new_question for i in items if i.new_question is not None]
+    for item in items:
+        item.new_question = None
+    return found

@@ -51,7 +51,9 @@ class RunResult:
     ``state`` is ``paused`` while requests in ``pending_requests`` wait for a decision.
     ``tool_executions`` lists every tool call of this stretch of the run, in call order;
     ``expired_calls`` the ones whose request expired undecided (the fallback decided them):
-    a run can be ``completed`` with a refund that nobody approved in time.
+    a run can be ``completed`` with a refund that nobody approved in time. ``output`` is the
+    final answer validated as the agent's ``output_type`` (None without one, or unless the run
+    completed).
     """
 
     run_id: str
@@ -64,6 +66,7 @@ class RunResult:
     error: str | None = None
     usage: Usage | None = None
     pending_requests: list[Request] = field(default_factory=list)
+    output: Any = None
 
     @property
     def expired_calls(self) -> list[ToolExecution]:

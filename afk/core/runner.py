@@ -19,19 +19,23 @@ from afk.approvals.grants import Grants
 from afk.approvals.principal import Principal, asserted, canonical_id
 from afk.approvals.providers import HeadlessInteractionProvider, InMemoryInteractiveProvider
 from afk.approvals.requests import Decision, Request
+from afk.canonical import check_json
 from afk.core import _durable_api
 from afk.core._durable import ensure_ready
 from afk.core._durable_api import Reminder
 from afk.core._records import load_request
 from afk.core._run import Run
 from afk.core._setup import RunSetup
-from afk.core._snapshot import RunSnapshot
+from afk.core._snapshot import RunSnapshot, with_history
 from afk.core._worker import OnReport, Resumed, Worker, WorkerReport
 from afk.core.config import RunnerConfig
 from afk.core.events import Event
 from afk.core.result import RunResult
-from afk.errors import AfkError, ConfigurationError
+from afk.core.sessions import InMemorySession, Session, StoreSession
+from afk.errors import AfkError, ConfigurationError, InvalidArgumentsError
+from afk.llms.messages import AssistantMessage, Message, SystemMessage, ToolMessage, UserMessage
 from afk.llms.registry import resolve_model
+from afk.llms.settings import ModelSettings
 from afk.observability import span_factory
 from afk.store._paging import Page
 from afk.store.store import GrantRecord, RunStore
@@ -97,6 +101,7 @@ class Runner:
         directory: ApproverDirectory | None = None,
         notifier: Callable[[Reminder], Any] | None = None,
         tracing: Any = False,
+        session: Session | None = None,
     ) -> None:
         config = RunnerConfig() if config is None else config
         if not isinstance(config, RunnerConfig):
@@ -106,6 +111,11 @@ class Runner:
         if policy_engine is not None and not isinstance(policy_engine, PolicyEngine):
             raise ConfigurationError(
                 f"Runner policy_engine must be a PolicyEngine, got {type(policy_engine).__name__}"
+            )
+        if session is not None and not isinstance(session, Session):
+            raise ConfigurationError(
+                "Runner session must implement afk.core.Session (take, history, add_turn, "
+                f"release), got {type(session).__name__}"
             )
         opened, self._store_spec = _open_store(store)
         self.store: RunStore | None = opened
@@ -122,6 +132,32 @@ class Runner:
         self.notifier = notifier
         self._tracing = span_factory(tracing)  # imports OpenTelemetry only when on
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        # Conversation threads: the one given, else the store's, else this runner's memory.
+        self._session = session
+        self._memory_session = InMemorySession()
+
+    @property
+    def session(self) -> Session:
+        """Where this runner keeps conversation threads (see :mod:`afk.core.sessions`)."""
+        if self._session is not None:
+            return self._session
+        if self.store is not None:
+            return StoreSession(self.store, owner=self.owner)
+        return self._memory_session
+
+    async def _start(self, run: Run) -> RunResult:
+        """Take the run's thread and put its history in, then run it. The thread is taken
+        before anything else happens, so a busy thread raises and nothing runs."""
+        setup = run.setup
+        if setup.session is not None and setup.thread_id is not None:
+            try:
+                await setup.session.take(setup.thread_id, run_id=setup.run_id)
+                run.continue_from(await setup.session.history(setup.thread_id))
+            except BaseException:
+                await _give_back(setup)
+                run.emitter.close()
+                raise
+        return await run.execute()
 
     # -- starting runs -------------------------------------------------------------------
     def run_stream(
@@ -132,6 +168,8 @@ class Runner:
         context: dict[str, Any] | None = None,
         thread_id: str | None = None,
         requested_by: str | None = None,
+        messages: Sequence[Message] | None = None,
+        model_settings: ModelSettings | None = None,
     ) -> RunHandle:
         """Start a run on the running event loop and return its handle."""
         try:
@@ -141,8 +179,12 @@ class Runner:
                 "run_stream() must be called inside a running event loop; "
                 "use run_sync() from plain code"
             ) from None
-        run = Run(self._setup(agent, user_message, context, thread_id, requested_by))
-        return RunHandle(run, asyncio.create_task(run.execute()))
+        setup = self._setup(
+            agent, user_message, context, thread_id, requested_by, messages,
+            model_settings=model_settings,
+        )  # fmt: skip
+        run = Run(setup)
+        return RunHandle(run, asyncio.create_task(self._start(run)))
 
     async def run(
         self,
@@ -152,14 +194,27 @@ class Runner:
         context: dict[str, Any] | None = None,
         thread_id: str | None = None,
         requested_by: str | None = None,
+        messages: Sequence[Message] | None = None,
+        model_settings: ModelSettings | None = None,
     ) -> RunResult:
         """Run ``agent`` on ``user_message`` until it completes, stops, fails, is cancelled or
         (external mode) pauses, and return the result. Failures during the run end it in a state and
         never raise; configuration errors raise before it starts. ``context`` is visible to policy
-        conditions and tools; ``thread_id`` and ``requested_by`` scope grants and forbid
-        self-approval."""
-        run = Run(self._setup(agent, user_message, context, thread_id, requested_by))
-        return await run.execute()
+        conditions and tools (with a store it must be JSON data: it is checkpointed);
+        ``requested_by`` scopes grants and forbids self-approval.
+
+        ``thread_id`` continues that conversation: the run starts from the messages of the
+        thread's earlier runs and, when it completes or stops, adds its own (see
+        :mod:`afk.core.sessions`); a thread another run is on (running or paused) raises
+        ThreadBusyError. ``messages`` gives the conversation so far instead (a
+        ``result.messages``, say: its leading instructions are replaced by the agent's).
+        ``model_settings`` (an ``afk.llms.ModelSettings``) override the agent's, field by
+        field, for this run."""
+        setup = self._setup(
+            agent, user_message, context, thread_id, requested_by, messages,
+            model_settings=model_settings,
+        )  # fmt: skip
+        return await self._start(Run(setup))
 
     def run_sync(
         self,
@@ -169,6 +224,8 @@ class Runner:
         context: dict[str, Any] | None = None,
         thread_id: str | None = None,
         requested_by: str | None = None,
+        messages: Sequence[Message] | None = None,
+        model_settings: ModelSettings | None = None,
     ) -> RunResult:
         """:meth:`run` from plain (non-async) code; closes a store the runner opened itself when the
         run returns. Raises ConfigurationError inside a running event loop."""
@@ -182,6 +239,8 @@ class Runner:
                     context=context,
                     thread_id=thread_id,
                     requested_by=requested_by,
+                    messages=messages,
+                    model_settings=model_settings,
                 )
             finally:
                 await self._release_store()
@@ -198,7 +257,11 @@ class Runner:
             self.store = self._grants.store = _open_store(self._store_spec)[0]
 
     async def aclose(self) -> None:
-        """Close the store connections this runner opened."""
+        """Close the store connections this runner opened, and the pooled HTTP clients of
+        the models it resolved by name (in this event loop)."""
+        from afk.llms._http import close_pools
+
+        await close_pools()
         if self._owns_store and self.store is not None:
             await self.store.close()
 
@@ -234,14 +297,35 @@ class Runner:
         found = await store.list_requests(status="pending", limit=limit, cursor=cursor)
         return Page([load_request(r) for r in found], next_cursor=found.next_cursor)
 
-    async def resume(self, run_id: str, agent: Agent) -> RunResult:
+    async def resume(
+        self,
+        run_id: str,
+        agent: Agent,
+        *,
+        context: dict[str, Any] | None = None,
+        model_settings: ModelSettings | None = None,
+    ) -> RunResult:
         """Continue a paused run from its checkpoint. Returns it still ``paused`` when some
-        request is undecided and not yet expired."""
+        request is undecided and not yet expired. ``context``: live application objects
+        (a connection, a client) for the tools and policies of this stretch of the run, seen
+        over the stored context and never checkpointed; a key the stored context holds with
+        another value is refused. ``model_settings``: as for :meth:`run` (a checkpoint does not
+        keep the first stretch's)."""
+        if context is not None and not isinstance(context, dict):
+            raise ConfigurationError("resume() context must be a dict or None")
         store = await self._ready_store("resume")
         claimed = await _durable_api.claim(store, run_id, agent, self.owner, self.lease_ttl_s)
         if isinstance(claimed, RunResult):
             return claimed
         snapshot, records = claimed
+        try:
+            if snapshot.history and snapshot.thread_id is not None:
+                history = await self.session.history(snapshot.thread_id)
+                snapshot = with_history(snapshot, history)
+            _check_live_context(snapshot.context, context)
+        except BaseException:
+            await store.release_lease(run_id, owner=self.owner)
+            raise
         setup = self._setup(
             agent,
             snapshot.user_message,
@@ -250,6 +334,8 @@ class Runner:
             snapshot.requested_by,
             run_id=snapshot.run_id,
             snapshot=snapshot,
+            live_context=context,
+            model_settings=model_settings,
         )
         run = Run(setup)
         assert run.durable is not None
@@ -346,9 +432,12 @@ class Runner:
         context: dict[str, Any] | None,
         thread_id: str | None,
         requested_by: str | None,
+        messages: Sequence[Message] | None = None,
         *,
         run_id: str | None = None,
         snapshot: RunSnapshot | None = None,
+        live_context: dict[str, Any] | None = None,
+        model_settings: ModelSettings | None = None,
     ) -> RunSetup:
         if not isinstance(agent, Agent):
             raise ConfigurationError(f"run() needs an Agent, got {type(agent).__name__}")
@@ -356,6 +445,13 @@ class Runner:
             raise ConfigurationError("run() user_message must be a string")
         if context is not None and not isinstance(context, dict):
             raise ConfigurationError("run() context must be a dict or None")
+        if context and self.store is not None and snapshot is None:
+            _check_storable(context)
+        if thread_id is not None and (not isinstance(thread_id, str) or not thread_id.strip()):
+            raise ConfigurationError(
+                f"run() thread_id must be a non-empty string, got {thread_id!r}"
+            )
+        history = _history(messages, thread_id)
         if requested_by is not None:
             try:  # one person, however it is spelled: "Erin" may not approve erin's run
                 requested_by = canonical_id(requested_by, what="run() requested_by")
@@ -380,7 +476,71 @@ class Runner:
             directory=self.directory,
             grants=self._grants,
             tracing=self._tracing,
+            history=history,
+            session=self.session if thread_id is not None else None,
+            live_context=dict(live_context) if live_context else None,
+            model_settings=model_settings,
         )
+
+
+def _check_storable(context: dict[str, Any]) -> None:
+    """A durable run checkpoints its context as JSON: refuse, before the run starts, what
+    JSON cannot hold, naming the key (live objects go to ``resume(context=...)``)."""
+    try:
+        check_json(context, "context")
+    except InvalidArgumentsError as exc:
+        raise ConfigurationError(
+            f"run() {exc}: a durable run stores its context in every checkpoint, so it "
+            "must be JSON data; pass live objects (connections, clients) to "
+            "resume(context=...) or reach them from the tool itself"
+        ) from None
+
+
+def _check_live_context(stored: dict[str, Any], live: dict[str, Any] | None) -> None:
+    """A live context adds to the stored one; it may not change what policy saw when the
+    run paused."""
+    for key, value in (live or {}).items():
+        if key in stored and stored[key] != value:
+            raise ConfigurationError(
+                f"resume() context[{key!r}] would replace the stored context's value that "
+                "policy and tools saw before the run paused; a live context may only add keys"
+            )
+
+
+def _history(messages: Sequence[Message] | None, thread_id: str | None) -> tuple[Message, ...]:
+    """The conversation ``run(messages=...)`` gives, without its leading instructions (the
+    agent's come first)."""
+    if messages is None:
+        return ()
+    if thread_id is not None:
+        raise ConfigurationError(
+            "run() takes thread_id (the thread keeps the conversation) or messages (you keep "
+            "it), not both"
+        )
+    if not isinstance(messages, list | tuple):
+        raise ConfigurationError("run() messages must be a list of afk.llms messages")
+    found = list(messages)
+    while found and isinstance(found[0], SystemMessage):
+        del found[0]
+    bad = next((m for m in found if not isinstance(m, MESSAGE_TYPES)), None)
+    if bad is not None or any(isinstance(m, SystemMessage) for m in found):
+        raise ConfigurationError(
+            "run() messages must be user, assistant and tool messages (afk.llms.messages) "
+            f"after any leading instructions, got {type(bad).__name__ if bad else 'SystemMessage'}"
+        )
+    return tuple(found)
+
+
+MESSAGE_TYPES = (UserMessage, AssistantMessage, ToolMessage, SystemMessage)
+
+
+async def _give_back(setup: RunSetup) -> None:
+    """Free the thread a run took when the run cannot start after all."""
+    if setup.session is not None and setup.thread_id is not None:
+        try:
+            await setup.session.release(setup.thread_id, run_id=setup.run_id)
+        except Exception:
+            _log.warning("could not free thread %r", setup.thread_id, exc_info=True)
 
 
 def _directory_of(engine: PolicyEngine | None) -> StaticDirectory:

@@ -18,6 +18,7 @@ from afk.llms.messages import (
 )
 from afk.llms.model import Model, StreamingModel
 from afk.llms.registry import register_model, resolve_model, unregister_model
+from afk.llms.settings import ModelSettings, ModelSettingsError, OutputSpec, UnsupportedSettingError
 from afk.llms.testing import FunctionModel, ScriptedModel
 
 _LAZY = {
@@ -68,7 +69,10 @@ __all__ = [
     "Message",
     "Model",
     "ModelResponse",
+    "ModelSettings",
+    "ModelSettingsError",
     "OpenAIModel",
+    "OutputSpec",
     "ProviderAuthError",
     "ProviderBadRequestError",
     "ProviderConnectionError",
@@ -81,6 +85,7 @@ __all__ = [
     "ToolCall",
     "ToolMessage",
     "ToolSpec",
+    "UnsupportedSettingError",
     "Usage",
     "UserMessage",
     "register_model",

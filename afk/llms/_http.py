@@ -7,15 +7,19 @@ wording without notice, so matching on them would break silently.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import functools
 import json
 import random
 import ssl
+import threading
 import time
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any, ClassVar, TypeVar
 
 import httpx
@@ -222,12 +226,118 @@ def _ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+def new_client() -> httpx.AsyncClient:
+    """A client for provider calls. It keeps no cookies: a pooled client serves every key and
+    tenant that posts to one base URL, and a cookie one reply set (a load balancer's, say) must
+    not ride along on another caller's request."""
+    # A jar itself, not httpx.Cookies(jar): httpx copies a Cookies object into a plain jar,
+    # dropping the policy that refuses every cookie.
+    jar = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+    return httpx.AsyncClient(verify=_ssl_context(), cookies=jar)
+
+
+@dataclass(slots=True)
+class _Pooled:
+    client: httpx.AsyncClient
+    users: int = 0
+    retired: bool = False
+
+
+@dataclass(slots=True)
+class _LoopClients:
+    clients: dict[tuple[str, str], _Pooled] = field(default_factory=dict)
+    keeper: AsyncGenerator[None, None] | None = None
+
+
+class ClientPool:
+    """One ``httpx.AsyncClient`` per (provider, base URL), shared by every model that posts there.
+
+    A client belongs to the event loop it first ran in (its connections do), so the pool keeps
+    one set per loop: ``asyncio.run`` twice never reuses a dead loop's sockets. :meth:`aclose`
+    closes the current loop's clients (``Runner.aclose``); a loop that ends without it closes
+    its clients as it shuts down (``asyncio.run`` closes async generators, and the pool parks
+    one per loop for that). A client still serving a call when it is closed is closed when
+    that call ends; the next call gets a new one.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # loops in different threads share the pool
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClients] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def _clients(self) -> _LoopClients:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            entry = self._loops.get(loop)
+            if entry is None:
+                entry = self._loops[loop] = _LoopClients()
+        if entry.keeper is None:
+            entry.keeper = self._keeper()
+            await entry.keeper.__anext__()  # registers it with the loop's shutdown
+        return entry
+
+    async def _keeper(self) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            await self.aclose()
+
+    @asynccontextmanager
+    async def lease(self, provider: str, base_url: str) -> AsyncIterator[httpx.AsyncClient]:
+        """The pooled client for ``(provider, base_url)`` in this loop, for one call."""
+        entry = await self._clients()
+        key = (provider, base_url)
+        pooled = entry.clients.get(key)
+        if pooled is None or pooled.retired:
+            pooled = entry.clients[key] = _Pooled(new_client())
+        pooled.users += 1
+        try:
+            yield pooled.client
+        finally:
+            pooled.users -= 1
+            if pooled.retired and pooled.users == 0:
+                await pooled.client.aclose()
+
+    def size(self) -> int:
+        """How many clients the current loop has open (for tests and benchmarks)."""
+        with self._lock:
+            entry = self._loops.get(asyncio.get_running_loop())
+        return 0 if entry is None else len(entry.clients)
+
+    async def aclose(self) -> None:
+        """Close the current loop's clients; later calls open new ones."""
+        with self._lock:
+            entry = self._loops.get(asyncio.get_running_loop())
+        if entry is None:
+            return
+        pooled, entry.clients = list(entry.clients.values()), {}
+        for item in pooled:
+            item.retired = True
+            if item.users == 0:
+                await item.client.aclose()
+
+
+_SHARED = ClientPool()
+
+
+def shared_pool() -> ClientPool:
+    """The pool models built from names (``"gpt-4o"``, ``"anthropic:..."``) post through."""
+    return _SHARED
+
+
+async def close_pools() -> None:
+    """Close the shared pool's clients in the running loop (what ``Runner.aclose`` calls)."""
+    await _SHARED.aclose()
+
+
 class HttpTransport:
     """POSTs JSON to one provider with retries, per-attempt timeouts and error mapping.
 
-    Without an ``http_client`` each call opens and closes its own client: a model object
-    can then be shared across event loops (and test cases) without leaking sockets. Pass a
-    client to pool connections; its owner closes it.
+    With a ``pool``, calls lease its client for this provider and base URL, so connections
+    (and TLS sessions) are reused across calls and runs. With neither a pool nor an
+    ``http_client`` each call opens and closes its own client: a model object can then be
+    shared across event loops without leaking sockets. An ``http_client``'s owner closes it.
     """
 
     def __init__(
@@ -239,6 +349,7 @@ class HttpTransport:
         timeout_s: float,
         retry: RetryPolicy,
         http_client: httpx.AsyncClient | None = None,
+        pool: ClientPool | None = None,
     ) -> None:
         self.provider = provider
         self.base_url = base_url.rstrip("/")
@@ -246,14 +357,24 @@ class HttpTransport:
         self.timeout = httpx.Timeout(timeout_s)
         self.retry = retry
         self._client = http_client
+        self._pool = pool
 
     @asynccontextmanager
     async def _session(self) -> AsyncIterator[httpx.AsyncClient]:
         if self._client is not None:
             yield self._client
-            return
-        async with httpx.AsyncClient(verify=_ssl_context()) as client:
-            yield client
+        elif self._pool is not None:
+            async with self._pool.lease(self.provider, self.base_url) as client:
+                yield client
+        else:
+            async with new_client() as client:
+                yield client
+
+    @property
+    def reuses_connections(self) -> bool:
+        """Whether calls share a client (a pool or an ``http_client``), so a connection left in
+        a clean state serves the next call."""
+        return self._client is not None or self._pool is not None
 
     def _request(self, client: httpx.AsyncClient, path: str, body: Any) -> httpx.Request:
         return client.build_request(
@@ -316,6 +437,16 @@ class HttpTransport:
                 raise error_for_transport(self.provider, exc) from exc
             finally:
                 await response.aclose()
+
+
+async def drain(events: AsyncIterator[SSEEvent], timeout_s: float = 0.25) -> None:
+    """Read what is left of a stream whose last event came (``[DONE]``, ``message_stop``): a
+    response read to its end hands its connection back to the pool, one closed early does
+    not. Bounded, so a server that keeps the stream open costs at most ``timeout_s``."""
+    with contextlib.suppress(TimeoutError, ProviderError):
+        async with asyncio.timeout(timeout_s):
+            async for _ in events:
+                pass
 
 
 def parse_arguments(raw: object) -> tuple[dict[str, Any], str | None]:

@@ -50,14 +50,20 @@ def resolve_builtin(name: str) -> Model | None:
     used: no API key, or the optional package is missing.
     """
     provider, model = _split(name)
+    if provider in ("openai", "anthropic", "ollama"):
+        from afk.llms._http import shared_pool
+
+        # Models built from names are made anew for each run; the pool is what lets their
+        # calls reuse connections across runs.
+        pool = shared_pool()
     if provider == "openai":
         from afk.llms.openai import OpenAIModel
 
-        return OpenAIModel(model)
+        return OpenAIModel(model, pool=pool)
     if provider == "anthropic":
         from afk.llms.anthropic import AnthropicModel
 
-        return AnthropicModel(model)
+        return AnthropicModel(model, pool=pool)
     if provider == "litellm":
         from afk.llms.litellm import LiteLLMModel
 
@@ -66,7 +72,9 @@ def resolve_builtin(name: str) -> Model | None:
         from afk.llms.openai import OpenAIModel
 
         # Ollama ignores the key, but the OpenAI protocol expects an Authorization header.
-        return OpenAIModel(model, api_key="ollama", base_url=ollama_base_url(), provider="ollama")
+        return OpenAIModel(
+            model, api_key="ollama", base_url=ollama_base_url(), provider="ollama", pool=pool
+        )
     return None
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
@@ -13,6 +15,7 @@ import httpx
 from afk.canonical import marked_loads, unmarked
 from afk.errors import ConfigurationError
 from afk.llms._http import (
+    ClientPool,
     HttpTransport,
     ProviderAuthError,
     ProviderBadRequestError,
@@ -24,6 +27,7 @@ from afk.llms._http import (
     SSEEvent,
     checked_arguments,
     cost_usd,
+    drain,
     tool_call,
 )
 from afk.llms.messages import (
@@ -37,6 +41,7 @@ from afk.llms.messages import (
     Usage,
     UserMessage,
 )
+from afk.llms.settings import ModelSettings, OutputSpec, UnsupportedSettingError
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
@@ -115,6 +120,74 @@ def to_anthropic_tools(tools: Sequence[ToolSpec]) -> list[dict[str, Any]]:
     return [
         {"name": t.name, "description": t.description, "input_schema": t.parameters} for t in tools
     ]
+
+
+# The Messages API has no JSON mode in the request shape afk sends, so structured output is
+# asked for as one more tool, whose input is the answer ("tool as output").
+OUTPUT_TOOL = "final_result"
+
+
+def anthropic_settings(
+    settings: ModelSettings | None, *, has_tools: bool, output: bool = False
+) -> dict[str, Any]:
+    """Request fields for ``settings`` in the Messages format: ``stop`` → ``stop_sequences``,
+    ``tool_choice`` → its object form (``required`` is ``any``), ``parallel_tool_calls=False``
+    → ``disable_parallel_tool_use``. Raises UnsupportedSettingError for ``seed`` (the API has
+    none) and a temperature above 1 (its range is 0..1). ``output``: the output tool is
+    offered, so without a tool choice the model must call a tool (the output tool answers).
+    ``extra_body`` is not included (callers merge it last)."""
+    s = settings or ModelSettings()
+    if s.seed is not None:
+        raise UnsupportedSettingError("anthropic", "seed", "the Messages API takes no seed")
+    if s.temperature is not None and s.temperature > 1:
+        raise UnsupportedSettingError(
+            "anthropic", "temperature", f"accepted: 0..1 for Anthropic, got {s.temperature}"
+        )
+    out: dict[str, Any] = {}
+    for name in ("temperature", "top_p", "max_tokens"):
+        if getattr(s, name) is not None:
+            out[name] = getattr(s, name)
+    if s.stop is not None:
+        out["stop_sequences"] = s.stop_list
+    if has_tools:
+        choice = _tool_choice(s.tool_choice or ("required" if output else None))
+        if s.parallel_tool_calls is False and (choice or {}).get("type") != "none":
+            choice = {**(choice or {"type": "auto"}), "disable_parallel_tool_use": True}
+        if choice is not None:
+            out["tool_choice"] = choice
+    return out
+
+
+def _tool_choice(choice: str | None) -> dict[str, Any] | None:
+    if choice is None:
+        return None
+    kinds = {"auto": "auto", "required": "any", "none": "none"}
+    if choice in kinds:
+        return {"type": kinds[choice]}
+    return {"type": "tool", "name": choice}
+
+
+def output_tool(output: OutputSpec) -> dict[str, Any]:
+    """The tool a structured answer is given through."""
+    return {
+        "name": OUTPUT_TOOL,
+        "description": "Give your final answer by calling this tool; its input is the answer.",
+        "input_schema": output.schema,
+    }
+
+
+def take_output(response: ModelResponse) -> ModelResponse:
+    """A call of the output tool becomes the response's text (its input as JSON). Next to
+    other tool calls it is dropped: those run first, and the model answers again after."""
+    outputs = [c for c in response.tool_calls if c.name == OUTPUT_TOOL]
+    if not outputs:
+        return response
+    others = [c for c in response.tool_calls if c.name != OUTPUT_TOOL]
+    if others:
+        return dataclasses.replace(response, tool_calls=others)
+    answer = outputs[0]
+    text = answer.error if answer.error else json.dumps(answer.arguments)
+    return dataclasses.replace(response, text=text, tool_calls=[])
 
 
 def _input_tokens(usage: Mapping[str, Any]) -> int:
@@ -257,6 +330,7 @@ class AnthropicModel:
         extra_body: Mapping[str, Any] | None = None,
         extra_headers: Mapping[str, str] | None = None,
         http_client: httpx.AsyncClient | None = None,
+        pool: ClientPool | None = None,
         prices: Mapping[str, tuple[float, float]] | None = None,
     ) -> None:
         key = api_key or os.environ.get("ANTHROPIC_API_KEY")
@@ -277,6 +351,7 @@ class AnthropicModel:
             timeout_s=timeout_s,
             retry=RetryPolicy(max_retries=max_retries, base_s=retry_base_s),
             http_client=http_client,
+            pool=pool,
         )
 
     @property
@@ -285,7 +360,12 @@ class AnthropicModel:
         return self._transport.base_url
 
     def _body(
-        self, messages: Sequence[Message], tools: Sequence[ToolSpec], stream: bool
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec],
+        stream: bool,
+        settings: ModelSettings | None = None,
+        output: OutputSpec | None = None,
     ) -> dict[str, Any]:
         system, converted = to_anthropic_messages(messages)
         body: dict[str, Any] = {
@@ -295,43 +375,65 @@ class AnthropicModel:
         }
         if system is not None:
             body["system"] = system
-        if tools:
-            body["tools"] = to_anthropic_tools(tools)
+        offered = to_anthropic_tools(tools) + ([output_tool(output)] if output else [])
+        if offered:
+            body["tools"] = offered
         if stream:
             body["stream"] = True
+        body.update(
+            anthropic_settings(settings, has_tools=bool(offered), output=output is not None)
+        )
         body.update(self.extra_body)
+        if settings is not None and settings.extra_body:
+            body.update(settings.extra_body)
         return body
 
     async def complete(
-        self, messages: Sequence[Message], tools: Sequence[ToolSpec]
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec],
+        *,
+        settings: ModelSettings | None = None,
+        output: OutputSpec | None = None,
     ) -> ModelResponse:
-        """One Messages API call; raises a ProviderError subclass for each HTTP or connection
-        failure (after retries)."""
+        """One Messages API call with ``settings`` mapped (see :func:`anthropic_settings`) and
+        ``output`` asked for through an output tool; raises a ProviderError subclass for each
+        HTTP or connection failure (after retries)."""
         data = await self._transport.post_json(
-            "/v1/messages", self._body(messages, tools, False), loads=marked_loads
+            "/v1/messages", self._body(messages, tools, False, settings, output), loads=marked_loads
         )
-        return parse_message(data, provider="anthropic", model=self.model, prices=self.prices)
+        response = parse_message(data, provider="anthropic", model=self.model, prices=self.prices)
+        return take_output(response) if output is not None else response
 
     async def stream(
-        self, messages: Sequence[Message], tools: Sequence[ToolSpec]
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec],
+        *,
+        settings: ModelSettings | None = None,
+        output: OutputSpec | None = None,
     ) -> AsyncIterator[str | ModelResponse]:
-        """One streamed Messages API call: text deltas as they arrive, then the whole response.
-        Raises ProviderConnectionError when the stream ends before ``message_stop``."""
+        """One streamed Messages API call (``settings`` and ``output`` as in :meth:`complete`):
+        text deltas as they arrive, then the whole response. Raises ProviderConnectionError
+        when the stream ends before ``message_stop``."""
         accumulator = MessageStreamAccumulator("anthropic")
-        body = self._body(messages, tools, True)
+        body = self._body(messages, tools, True, settings, output)
         async with aclosing(self._transport.post_sse("/v1/messages", body)) as events:
             async for event in events:
                 text = accumulator.feed(event)
                 if text:
                     yield text
                 if accumulator.finished:
+                    if self._transport.reuses_connections:
+                        await drain(events)
                     break
         if not accumulator.finished:
             # Without message_stop the reply may be cut short mid tool call; don't act on it.
             raise ProviderConnectionError(
                 "anthropic stream ended before message_stop", provider="anthropic"
             )
-        yield accumulator.response(model=self.model, prices=self.prices)
+        response = accumulator.response(model=self.model, prices=self.prices)
+        yield take_output(response) if output is not None else response
 
     def __repr__(self) -> str:
         return f"AnthropicModel({self.model!r}, base_url={self.base_url!r})"
@@ -341,9 +443,13 @@ __all__ = [
     "ANTHROPIC_PRICES",
     "API_VERSION",
     "DEFAULT_BASE_URL",
+    "OUTPUT_TOOL",
     "AnthropicModel",
     "MessageStreamAccumulator",
+    "anthropic_settings",
+    "output_tool",
     "parse_message",
+    "take_output",
     "to_anthropic_messages",
     "to_anthropic_tools",
 ]

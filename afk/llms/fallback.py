@@ -7,8 +7,10 @@ from contextlib import aclosing
 from typing import Any
 
 from afk.errors import ConfigurationError, ModelError
+from afk.llms._calling import call_kwargs
 from afk.llms.messages import Message, ModelResponse, ToolSpec
 from afk.llms.model import Model, model_label
+from afk.llms.settings import ModelSettings, OutputSpec
 
 
 class FallbackExhaustedError(ModelError):
@@ -38,20 +40,32 @@ class FallbackModel:
         self.model_name = "fallback(" + ", ".join(self.labels) + ")"
 
     async def complete(
-        self, messages: Sequence[Message], tools: Sequence[ToolSpec]
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec],
+        *,
+        settings: ModelSettings | None = None,
+        output: OutputSpec | None = None,
     ) -> ModelResponse:
-        """The first model's response that does not raise a ModelError; raises
-        FallbackExhaustedError carrying every model's error when all fail."""
+        """The first model's response that does not raise a ModelError (``settings`` and
+        ``output`` go to each model that takes them); raises FallbackExhaustedError carrying
+        every model's error when all fail."""
         errors: list[ModelError] = []
         for model in self.models:
             try:
-                return await model.complete(messages, tools)
+                kwargs = call_kwargs(model, "complete", settings, output)
+                return await model.complete(messages, tools, **kwargs)
             except ModelError as exc:
                 errors.append(exc)
         raise FallbackExhaustedError(self.labels, errors) from errors[-1]
 
     async def stream(
-        self, messages: Sequence[Message], tools: Sequence[ToolSpec]
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec],
+        *,
+        settings: ModelSettings | None = None,
+        output: OutputSpec | None = None,
     ) -> AsyncIterator[str | ModelResponse]:
         """Streams from the first model that starts answering.
 
@@ -62,7 +76,8 @@ class FallbackModel:
         for model in self.models:
             sent_text = False
             try:
-                async with aclosing(_stream_or_complete(model, messages, tools)) as items:
+                items_of = _stream_or_complete(model, messages, tools, settings, output)
+                async with aclosing(items_of) as items:
                     async for item in items:
                         if isinstance(item, str):
                             sent_text = True
@@ -79,14 +94,19 @@ class FallbackModel:
 
 
 async def _stream_or_complete(
-    model: Model, messages: Sequence[Message], tools: Sequence[ToolSpec]
+    model: Model,
+    messages: Sequence[Message],
+    tools: Sequence[ToolSpec],
+    settings: ModelSettings | None,
+    output: OutputSpec | None,
 ) -> AsyncGenerator[str | ModelResponse, None]:
     stream: Any = getattr(model, "stream", None)
     if callable(stream):
-        async for item in stream(messages, tools):
+        async for item in stream(messages, tools, **call_kwargs(model, "stream", settings, output)):
             yield item
         return
-    response = await model.complete(messages, tools)
+    kwargs = call_kwargs(model, "complete", settings, output)
+    response: ModelResponse = await model.complete(messages, tools, **kwargs)
     if response.text:
         yield response.text
     yield response

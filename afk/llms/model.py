@@ -15,6 +15,12 @@ class Model(Protocol):
     A model may also offer ``stream(messages, tools)``: an async iterator that yields ``str``
     text deltas and, last, the complete :class:`ModelResponse`. The runner prefers it when
     present and turns the deltas into ``text_delta`` events.
+
+    Either method may also take the keywords ``settings`` (a
+    :class:`~afk.llms.settings.ModelSettings`) and ``output`` (an
+    :class:`~afk.llms.settings.OutputSpec`, the JSON schema of a structured answer): the runner
+    passes them only to methods whose signature has them, so ``complete(messages, tools)``
+    stays a complete model.
     """
 
     async def complete(

@@ -17,10 +17,12 @@ import httpx
 
 from afk.errors import ConfigurationError
 from afk.llms._http import (
+    ClientPool,
     HttpTransport,
     ProviderError,
     RetryPolicy,
     cost_usd,
+    drain,
     tool_call,
 )
 from afk.llms.messages import (
@@ -33,6 +35,7 @@ from afk.llms.messages import (
     Usage,
     UserMessage,
 )
+from afk.llms.settings import TOOL_CHOICES, ModelSettings, OutputSpec
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -134,6 +137,44 @@ def parse_chat_completion(
     )
 
 
+def openai_settings(
+    settings: ModelSettings | None, *, has_tools: bool, max_tokens_field: str = "max_tokens"
+) -> dict[str, Any]:
+    """Request fields for ``settings`` in the Chat Completions format. ``tool_choice`` and
+    ``parallel_tool_calls`` go out only with tools (the API refuses them otherwise);
+    ``extra_body`` is not included (callers merge it last)."""
+    if settings is None:
+        return {}
+    out: dict[str, Any] = {}
+    for name in ("temperature", "top_p", "seed"):
+        value = getattr(settings, name)
+        if value is not None:
+            out[name] = value
+    if settings.max_tokens is not None:
+        out[max_tokens_field] = settings.max_tokens
+    if settings.stop is not None:
+        out["stop"] = settings.stop_list
+    if has_tools and settings.tool_choice is not None:
+        choice = settings.tool_choice
+        out["tool_choice"] = (
+            choice if choice in TOOL_CHOICES else {"type": "function", "function": {"name": choice}}
+        )
+    if has_tools and settings.parallel_tool_calls is not None:
+        out["parallel_tool_calls"] = settings.parallel_tool_calls
+    return out
+
+
+def response_format(output: OutputSpec | None) -> dict[str, Any] | None:
+    """The ``response_format`` asking for JSON that fits ``output``'s schema (strict when the
+    schema allows it), or None without an output schema."""
+    if output is None:
+        return None
+    schema: dict[str, Any] = {"name": output.name, "schema": output.schema}
+    if output.strict:
+        schema["strict"] = True
+    return {"type": "json_schema", "json_schema": schema}
+
+
 @dataclass
 class _PartialCall:
     id: str | None = None
@@ -211,6 +252,7 @@ class OpenAIModel:
         extra_body: Mapping[str, Any] | None = None,
         extra_headers: Mapping[str, str] | None = None,
         http_client: httpx.AsyncClient | None = None,
+        pool: ClientPool | None = None,
         provider: str = "openai",
         prices: Mapping[str, tuple[float, float]] | None = None,
     ) -> None:
@@ -231,6 +273,12 @@ class OpenAIModel:
             timeout_s=timeout_s,
             retry=RetryPolicy(max_retries=max_retries, base_s=retry_base_s),
             http_client=http_client,
+            pool=pool,
+        )
+        # OpenAI itself deprecated max_tokens (its reasoning models refuse it), while
+        # compatible servers (vLLM, llama.cpp, Ollama) read max_tokens.
+        self.max_tokens_field = (
+            "max_completion_tokens" if self.base_url == DEFAULT_BASE_URL else "max_tokens"
         )
 
     @property
@@ -239,7 +287,12 @@ class OpenAIModel:
         return self._transport.base_url
 
     def _body(
-        self, messages: Sequence[Message], tools: Sequence[ToolSpec], stream: bool
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec],
+        stream: bool,
+        settings: ModelSettings | None = None,
+        output: OutputSpec | None = None,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.model, "messages": to_openai_messages(messages)}
         if tools:
@@ -247,33 +300,54 @@ class OpenAIModel:
         if stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
+        body.update(
+            openai_settings(settings, has_tools=bool(tools), max_tokens_field=self.max_tokens_field)
+        )
+        if output is not None:
+            body["response_format"] = response_format(output)
         body.update(self.extra_body)
+        if settings is not None and settings.extra_body:
+            body.update(settings.extra_body)
         return body
 
     async def complete(
-        self, messages: Sequence[Message], tools: Sequence[ToolSpec]
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec],
+        *,
+        settings: ModelSettings | None = None,
+        output: OutputSpec | None = None,
     ) -> ModelResponse:
-        """One Chat Completions call; raises a ProviderError subclass for each HTTP or connection
-        failure (after retries)."""
+        """One Chat Completions call with ``settings`` mapped to request fields and ``output`` as
+        a JSON-schema ``response_format``; raises a ProviderError subclass for each HTTP or
+        connection failure (after retries)."""
         data = await self._transport.post_json(
-            "/chat/completions", self._body(messages, tools, stream=False)
+            "/chat/completions", self._body(messages, tools, False, settings, output)
         )
         return parse_chat_completion(
             data, provider=self.provider, model=self.model, prices=self.prices
         )
 
     async def stream(
-        self, messages: Sequence[Message], tools: Sequence[ToolSpec]
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec],
+        *,
+        settings: ModelSettings | None = None,
+        output: OutputSpec | None = None,
     ) -> AsyncIterator[str | ModelResponse]:
-        """One streamed Chat Completions call: text deltas as they arrive, then the whole response.
-        Raises ProviderError when the stream carries no chunk at all."""
+        """One streamed Chat Completions call (``settings`` and ``output`` as in
+        :meth:`complete`): text deltas as they arrive, then the whole response. Raises
+        ProviderError when the stream carries no chunk at all."""
         accumulator = ChatStreamAccumulator(self.provider)
-        body = self._body(messages, tools, stream=True)
+        body = self._body(messages, tools, True, settings, output)
         # aclosing: leaving at [DONE] must close the HTTP stream now, not whenever GC runs.
         received = False
         async with aclosing(self._transport.post_sse("/chat/completions", body)) as events:
             async for event in events:
                 if event.data.strip() == "[DONE]":
+                    if self._transport.reuses_connections:
+                        await drain(events)
                     break
                 received = True
                 text = accumulator.feed(event.json_or_error(self.provider))
@@ -296,8 +370,10 @@ __all__ = [
     "OPENAI_PRICES",
     "ChatStreamAccumulator",
     "OpenAIModel",
+    "openai_settings",
     "parse_chat_completion",
     "parse_usage",
+    "response_format",
     "to_openai_messages",
     "to_openai_tools",
 ]

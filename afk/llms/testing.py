@@ -8,6 +8,7 @@ from typing import TypeAlias
 
 from afk.errors import ConfigurationError, ModelError
 from afk.llms.messages import AssistantMessage, Message, ModelResponse, ToolCall, ToolSpec
+from afk.llms.settings import ModelSettings, OutputSpec
 
 Turn: TypeAlias = "str | ToolCall | list[ToolCall] | ModelResponse"
 FunctionResult: TypeAlias = "str | ToolCall | list[ToolCall] | ModelResponse"
@@ -33,6 +34,7 @@ class ScriptedModel:
 
     The turn is chosen by counting the assistant turns already in the conversation, so the
     model keeps no hidden state and stays right when a run resumes in another process.
+    ``settings`` and ``outputs`` record what each call was given, for tests to assert.
     """
 
     def __init__(self, turns: Sequence[Turn], *, name: str = "scripted") -> None:
@@ -40,12 +42,21 @@ class ScriptedModel:
         self._turns = [
             _as_response(t, where=f"ScriptedModel turn {i}") for i, t in enumerate(turns)
         ]
+        self.settings: list[ModelSettings | None] = []
+        self.outputs: list[OutputSpec | None] = []
 
     async def complete(
-        self, messages: Sequence[Message], tools: Sequence[ToolSpec]
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec],
+        *,
+        settings: ModelSettings | None = None,
+        output: OutputSpec | None = None,
     ) -> ModelResponse:
         """The next scripted turn (counted by the assistant messages so far, so a resumed run gets
         the right one); raises ModelError past the last turn."""
+        self.settings.append(settings)
+        self.outputs.append(output)
         index = sum(1 for m in messages if isinstance(m, AssistantMessage))
         if index >= len(self._turns):
             raise ModelError(
@@ -56,7 +67,8 @@ class ScriptedModel:
 
 
 class FunctionModel:
-    """Calls ``fn(messages, tools)`` (sync or async) for every turn."""
+    """Calls ``fn(messages, tools)`` (sync or async) for every turn; ``settings`` and
+    ``outputs`` record what each call was given."""
 
     def __init__(
         self,
@@ -68,12 +80,21 @@ class FunctionModel:
             raise ConfigurationError(f"FunctionModel fn must be callable, got {type(fn).__name__}")
         self.model_name = name
         self._fn = fn
+        self.settings: list[ModelSettings | None] = []
+        self.outputs: list[OutputSpec | None] = []
 
     async def complete(
-        self, messages: Sequence[Message], tools: Sequence[ToolSpec]
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec],
+        *,
+        settings: ModelSettings | None = None,
+        output: OutputSpec | None = None,
     ) -> ModelResponse:
         """Whatever the function returns (awaited when it is a coroutine) for the messages and
         tools, as a response."""
+        self.settings.append(settings)
+        self.outputs.append(output)
         value = self._fn(list(messages), list(tools))
         if inspect.isawaitable(value):
             value = await value

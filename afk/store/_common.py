@@ -35,7 +35,9 @@ from afk.store.store import ExecutionRecord, LogEntry, RequestRecord, RunRecord
 #    every write paid for them, every paused run kept their pages.
 # 6: smaller paused runs: events as one compressed row per checkpoint
 #    (afk.store._event_batches), tool schemas stored once (afk.store._tool_schemas).
-STORE_SCHEMA_VERSION = 6
+# 7: API tokens and the HTTP API's idempotent answers (afk.store._tokens, afk.console);
+#    conversation threads (afk.store._threads).
+STORE_SCHEMA_VERSION = 7
 DECISIONS_CHANNEL = "afk_decisions"  # + "_<schema>": see decisions_channel
 
 

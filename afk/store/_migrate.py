@@ -25,14 +25,18 @@ from afk.store import _event_batches as eb
 from afk.store import _paging as p
 from afk.store import _ready as r
 from afk.store import _seal as s
+from afk.store import _threads as th
+from afk.store import _tokens as tk
 from afk.store import _tool_schemas as ts
 from afk.store._procs import Proc, Q
 
 Rows = Sequence[Sequence[Any]]
 SEALED_TABLES = ("runs", "requests", "executions", "votes", "grants")
 COUNT_CHECKPOINTS = "SELECT count(*) FROM {t}ledger_checkpoints"
-# What setup creates (IF NOT EXISTS), before the migrations and after them.
-TABLES = (*c.DDL[1:], *a.DDL, *p.INDEXES)
+# What setup creates (IF NOT EXISTS), before the migrations and after them. A store of an
+# older schema gets the newer tables here too (store schema 7: tk.DDL, the API's tokens;
+# th.DDL, conversation threads).
+TABLES = (*c.DDL[1:], *a.DDL, *p.INDEXES, *tk.DDL, *th.DDL)
 # Store schema 5: indexes of stores up to 4 whose columns lead a paging index, which
 # answers every query they did.
 DROPPED_INDEXES = ("runs_status_updated", "requests_status_created", "requests_run")

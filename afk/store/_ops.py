@@ -12,7 +12,7 @@ from typing import Any, Protocol, TypeVar
 
 from afk.audit.chain import Checkpoint
 from afk.audit.keys import Keyring
-from afk.errors import GrantNotFoundError
+from afk.errors import GrantNotFoundError, TokenNotFoundError
 from afk.store import _approvals_sql as a
 from afk.store import _common as c
 from afk.store import _event_batches as eb
@@ -22,6 +22,8 @@ from afk.store import _procs as q
 from afk.store import _procs_approvals as qa
 from afk.store import _ready as r
 from afk.store import _seal as s
+from afk.store import _threads as th
+from afk.store import _tokens as tk
 from afk.store._docs import documented_as
 from afk.store._paging import Page
 from afk.store._prefix import IdKind
@@ -31,13 +33,17 @@ from afk.store.store import (
     EventRow,
     ExecutionRecord,
     GrantRecord,
+    IdempotentAnswer,
     LogEntry,
     RequestRecord,
     RequestStatus,
     RunRecord,
     RunStatus,
     RunStore,
+    ThreadHolder,
+    ThreadTurnRecord,
     TimerRecord,
+    TokenRecord,
     VoteRecord,
     VoteRule,
 )
@@ -178,6 +184,10 @@ class StoreOps:
         rows = await self._run(q.every(c.LIST_LOG, (after_id, limit)), tx=False)
         return [c.log_from_row(row) for row in rows]
 
+    async def last_log_id(self: _Store) -> int:
+        row = await self._run(q.one(c.LOG_HEAD), tx=False)
+        return int(row[0]) if row else 0
+
     async def save_checkpoint(self: _Store, checkpoint: Checkpoint) -> None:
         """Keep a signed ledger checkpoint (``afk.audit.checkpoint`` signs it)."""
         row = c.params(checkpoint, c.CHECKPOINT_COLS[1:])
@@ -287,3 +297,53 @@ class StoreOps:
 
     async def claim_due_timers(self: _Store, *, now: float, limit: int = 100) -> list[TimerRecord]:
         return await self._run(qa.claim_due_timers(now, limit), tx=True)
+
+    # -- conversation threads (afk.store._threads) -------------------------------------------
+    async def take_thread(
+        self: _Store,
+        thread_id: str,
+        *,
+        run_id: str,
+        owner: str,
+        now: float,
+        take_from: str | None = None,
+    ) -> ThreadHolder | None:
+        return await self._run(th.take(thread_id, run_id, owner, now, take_from), tx=True)
+
+    async def release_thread(self: _Store, thread_id: str, *, run_id: str) -> None:
+        await self._run(q.changes(th.RELEASE, (thread_id, run_id)), tx=False)
+
+    async def add_thread_turn(self: _Store, turn: ThreadTurnRecord) -> ThreadTurnRecord:
+        return await self._run(th.add_turn(self.keys, turn), tx=True)
+
+    async def thread_turns(self: _Store, thread_id: str) -> list[ThreadTurnRecord]:
+        rows = await self._run(q.every(th.SELECT_TURNS, (thread_id,)), tx=False)
+        return [th.turn_from_row(row) for row in rows]
+
+    # -- API tokens and idempotent answers (afk.store._tokens) -----------------------------
+    async def add_token(self: _Store, token: TokenRecord) -> None:
+        row = tk.token_params(s.sealed(self.keys, token))
+        await self._run(q.changes(tk.INSERT_TOKEN, row), tx=True)
+
+    async def get_token(self: _Store, token_id: str) -> TokenRecord | None:
+        row = await self._run(q.one(tk.SELECT_TOKEN, (token_id,)), tx=False)
+        return tk.token_from_row(row) if row else None
+
+    async def list_tokens(self: _Store, *, limit: int = 100) -> list[TokenRecord]:
+        rows = await self._run(q.every(tk.LIST_TOKENS, (p.check_limit(limit),)), tx=False)
+        return [tk.token_from_row(row) for row in rows]
+
+    async def revoke_token(
+        self: _Store, token_id: str, *, by: str | None, now: float
+    ) -> TokenRecord:
+        token = await self._run(tk.revoke_token(self.keys, token_id, by, now), tx=True)
+        if token is None:
+            raise TokenNotFoundError(f"no API token with id {token_id!r}")
+        return token
+
+    async def save_answer(self: _Store, answer: IdempotentAnswer) -> IdempotentAnswer:
+        return await self._run(tk.save_answer(s.sealed(self.keys, answer)), tx=True)
+
+    async def get_answer(self: _Store, principal_id: str, key: str) -> IdempotentAnswer | None:
+        row = await self._run(q.one(tk.SELECT_ANSWER, (principal_id, key)), tx=False)
+        return tk.answer_from_row(row) if row else None

@@ -1,10 +1,11 @@
 """Row MACs: the one definition of what a stored record's ``mac`` covers, and its check.
 
-Both backends seal every row they write in runs, requests, votes, grants and executions with
-``keys.mac("<table>", {field: value, ...})`` over the fields below; the run, the grants and
-the durable layer check :func:`record_ok` before they trust a row. The table name is the
-MAC's purpose, so a row cannot pass for a row of another table, and the row's id is among
-the fields, so it cannot pass for another row of its own table.
+Both backends seal every row they write in runs, requests, votes, grants, executions and
+api_tokens with ``keys.mac("<table>", {field: value, ...})`` over the fields below; the run,
+the grants, the durable layer and the console's token check :func:`record_ok` before they
+trust a row. The table name is the MAC's purpose, so a row cannot pass for a row of another
+table, and the row's id is among the fields, so it cannot pass for another row of its own
+table.
 
 Left out on purpose: a run's lease columns (taken and renewed by any worker, and trusted
 for nothing but "who is working on it"), and a grant's ``uses`` counter (counting a use must
@@ -25,15 +26,32 @@ from afk.errors import TamperedRecordError
 from afk.store.store import (
     ExecutionRecord,
     GrantRecord,
+    IdempotentAnswer,
     LogEntry,
     RequestRecord,
     RunRecord,
+    ThreadTurnRecord,
+    TokenRecord,
     VoteRecord,
 )
 
 Kind = Literal["text", "int", "real"]
-Sealable = RunRecord | RequestRecord | ExecutionRecord | VoteRecord | GrantRecord
-R = TypeVar("R", RunRecord, RequestRecord, ExecutionRecord, VoteRecord, GrantRecord)
+Sealable = (
+    RunRecord
+    | RequestRecord
+    | ExecutionRecord
+    | VoteRecord
+    | GrantRecord
+    | TokenRecord
+    | IdempotentAnswer
+    | ThreadTurnRecord
+)
+R = TypeVar(
+    "R",
+    RunRecord, RequestRecord, ExecutionRecord, VoteRecord, GrantRecord, TokenRecord,
+    IdempotentAnswer,
+    ThreadTurnRecord,
+)  # fmt: skip
 
 _T: Kind = "text"
 _R: Kind = "real"
@@ -77,6 +95,22 @@ COVERED: dict[type[Any], tuple[str, tuple[tuple[str, Kind], ...]]] = {
             ("source_request_id", _T), ("revoked_at", _R), ("revoked_by", _T),
         ),
     ),
+    TokenRecord: (
+        "api_tokens",
+        (
+            ("token_id", _T), ("principal_id", _T), ("secret_hash", _T), ("created_at", _R),
+            ("expires_at", _R), ("created_by", _T), ("revoked_at", _R), ("revoked_by", _T),
+        ),
+    ),
+    IdempotentAnswer: (
+        "api_answers",
+        (("principal_id", _T), ("key", _T), ("request_id", _T), ("status", "int"),
+         ("body", _T), ("at", _R)),
+    ),
+    ThreadTurnRecord: (
+        "thread_turns",
+        (("thread_id", _T), ("turn", "int"), ("run_id", _T), ("messages", _T), ("at", _R)),
+    ),
 }  # fmt: skip
 
 
@@ -100,11 +134,16 @@ def row_id(record: Sealable) -> str:
     """How the ledger names a row: its primary key."""
     if isinstance(record, VoteRecord):
         return f"{record.request_id}/{record.approver}"
+    if isinstance(record, ThreadTurnRecord):
+        return f"{record.thread_id}/{record.turn}"
+    if isinstance(record, IdempotentAnswer):
+        return f"{record.principal_id}/{record.key}"
     key = {
         RunRecord: "run_id",
         RequestRecord: "request_id",
         ExecutionRecord: "key",
         GrantRecord: "grant_id",
+        TokenRecord: "token_id",
     }[type(record)]
     return str(getattr(record, key))
 

@@ -156,6 +156,62 @@ class TimerRecord:
     fired_at: float | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ThreadTurnRecord:
+    """One finished run's part of a conversation thread: its messages (JSON, after the
+    thread's earlier turns), in turn order. Sealed by ``mac``."""
+
+    thread_id: str
+    turn: int  # 1, 2, ...: assigned by the store when the turn is added
+    run_id: str
+    messages: str  # JSON list of the run's messages (afk.core.sessions)
+    at: float
+    mac: str = ""  # set by the store (afk.store._seal); what a caller passes is ignored
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ThreadHolder:
+    """The run holding a thread another run asked for; ``status`` is its stored run's
+    status (None: no run row yet, or any more)."""
+
+    run_id: str
+    owner: str
+    taken_at: float
+    status: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TokenRecord:
+    """An API token (``afk tokens create``): who it authenticates, until when, and the
+    SHA-256 of its secret, never the secret itself. Sealed by ``mac``, so a row inserted or
+    edited outside afk (another principal, a revocation undone) authenticates nobody."""
+
+    token_id: str  # tok_...
+    principal_id: str
+    secret_hash: str  # hex SHA-256 of the whole secret (afk.store._tokens)
+    created_at: float
+    expires_at: float | None = None  # None: never
+    created_by: str | None = None
+    revoked_at: float | None = None
+    revoked_by: str | None = None
+    mac: str = ""  # set by the store (afk.store._seal); what a caller passes is ignored
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IdempotentAnswer:
+    """The answer an HTTP decision gave, kept under the caller's ``Idempotency-Key`` so a
+    retried POST gets it again (afk.console). Sealed by ``mac``: a forged answer must not
+    tell a client its decision was recorded."""
+
+    principal_id: str
+    key: str
+    request_id: str
+    status: int  # the HTTP status answered
+    body: str  # JSON of the body answered
+    at: float
+    mac: str = ""  # set by the store (afk.store._seal); what a caller passes is ignored
+
+
 # Whether these votes (verified, the new one included) decide their request.
 VoteRule = Callable[[Sequence["VoteRecord"]], bool]
 
@@ -284,6 +340,10 @@ class RunStore(Protocol):
     async def list_log(self, *, after_id: int = 0, limit: int = 10_000) -> list[LogEntry]:
         """Up to ``limit`` ledger entries after ``after_id``, oldest first."""
 
+    async def last_log_id(self) -> int:
+        """The id of the newest ledger entry (0 when there is none): where a reader that
+        wants only what comes next starts its ``list_log(after_id=...)``."""
+
     # -- leases and readiness --------------------------------------------------------------
     async def acquire_lease(self, run_id: str, *, owner: str, ttl_s: float, now: float) -> bool:
         """Take or renew the run's lease when it is free, expired, or already ``owner``'s."""
@@ -397,6 +457,43 @@ class RunStore(Protocol):
         """Timers due at ``now``, not fired, whose request is still pending: marked fired in
         the same transaction, so each fires once across all workers."""
 
+    async def take_thread(
+        self, thread_id: str, *, run_id: str, owner: str, now: float, take_from: str | None = None
+    ) -> ThreadHolder | None:
+        """Hold ``thread_id`` for ``run_id`` (None), or say who holds it. A holder whose run
+        ended, or ``take_from``, does not count."""
+
+    async def release_thread(self, thread_id: str, *, run_id: str) -> None:
+        """Free ``thread_id`` if ``run_id`` holds it (its run ended without a turn)."""
+
+    async def add_thread_turn(self, turn: ThreadTurnRecord) -> ThreadTurnRecord:
+        """Append ``turn`` to its thread and free the thread, once per run; raises
+        ThreadBusyError when its run does not hold the thread."""
+
+    async def thread_turns(self, thread_id: str) -> list[ThreadTurnRecord]:
+        """Every turn of ``thread_id``, oldest first (the whole conversation is the history a
+        new run starts from)."""
+
+    # -- API tokens and idempotent answers (afk.console) -----------------------------------
+    async def add_token(self, token: TokenRecord) -> None:
+        """Insert a new API token (sealed); a second token with the same id is a StoreError."""
+
+    async def get_token(self, token_id: str) -> TokenRecord | None:
+        """The token ``token_id`` (revoked and expired ones too), or None."""
+
+    async def list_tokens(self, *, limit: int = 100) -> list[TokenRecord]:
+        """At most ``limit`` (1 to 1000) tokens, newest first (by created_at, then id)."""
+
+    async def revoke_token(self, token_id: str, *, by: str | None, now: float) -> TokenRecord:
+        """Revoke (idempotent: the first revocation stands). TokenNotFoundError if unknown."""
+
+    async def save_answer(self, answer: IdempotentAnswer) -> IdempotentAnswer:
+        """Keep ``answer`` (sealed) unless one is kept under its (principal_id, key) already;
+        the one kept (the first) is returned."""
+
+    async def get_answer(self, principal_id: str, key: str) -> IdempotentAnswer | None:
+        """The answer kept under (``principal_id``, ``key``), or None."""
+
 
 __all__ = [
     "TERMINAL_RUN_STATES",
@@ -405,13 +502,17 @@ __all__ = [
     "ExecutionRecord",
     "ExecutionStatus",
     "GrantRecord",
+    "IdempotentAnswer",
     "LogEntry",
     "RequestRecord",
     "RequestStatus",
     "RunRecord",
     "RunStatus",
     "RunStore",
+    "ThreadHolder",
+    "ThreadTurnRecord",
     "TimerRecord",
+    "TokenRecord",
     "VoteRecord",
     "VoteRule",
 ]

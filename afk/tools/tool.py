@@ -6,11 +6,13 @@ import asyncio
 import functools
 import inspect
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, get_type_hints, overload
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Protocol, get_type_hints, overload
 
 from afk.approvals.display import SAFE_TOOL_NAME, SAFE_TOOL_NAME_TEXT, is_safe_tool_name
+from afk.approvals.requests import CallApproval, ToolAnswer
 from afk.canonical import clean
 from afk.errors import AfkError, ConfigurationError, InvalidArgumentsError
 
@@ -21,6 +23,14 @@ class ToolContext:
 
     ``idempotency_key`` is stable for one tool call across retries and resumes: a tool that
     talks to an external system should pass it along so a repeated call is recognised.
+
+    ``ask_user(prompt)`` asks the run's human a question while the tool runs (a user-input
+    request through the run's interaction provider) and returns the answer, or None when it
+    was denied or nobody answered. It is None where no human can answer mid-call: headless
+    and external runs, and runs with a store. MCP servers' elicitations use it.
+
+    ``approval`` says how a gated call came to run (:class:`~afk.approvals.requests.
+    CallApproval`: the approver and their reason, or the grant); None when policy allowed it.
     """
 
     run_id: str
@@ -28,6 +38,47 @@ class ToolContext:
     tool_call_id: str
     idempotency_key: str
     context: Mapping[str, Any]
+    ask_user: Callable[[str], Awaitable[str | None]] | None = None
+    # How this call came to run when policy gated it: who approved it and why, or the
+    # grant that covered it; None when policy allowed it outright.
+    approval: CallApproval | None = None
+    asks: ToolQuestions | None = None  # set by the runner: what the two methods below use
+
+    async def request_approval(
+        self, *, reason: str, details: Mapping[str, Any] | None = None
+    ) -> ToolAnswer:
+        """Ask a human to approve what the tool is about to do (``reason``, and ``details``
+        as JSON for the approver) and return their :class:`~afk.approvals.requests.
+        ToolAnswer` (``approved``). Under the approvers of the rule that gated the call, if
+        one did. In a run with a store this pauses the call and re-enters the tool from its
+        start once decided: read the contract in :mod:`afk.core._tool_asks` first."""
+        return await self._questions().approval(reason, details)
+
+    async def request_input(
+        self, *, prompt: str, schema: Mapping[str, Any] | None = None
+    ) -> ToolAnswer:
+        """Ask a human for input (``prompt``); with a JSON ``schema`` an answer that does not
+        fit it is refused when submitted (the request stays pending) and ``value`` is the
+        JSON it holds. Same re-entry contract as :meth:`request_approval`."""
+        return await self._questions().input(prompt, schema)
+
+    def _questions(self) -> ToolQuestions:
+        if self.asks is None:
+            raise ConfigurationError(
+                "ToolContext: only a tool running in a run can ask a human (this context "
+                "was made by hand)"
+            )
+        return self.asks
+
+
+class ToolQuestions(Protocol):
+    """What a ToolContext asks through (afk.core._tool_asks.ToolAsks)."""
+
+    async def approval(self, reason: str, details: Mapping[str, Any] | None) -> ToolAnswer:
+        """Ask for approval."""
+
+    async def input(self, prompt: str, schema: Mapping[str, Any] | None) -> ToolAnswer:
+        """Ask for input."""
 
 
 if TYPE_CHECKING:
@@ -100,6 +151,11 @@ def _docstring_parts(doc: str | None) -> tuple[str, dict[str, str]]:
 
 class Tool:
     """A function the model can call. Build one with :func:`tool`."""
+
+    # What policy rules' ``annotations`` and ``server`` matchers see (PolicyEvent): an MCP
+    # tool's hints and its server's name (afk.mcp.MCPTool); a Python tool has neither.
+    annotations: Mapping[str, Any] = MappingProxyType({})
+    server: str | None = None
 
     def __init__(
         self,

@@ -241,8 +241,10 @@ async def _stored_rows(url: str) -> None:
     for policy, quorum_votes in ((escalating, ["bob", "carol"]), (finance_policy(quorum=1), [])):
         async with Runner(policy, config=external, store=url) as runner:
             for amount in (250, 300, 400):
+                # One thread per run: a thread holds one run at a time, and these stay paused.
+                thread = f"t-{amount}-{len(quorum_votes)}"
                 run = await runner.run(finance_agent(), user_message=str(amount),
-                                       requested_by="alice", thread_id="t-1")  # fmt: skip
+                                       requested_by="alice", thread_id=thread)  # fmt: skip
                 rid = run.pending_requests[0].request_id
                 decision = {
                     250: ApprovalDecision(kind="allow", reason="ok"),
@@ -256,7 +258,7 @@ async def _stored_rows(url: str) -> None:
                     await runner.resolve(rid, dataclasses.replace(decision, approver=who))
             if not quorum_votes:
                 run = await runner.run(finance_agent(), user_message="500",
-                                       requested_by="alice", thread_id="t-1")  # fmt: skip
+                                       requested_by="alice", thread_id="t-500")  # fmt: skip
                 grant = GrantSpec(scope="thread", until=1e10, when={"amount": {"lte": 900}})
                 decision = ApprovalDecision(kind="allow", approver="bob", grant=grant)
                 await runner.resolve(run.pending_requests[0].request_id, decision)

@@ -182,7 +182,8 @@ async def test_policy_decisions_reach_the_ledger_with_the_change_they_lead_to(
     kinds = [e.kind for e in await runner.store.list_log()]
     # the gating decision is written with the request it opened, in one transaction
     assert kinds[:2] == ["policy_decision", "request_opened"]
-    assert kinds[2:] == ["decided", "execution_started", "execution_finished"]
+    # the resumed run puts the approved call to the policy of now again: logged too
+    assert kinds[2:] == ["decided", "policy_decision", "execution_started", "execution_finished"]
     assert (await verify(runner.store)).ok
 
 

@@ -33,6 +33,7 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: Any
+    peer: tuple[str, int] | None = None  # the client's address: one per TCP connection
 
 
 def json_reply(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
@@ -71,7 +72,8 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = raw.decode("utf-8", "replace")
         headers = {k.lower(): v for k, v in self.headers.items()}
-        reply = self.server.owner._take(Recorded("POST", self.path, headers, body))
+        recorded = Recorded("POST", self.path, headers, body, peer=self.client_address[:2])
+        reply = self.server.owner._take(recorded)
         if reply.delay_s:
             time.sleep(reply.delay_s)
         # The client may have given up (timeout tests); then there is nobody left to tell.
@@ -82,16 +84,36 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(reply.status)
         for name, value in reply.headers.items():
             self.send_header(name, value)
+        chunked = self.server.owner.keep_alive and reply.chunks is not None
         if reply.chunks is None:
             self.send_header("Content-Length", str(len(reply.body)))
-        self.send_header("Connection", "close")
+        elif chunked:
+            self.send_header("Transfer-Encoding", "chunked")  # the stream's end, without closing
+        if not self.server.owner.keep_alive:
+            self.send_header("Connection", "close")
         self.end_headers()
         for chunk in reply.chunks if reply.chunks is not None else [reply.body]:
-            self.wfile.write(chunk)
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+            self.wfile.flush()
+        if chunked:
+            self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # keep test output clean
+
+
+class _KeepAliveHandler(_Handler):
+    protocol_version = "HTTP/1.1"  # keeps the connection open between requests
+    timeout = 2.0  # an idle kept-alive connection must not hold up the server's shutdown
+    # Headers and body go out as two writes: with Nagle on, the second waits for the client's
+    # delayed ACK, 40 ms a reply.
+    disable_nagle_algorithm = True
+
+    def handle(self) -> None:
+        # A client that closes its idle connection (a client per call does) is not an error.
+        with contextlib.suppress(ConnectionResetError):
+            super().handle()
 
 
 class _Server(ThreadingHTTPServer):
@@ -100,13 +122,19 @@ class _Server(ThreadingHTTPServer):
 
 
 class FakeServer:
-    """``with FakeServer() as server: server.queue(...); ...; server.requests``."""
+    """``with FakeServer() as server: server.queue(...); ...; server.requests``.
 
-    def __init__(self) -> None:
+    ``keep_alive=True`` answers over HTTP/1.1 without closing the connection (streams chunked),
+    so a pooled client can reuse it (each request's ``peer`` tells connections apart).
+    """
+
+    def __init__(self, *, keep_alive: bool = False) -> None:
+        self.keep_alive = keep_alive
         self.requests: list[Recorded] = []
         self._replies: deque[Reply] = deque()
         self._lock = threading.Lock()
-        self._httpd = _Server(("127.0.0.1", 0), _Handler)
+        handler = _KeepAliveHandler if keep_alive else _Handler
+        self._httpd = _Server(("127.0.0.1", 0), handler)
         self._httpd.owner = self
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
@@ -148,3 +176,25 @@ def unused_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
+
+
+def openai_completion(message: dict[str, Any]) -> dict[str, Any]:
+    """A Chat Completions body whose one choice is the assistant ``message``."""
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": {"role": "assistant", **message}}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+    }
+
+
+def anthropic_message(content: list[dict[str, Any]]) -> dict[str, Any]:
+    """A Messages API body with these content blocks."""
+    return {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "content": content,
+        "stop_reason": "end_turn",
+        "usage": {"input_tokens": 10, "output_tokens": 5},
+    }

@@ -14,7 +14,14 @@ from afk.audit.keys import Keyring, SecretKey
 from afk.errors import TamperedRecordError
 from afk.store import PostgresStore, SQLiteStore, record_ok
 from afk.store._seal import COVERED, covered
-from afk.store.store import GrantRecord, RunStore, VoteRecord
+from afk.store.store import (
+    GrantRecord,
+    IdempotentAnswer,
+    RunStore,
+    ThreadTurnRecord,
+    TokenRecord,
+    VoteRecord,
+)
 
 
 def QUORUM_OF_TWO(votes: Sequence[VoteRecord]) -> bool:
@@ -101,7 +108,15 @@ async def test_a_mac_passed_by_the_caller_is_ignored(store: RunStore) -> None:
 @pytest.mark.parametrize("kind", list(COVERED), ids=lambda k: k.__name__)
 def test_each_covered_field_counts(kind: type) -> None:
     keys = Keyring(SecretKey(secret=bytes(32)))
-    samples = [run(), request("q"), grant(), execution("k"), vote("alice")]
+    turn = ThreadTurnRecord(thread_id="t", turn=1, run_id="run-1", messages="[]", at=NOW)
+    token = TokenRecord(
+        token_id="tok_1", principal_id="alice", secret_hash="h" * 64, created_at=NOW,
+        expires_at=4e9, created_by="admin",
+    )  # fmt: skip
+    answer = IdempotentAnswer(
+        principal_id="alice", key="k-1", request_id="q1", status=200, body="{}", at=NOW
+    )
+    samples = [run(), request("q"), grant(), execution("k"), vote("alice"), turn, token, answer]
     [record] = [r for r in samples if type(r) is kind]
     sealed = dataclasses.replace(record, mac=keys.mac(*covered(record)))
     assert record_ok(keys, sealed)
