@@ -32,7 +32,10 @@ def grant_record(request: Request, decision: Decision) -> GrantRecord | None:
     values = scope_values(
         thread_id=request.thread_id, agent_name=request.agent_name, user=request.requested_by
     )
+    deny = decision.kind == "deny"
     return GrantRecord(
+        effect="deny" if deny else "allow",
+        reason=(decision.reason or "denied by a standing grant") if deny else None,
         grant_id=f"grant_{request.request_id.removeprefix('req_')}",
         tool_name=request.tool_name,
         scope=spec.scope,
@@ -69,6 +72,7 @@ async def add_grant(store: RunStore, request: Request, decision: Decision) -> No
             run_id=request.run_id,
             actor=grant.created_by,
             until=grant.until,
+            effect="deny" if grant.effect == "deny" else None,
             at=time.time(),
             **_named(grant),
         )
@@ -134,11 +138,13 @@ class Grants:
     async def use(
         self, tool_name: str, args: Any, values: dict[str, Any], *, run_id: str, call_id: str
     ) -> GrantRecord | None:
-        """The first active grant covering this call, its use counted; None if none does."""
+        """The first active grant covering this call, its use counted; None if none does. A
+        deny grant comes before every allow grant: "never this" outranks "this is fine"."""
         if not self.store and not self._memory:
             return None
         now = time.time()
-        for grant in await self.list(active_at=now):
+        active = await self.list(active_at=now)
+        for grant in sorted(active, key=lambda g: g.effect != "deny"):
             # Checked before anything reads it: inserted, edited or un-revoked in the
             # database, a grant covers nothing (and every call it is offered to logs it).
             if self.store is not None and not record_ok(self.store.keys, grant):

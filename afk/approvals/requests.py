@@ -96,8 +96,8 @@ GRANT_SCOPES: tuple[str, ...] = ("thread", "agent", "user")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GrantSpec:
-    """Part of an allow decision: "keep allowing this tool, for calls whose arguments match
-    ``when``, within this thread / agent / user, until ``until`` (epoch seconds)"."""
+    """Part of a decision: "keep allowing (or denying) this tool, for calls whose arguments
+    match ``when``, within this thread / agent / user, until ``until`` (epoch seconds)"."""
 
     scope: GrantScope
     until: float
@@ -124,6 +124,8 @@ class ApprovalDecision:
 
     ``updated_tool_args`` means "approve, but with these arguments instead": they are validated
     against the tool's schema when the decision is recorded and are exactly what executes.
+    ``grant`` makes the answer standing: with ``allow``, later calls it covers run unasked;
+    with ``deny``, they are refused unasked, with ``reason`` as the model's message.
     """
 
     kind: DecisionKind
@@ -135,11 +137,12 @@ class ApprovalDecision:
 
     def __post_init__(self) -> None:
         _check_common(self.kind, self.stop_run, "ApprovalDecision")
-        if self.grant is not None and (
-            self.kind != "allow" or not isinstance(self.grant, GrantSpec)
-        ):
+        if self.grant is not None and not isinstance(self.grant, GrantSpec):
+            raise InvalidDecisionError("ApprovalDecision.grant takes a GrantSpec")
+        if self.grant is not None and self.stop_run:
             raise InvalidDecisionError(
-                "ApprovalDecision.grant takes a GrantSpec and goes only with kind='allow'"
+                "ApprovalDecision.grant does not go with stop_run: a standing deny refuses "
+                "later calls, it does not stop their runs"
             )
         if self.updated_tool_args is not None:
             if self.kind != "allow":

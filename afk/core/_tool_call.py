@@ -276,6 +276,8 @@ class ToolCallRunner:
             )
 
     async def _granted(self, step: int, item: Call) -> bool:
+        """Whether a standing grant answers this gated call, so nobody is asked: an allow
+        grant lets it run; a deny grant settles it denied, with the grant's reason."""
         facts = self._facts
         grants = facts.grants
         if grants is None or item.tool is None:
@@ -298,6 +300,9 @@ class ToolCallRunner:
             tool_call_id=item.id,
             rule_id=item.policy.rule_id,
         )
+        if grant.effect == "deny":
+            why = grant.reason or "denied by a standing grant"
+            await self._denied(step, item, f"{why} (standing deny {grant.grant_id})")
         return True
 
     async def _valid(self, step: int, item: Call, *, ignore: str | None = None) -> bool:

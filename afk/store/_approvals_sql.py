@@ -32,7 +32,11 @@ GRANT_COLS = (
     "revoked_by",
     "uses",
     "mac",
+    "effect",
+    "reason",
 )
+# Store schema 7: what grants rows of older stores lack (NULL reads as an allow grant).
+GRANT_COLUMNS = (("effect", "TEXT"), ("reason", "TEXT"))
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS {t}votes (
@@ -44,7 +48,7 @@ DDL = (
         scope_value TEXT NOT NULL, when_json TEXT NOT NULL, until {real} NOT NULL,
         created_by TEXT, created_at {real} NOT NULL, source_request_id TEXT,
         revoked_at {real}, revoked_by TEXT, uses INTEGER NOT NULL DEFAULT 0,
-        mac TEXT)""",
+        mac TEXT, effect TEXT, reason TEXT)""",
     """CREATE TABLE IF NOT EXISTS {t}timers (
         request_id TEXT NOT NULL, kind TEXT NOT NULL, due_at {real} NOT NULL,
         fired_at {real}, PRIMARY KEY (request_id, kind))""",
@@ -97,6 +101,7 @@ def grant_from_row(row: Sequence[Any]) -> GrantRecord:
     data = dict(zip(GRANT_COLS, row, strict=True))
     data["when"] = data.pop("when_json")
     data["mac"] = data["mac"] or ""
+    data["effect"] = data["effect"] or "allow"
     return GrantRecord(**data)
 
 

@@ -42,7 +42,11 @@ TABLES = (*c.DDL[1:], *a.DDL, *p.INDEXES, *tk.DDL, *th.DDL)
 DROPPED_INDEXES = ("runs_status_updated", "requests_status_created", "requests_run")
 # Store schema 6: columns older requests tables lack, added before any migration reads
 # requests (the v3 one reads them as every reader does, schema put back).
-ADDED_COLUMNS = tuple(("requests", name, kind) for name, kind in ts.COLUMNS)
+# Store schema 7: a grant's effect and reason (deny grants).
+ADDED_COLUMNS = (
+    *(("requests", name, kind) for name, kind in ts.COLUMNS),
+    *(("grants", name, kind) for name, kind in a.GRANT_COLUMNS),
+)
 MIGRATION_PAGE = 1000
 AFTER_MIGRATIONS = (
     *r.INDEXES,

@@ -93,6 +93,7 @@ COVERED: dict[type[Any], tuple[str, tuple[tuple[str, Kind], ...]]] = {
             ("grant_id", _T), ("tool_name", _T), ("scope", _T), ("scope_value", _T),
             ("when", _T), ("until", _R), ("created_by", _T), ("created_at", _R),
             ("source_request_id", _T), ("revoked_at", _R), ("revoked_by", _T),
+            ("effect", _T), ("reason", _T),
         ),
     ),
     TokenRecord: (
@@ -124,10 +125,23 @@ def _value(value: Any, kind: Kind) -> Any:
     return value
 
 
+# Fields added to a sealed table after rows were signed: covered only when they differ from
+# what every older row means, so those rows still verify and a changed value does not.
+_COVERED_UNLESS: dict[type[Any], dict[str, Any]] = {
+    GrantRecord: {"effect": "allow", "reason": None},
+}
+
+
 def covered(record: Sealable) -> tuple[str, dict[str, Any]]:
     """The record's table and the values its MAC covers."""
     table, fields = COVERED[type(record)]
-    return table, {name: _value(getattr(record, name), kind) for name, kind in fields}
+    unless = _COVERED_UNLESS.get(type(record))
+    values = {name: _value(getattr(record, name), kind) for name, kind in fields}
+    if unless is not None:
+        for name, legacy in unless.items():
+            if values[name] == legacy:
+                del values[name]
+    return table, values
 
 
 def row_id(record: Sealable) -> str:

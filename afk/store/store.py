@@ -128,8 +128,9 @@ class VoteRecord:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GrantRecord:
-    """A standing permission: allow ``tool_name`` calls whose arguments match ``when`` within
-    one thread / agent / user until ``until``."""
+    """A standing answer: allow (or, ``effect="deny"``, refuse with ``reason``)
+    ``tool_name`` calls whose arguments match ``when`` within one thread / agent / user until
+    ``until``."""
 
     grant_id: str
     tool_name: str
@@ -144,6 +145,8 @@ class GrantRecord:
     revoked_by: str | None = None
     uses: int = 0  # the one field the MAC leaves out: counting a use re-signs nothing
     mac: str = ""  # set by the store (afk.store._seal); what a caller passes is ignored
+    effect: Literal["allow", "deny"] = "allow"  # store schema 7; older rows are allow
+    reason: str | None = None  # a deny grant's message, given to the model
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

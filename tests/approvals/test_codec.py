@@ -346,7 +346,7 @@ def test_a_missing_field_is_refused() -> None:
         ),
         ('{"kind":"allow","grant":{"scope":"user","until":1,"extra":1}}', "unknown field 'extra'"),
         ('{"kind":"allow","grant":{"scope":"user"}}', "missing field 'until'"),
-        ('{"kind":"deny","grant":{"scope":"user","until":1}}', "not a valid ApprovalDecision"),
+        ('{"kind":"deny","stop_run":true,"grant":{"scope":"user","until":1}}', "not a valid ApprovalDecision"),
         ('{"kind":"allow","stop_run":true}', "not a valid ApprovalDecision"),
         ('{"kind":"allow","updated_tool_args":"x"}', "updated_tool_args: expected an object"),
         ('["allow"]', "ApprovalDecision: expected an object, got list"),

@@ -213,10 +213,12 @@ class _GrantEntry(LedgerEntry):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GrantCreated(_GrantEntry):
-    """An approver's "allow, and keep allowing this" became a standing grant."""
+    """An approver's "allow, and keep allowing this" (or "deny, and keep denying this":
+    ``effect``) became a standing grant."""
 
     kind: Literal["grant_created"] = "grant_created"
     until: float
+    effect: Literal["deny"] | None = _optional()  # written for a standing deny only
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
