@@ -38,6 +38,7 @@ AfkError
 ├── RunNotResumableError      the stored run already ended, or belongs to another agent
 ├── RunLockedError            another worker holds the run's lease
 ├── ThreadBusyError           another run is on this conversation thread (running or paused)
+├── SubAgentError             a sub-agent (Agent.as_tool) failed, stopped or cannot resume
 ├── GrantNotFoundError        no standing grant with this id
 ├── TokenNotFoundError        no API token with this id (afk tokens revoke)
 ├── LedgerError               afk.audit: the ledger does not verify, so it is not signed
@@ -53,8 +54,9 @@ AfkError
 Each class carries ``http_status``, the status the HTTP API (afk.console) answers it with,
 so that mapping lives here, next to the tree, and nowhere else.
 
-Exceptions whose names start with ``_`` (and ``Paused``, ``ToolPaused``, ``SpecError``) are
-control flow inside afk: each is caught where it is raised and never reaches a caller.
+Exceptions whose names start with ``_`` (and ``Paused``, ``ToolPaused``, ``ChildPaused``,
+``SpecError``) are control flow inside afk: each is caught where it is raised and never
+reaches a caller.
 """
 
 from __future__ import annotations
@@ -188,6 +190,11 @@ class RunLockedError(AfkError):
     http_status = 409
 
 
+class SubAgentError(AfkError):
+    """A sub-agent (``Agent.as_tool``) failed, stopped or cannot be resumed: the call that
+    ran it fails with this, and its parent's model is told."""
+
+
 class ThreadBusyError(AfkError):
     """Another run is on this conversation thread (running, or paused for a decision):
     one run per thread at a time. ``run_id`` names it."""
@@ -251,6 +258,7 @@ __all__ = [
     "RunNotFoundError",
     "RunNotResumableError",
     "StoreError",
+    "SubAgentError",
     "TamperedRecordError",
     "ThreadBusyError",
     "TokenNotFoundError",

@@ -449,6 +449,7 @@ EXPECTED: dict[str, list[str]] = {
         "RunNotFoundError",
         "RunNotResumableError",
         "StoreError",
+        "SubAgentError",
         "TamperedRecordError",
         "ThreadBusyError",
         "TokenNotFoundError",
@@ -655,6 +656,7 @@ EXPECTED: dict[str, list[str]] = {
 INTERNAL = {
     "afk.core._call.Paused": "the run loop catches it and returns a paused RunResult",
     "afk.core._tool_asks.ToolPaused": "the tool-call runner catches it: the call waits",
+    "afk.core._tool_asks.ChildPaused": "the tool-call runner catches it: a sub-agent waits",
     "afk.agents._matchers.SpecError": "rules and grant specs turn it into ConfigurationError",
     "afk.cli._prompt.PromptInterrupted": "the console provider ends its prompt on it",
     "afk.audit.entries._shape.Problem": "the entry codec turns it into LedgerEntryError",

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from afk.agents.policy import PolicyEngine
 from afk.errors import ConfigurationError
-from afk.tools.tool import Tool, tool
+from afk.tools.tool import Tool, ToolContext, tool
 
 if TYPE_CHECKING:
     from afk.mcp.server import MCPServer
@@ -132,6 +132,27 @@ class Agent:
             self._specs, self._spec_tools = [t.spec() for t in tools], tools
         return self._specs
 
+    def as_tool(self, *, name: str | None = None, description: str | None = None) -> Tool:
+        """This agent as a tool of another: the model calls it with one ``input`` and gets the
+        agent's final text. It runs as a sub-agent of the calling run (afk.core._subagents):
+        its requests are the run's, under the calling run's policy first and its own after."""
+        agent = self
+
+        async def run_agent(input: str, ctx: ToolContext) -> str:
+            """Ask the agent.
+
+            Args:
+                input: What to ask it, as a message to it.
+            """
+            return await ctx.run_agent(agent, input)
+
+        shown = description if description is not None else f"Ask the {self.name} agent."
+        # Idempotent: entered again after a crash, the child resumes from its last stored
+        # snapshot and each of its own calls is exactly-once on its own record.
+        return Tool(
+            run_agent, name=name or _tool_name(self.name), description=shown, idempotent=True
+        )
+
     def __repr__(self) -> str:
         servers = f", mcp_servers={[s.name for s in self.mcp_servers]}" if self.mcp_servers else ""
         # The own tools only: listing a closed MCP server's would raise.
@@ -139,6 +160,12 @@ class Agent:
             f"Agent(name={self.name!r}, model={self.model!r}, tools={list(self._own_tools)}"
             f"{servers})"
         )
+
+
+def _tool_name(agent_name: str) -> str:
+    """A tool name providers accept, from an agent's name."""
+    cleaned = "".join(c if c.isalnum() or c in "_-" else "_" for c in agent_name.strip())
+    return cleaned[:64] or "agent"
 
 
 __all__ = [

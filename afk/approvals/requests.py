@@ -51,6 +51,9 @@ class ApprovalRequest:
     allowed_decisions: tuple[str, ...] = DECISION_OPTIONS
     # What a tool asking from inside its body (ToolContext.request_approval) shows besides.
     details: dict[str, Any] | None = None
+    # Where in a tree of agents the asking run sits: one "<tool_call_id>:<agent>" per
+    # sub-agent call from the top run (``run_id``) down; empty for the top run itself.
+    path: tuple[str, ...] = ()
     kind: Literal["approval"] = "approval"
 
 
@@ -77,6 +80,7 @@ class UserInputRequest:
     # A JSON schema the answer must fit (ToolContext.request_input(schema=...)): checked
     # when the answer is submitted, so one that does not fit leaves the request pending.
     input_schema: dict[str, Any] | None = None
+    path: tuple[str, ...] = ()  # as ApprovalRequest.path
     kind: Literal["user_input"] = "user_input"
 
 

@@ -97,6 +97,7 @@ class Asking:
             reason=decision.reason,
             created_at=now,
             requested_by=facts.requested_by,
+            path=facts.path,
         )
         if decision.action == "request_user_input":
             return UserInputRequest(

@@ -59,11 +59,16 @@ class Call:
     stopped_by_sibling: bool = False
     stop: bool = False
     # Questions the tool asked from inside its body (afk.core._tool_asks), in order, and the
-    # answers so far; ``new_question``: the last one, until a checkpoint has stored it.
+    # answers so far.
     questions: list[Request] = field(default_factory=list)
     answers: list[ToolAnswer] = field(default_factory=list)
-    new_question: Request | None = None
     question_asked: Any = None  # the provider's pending answer to the last question
+    # A sub-agent call (Agent.as_tool) whose child run paused: the child's stored snapshot
+    # and the requests it waits on (afk.core._subagents).
+    child: str | None = None
+    child_waits: list[Request] = field(default_factory=list)
+    entries: int = 0  # entries into the tool that ended in a pause: each is its own record
+    new_requests: list[Request] = field(default_factory=list)  # for the next checkpoint
 
     @property
     def waits_on_question(self) -> bool:

@@ -106,6 +106,14 @@ class Durable:
         """Request rows read under this run's lease (when it was claimed)."""
         self._decided.update((r.request_id, r) for r in records if r.decision is not None)
 
+    def decided_rows(self) -> list[RequestRecord]:
+        """The decided request rows read so far (a sub-agent's journal starts from them)."""
+        return list(self._decided.values())
+
+    async def request_row(self, request_id: str) -> RequestRecord | None:
+        """The request's row (decided ones are read once)."""
+        return await self._request_row(request_id)
+
     async def _request_row(self, request_id: str) -> RequestRecord | None:
         known = self._decided.get(request_id)
         if known is not None:
@@ -352,6 +360,10 @@ class Durable:
         taken, self._pending_log = self._pending_log, []
         return [*taken, *entries]
 
+    def adopt_log(self, entries: Sequence[LogEntry]) -> None:
+        """A sub-agent's queued ledger entries, written with this run's next checkpoint."""
+        self._pending_log.extend(entries)
+
     async def flush_log(self) -> None:
         if self._pending_log:
             for entry in self._take_log():
@@ -403,3 +415,31 @@ def _decided_by(value: str | None) -> DecidedBy:
     if value in ("human", "timeout", "fallback", "error"):
         return value  # type: ignore[return-value]
     return "human"
+
+
+class NestedDurable(Durable):
+    """A sub-agent's journal (afk.core._subagents): its calls run exactly once and its
+    decisions are read and written in the store like any run's, but it has no run row and
+    no lease of its own. Its checkpoints stay here (``last``) for the parent, which stores
+    the child's snapshot inside its own step, with the child's requests as its own."""
+
+    last: RunSnapshot | None = None
+
+    async def checkpoint(
+        self,
+        status: RunStatus,
+        snapshot: RunSnapshot,
+        new_requests: Sequence[Request] = (),
+    ) -> None:
+        """Keep ``snapshot`` for the parent (the parent's checkpoint writes it)."""
+        self.last = snapshot
+
+    def take_log(self) -> list[LogEntry]:
+        """The ledger entries queued for the next checkpoint: the parent's writes them."""
+        return self._take_log()
+
+    def keep_lease(self) -> None:
+        """Nothing: the top run's lease covers the tree."""
+
+    async def release(self) -> None:
+        """Nothing: the top run's lease covers the tree."""

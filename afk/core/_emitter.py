@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -64,6 +65,19 @@ class Emitter:
         elif self._notify is not None:
             await self._call_notify(event)
         return event
+
+    async def adopt(self, event: Event) -> None:
+        """An event of a sub-agent's run (afk.core._subagents), renumbered into this run's
+        sequence: the top run's stream holds its whole tree."""
+        self.seq += 1
+        adopted = dataclasses.replace(event, run_id=self.run_id, seq=self.seq)
+        self.events.append(adopted)
+        if self.observer is not None:
+            self.observer.on_event(adopted)
+        if self._changed is not None:
+            self._changed.set()
+        if self._notify is not None:
+            await self._call_notify(adopted)
 
     async def _call_notify(self, event: Event) -> None:
         assert self._notify is not None

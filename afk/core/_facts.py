@@ -42,6 +42,11 @@ class RunFacts:
     started_at: float
     headless: bool
     external: bool
+    # A sub-agent's run (afk.core._subagents) shares its top run's id, so its requests are
+    # the top run's; ``scope`` keeps its execution keys apart, ``path`` names it on requests.
+    scope: str = ""
+    path: tuple[str, ...] = ()
+    children: Any = None  # starts and resumes sub-agent runs (afk.core._subagents.ChildRuns)
 
     @classmethod
     def of(cls, setup: RunSetup, *, started_at: float) -> RunFacts:
@@ -60,7 +65,11 @@ class RunFacts:
             directory=setup.directory,
             started_at=started_at,
             headless=mode == "headless",
-            external=mode == "external",
+            # A sub-agent of a durable run pauses to its parent, which stores its requests.
+            external=mode == "external" or (setup.nested is not None and setup.store is not None),
+            scope=setup.nested.scope if setup.nested is not None else setup.run_id,
+            path=setup.nested.path if setup.nested is not None else (),
+            children=setup.children,
         )
 
 

@@ -18,7 +18,7 @@ from afk.agents.policy import PolicyEvent
 from afk.approvals.requests import Request, UserInputDecision
 from afk.core._asking import Asking
 from afk.core._call import Paused, discard
-from afk.core._durable import Durable
+from afk.core._durable import Durable, NestedDurable
 from afk.core._emitter import ActiveClock, Emitter
 from afk.core._facts import RunFacts
 from afk.core._gate import PolicyGate
@@ -111,8 +111,11 @@ class Run:
         self.agent = setup.agent
         facts = self.facts = RunFacts.of(setup, started_at=time.time())
         notify = getattr(setup.provider, "notify", None)
+        observer: Any = observe_run(setup)
+        if setup.nested is not None:  # a sub-agent: its events go to its parent's stream
+            notify, observer = forward_to(setup.nested.parent_emitter), None
         emitter = self.emitter = Emitter(
-            setup.run_id, notify if callable(notify) else None, observe_run(setup)
+            setup.run_id, notify if callable(notify) else None, observer
         )
         self.specs: list[ToolSpec] = self.agent.tool_specs
         self.settings = run_settings(
@@ -141,7 +144,8 @@ class Run:
             emitter.seq = snap.seq
         self.durable: Durable | None = None
         if setup.store is not None:
-            self.durable = Durable(
+            journal = Durable if setup.nested is None else NestedDurable
+            self.durable = journal(
                 facts,
                 setup.store,
                 emitter=emitter,
@@ -485,3 +489,17 @@ def _first_error(exc: BaseException) -> BaseException:
 
 def new_tool_call_id() -> str:
     return f"call_{uuid.uuid4().hex[:24]}"
+
+
+# What a sub-agent's run keeps to itself: its start and end are not its parent's.
+_OWN_EVENTS = frozenset({"run_started", "run_completed", "run_failed", "run_cancelled"})
+
+
+def forward_to(parent: Emitter) -> Any:
+    """A sub-agent run's ``notify``: its events, but its start and end, into ``parent``."""
+
+    async def forward(event: Any) -> None:
+        if event.type not in _OWN_EVENTS:
+            await parent.adopt(event)
+
+    return forward

@@ -21,6 +21,16 @@ from afk.store.store import RunStore
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Nested:
+    """A sub-agent's run: its key ``scope``, its ``path`` of "<tool_call_id>:<agent>" hops
+    from the top run, and the emitter of the run that called it (its events go there)."""
+
+    scope: str
+    path: tuple[str, ...]
+    parent_emitter: Any
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunSetup:
     """Everything a run needs, checked by the Runner before the run starts."""
 
@@ -48,3 +58,7 @@ class RunSetup:
     tracing: SpanFactory | None = None  # Runner(tracing=...): spans of this run
     # run(model_settings=...): merged over the agent's, field by field, when the run starts.
     model_settings: ModelSettings | None = None
+    # Set for a sub-agent's run (afk.core._subagents): where it sits under its top run.
+    nested: Nested | None = None
+    # How this run's sub-agent calls (Agent.as_tool) start and resume their child runs.
+    children: Any = None

@@ -83,6 +83,11 @@ class CallState:
     # (afk.core._tool_asks): stored by request id, like ``request``.
     asked: tuple[Request, ...] = ()
     answers: tuple[ToolAnswer, ...] = ()
+    # A sub-agent call's child run, paused: its own stored snapshot (as dump_snapshot writes
+    # it) and the requests it waits on (stored by id); ``entries``: pauses so far.
+    child: str | None = None
+    child_waits: tuple[Request, ...] = ()
+    entries: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -197,8 +202,9 @@ def _step_refs(step: StepState, data: dict[str, Any], messages: list[Message]) -
         request = call.pop("request", None)
         if request is not None:
             call["request_id"] = request["request_id"]
-        if "asked" in call:
-            call["asked_ids"] = [r["request_id"] for r in call.pop("asked")]
+        for name in ("asked", "child_waits"):
+            if name in call:
+                call[f"{name}_ids"] = [r["request_id"] for r in call.pop(name)]
         if position < len(turn) and turn[position] == state.call:
             del call["call"]
     request = data.pop("model_request", None)
@@ -213,6 +219,7 @@ def _requested(step: dict[str, Any]) -> tuple[str, ...]:
     """The request ids a stored step names, in order: what ``paused_ids`` is unless written."""
     found = [c["request_id"] for c in step.get("calls", []) if c.get("request_id") is not None]
     found += [c["asked_ids"][-1] for c in step.get("calls", []) if c.get("asked_ids")]
+    found += [i for c in step.get("calls", []) for i in c.get("child_waits_ids", ())]
     if step.get("model_request_id") is not None:
         found.append(step["model_request_id"])
     return tuple(found)
@@ -348,8 +355,9 @@ def _step_joined(
         request_id = call.pop("request_id", None)
         if request_id is not None:
             call["request"] = request(request_id)
-        if "asked_ids" in call:
-            call["asked"] = [request(i) for i in call.pop("asked_ids")]
+        for name in ("asked", "child_waits"):
+            if f"{name}_ids" in call:
+                call[name] = [request(i) for i in call.pop(f"{name}_ids")]
         calls.append(call)
     joined = {**data, "calls": calls}
     joined.setdefault("paused_ids", _requested(data))

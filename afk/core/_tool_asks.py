@@ -58,6 +58,18 @@ class ToolPaused(BaseException):
         super().__init__(request.request_id)
 
 
+class ChildPaused(ToolPaused):
+    """A sub-agent call's child run paused (afk.core._subagents): the call stops here, the
+    parent stores the child's ``snapshot`` (its stored form) with the step and its
+    ``requests`` as its own, with the child's queued ledger entries (``log``)."""
+
+    def __init__(self, *, snapshot: str, requests: Sequence[Request], log: Sequence[Any]) -> None:
+        self.snapshot = snapshot
+        self.requests = list(requests)
+        self.log = list(log)
+        super().__init__(self.requests[0])
+
+
 class ToolAsks:
     """The questions of one entry into one tool call (``ToolContext`` delegates here)."""
 

@@ -33,7 +33,7 @@ from afk.core._call import (
     tool_message,
 )
 from afk.core._snapshot import CallState, StepState, args_digest
-from afk.core._tool_asks import ToolAsks, ToolPaused, answer_of
+from afk.core._tool_asks import ChildPaused, ToolAsks, ToolPaused, answer_of
 from afk.core._tool_input import tool_asker
 from afk.core.events import GrantUsed, ToolCompleted, ToolStarted
 from afk.core.result import ToolExecution
@@ -149,6 +149,8 @@ class ToolCallRunner:
             item = Call(call=saved.call, tool=self._facts.tools.get(saved.call.name))
             item.policy, item.request = saved.policy, saved.request
             item.questions, item.answers = list(saved.asked), list(saved.answers)
+            item.child, item.child_waits = saved.child, list(saved.child_waits)
+            item.entries = saved.entries
             if item.waits_on_question and saved.settled is None:
                 self._asking.open_requests.append(item.questions[-1])
             if saved.settled is not None:
@@ -318,6 +320,8 @@ class ToolCallRunner:
         """Wait for the call's decision (if gated), then run it or report the refusal."""
         if item.waits_on_question:
             await self._answer(step, item)
+        if item.child_waits and not self._facts.external:
+            await self._child_decided(step, item)
         request = item.request
         if request is None:
             if item.error is not None:  # a resumed call whose arguments no longer pass
@@ -365,6 +369,17 @@ class ToolCallRunner:
             item.waiting, item.question_asked = False, None
         item.answers.append(answer_of(question, decision, decided_by))
 
+    async def _child_decided(self, step: int, item: Call) -> None:
+        """Wait here (not external: nobody else resumes this run) until each request the
+        call's sub-agent paused on is decided; the child, entered again, takes them."""
+        for request in item.child_waits:
+            item.waiting = True
+            try:
+                await self._asking.ask(step, request, stoppable=item)
+            finally:
+                item.waiting = False
+        item.child_waits = []
+
     def _stop_siblings(self, item: Call, siblings: list[Call]) -> None:
         for other in siblings:
             if other is not item and other.waiting and other.task is not None:
@@ -391,9 +406,9 @@ class ToolCallRunner:
         key = (
             item.request.request_id
             if item.request
-            else f"{facts.run_id}:{step}:{item.position}:{args_digest(args)[:16]}"
+            else f"{facts.scope}:{step}:{item.position}:{args_digest(args)[:16]}"
         )
-        entry = f"{key}#{len(item.answers)}" if item.answers else key  # one record per entry
+        entry = f"{key}#{item.entries}" if item.entries else key  # one record per entry
         ctx = ToolContext(
             run_id=facts.run_id,
             agent_name=facts.agent_name,
@@ -402,6 +417,7 @@ class ToolCallRunner:
             context=facts.context,
             approval=_approval(item, args),
             asks=self._questions(step, item, args),
+            children=self._children(step, item),
             ask_user=tool_asker(self._asking, facts, durable, step, tool.name, args, item.id),
         )
 
@@ -418,8 +434,14 @@ class ToolCallRunner:
                     entry, item.id, args, idempotent=tool.idempotent, invoke=invoke
                 )
             except ToolPaused as paused:
-                await self._asked(step, item, paused.request)
-                return  # unsettled: entered again once the question is answered
+                item.entries += 1
+                if isinstance(paused, ChildPaused):
+                    durable.adopt_log(paused.log)
+                    item.child, item.child_waits = paused.snapshot, list(paused.requests)
+                    item.new_requests.extend(paused.requests)
+                else:
+                    await self._asked(step, item, paused.request)
+                return  # unsettled: entered again once answered or decided
             failed = UNKNOWN_OUTCOME if outcome.unknown else outcome.error
             await self._settle(step, item, args, output=outcome.output, error=failed, executed=True)
             return
@@ -459,11 +481,21 @@ class ToolCallRunner:
             inline=inline if self._durable is None and not facts.external else None,
         )
 
+    def _children(self, step: int, item: Call) -> Any:
+        """How the call's tool runs a sub-agent (Agent.as_tool): the run's child runner bound
+        to this call, or None when the run has none."""
+        children = self._facts.children
+        if children is None:
+            return None
+        return children.bind(
+            call_id=item.id, saved=item.child, emitter=self._emitter, durable=self._durable
+        )
+
     async def _asked(self, step: int, item: Call, question: Request) -> None:
         """The call's tool asked ``question`` and stopped: announce it (the loop stores it
         with the step's checkpoint)."""
         item.questions.append(question)
-        item.new_question = question
+        item.new_requests.append(question)
         [item.question_asked] = await self._asking.open(step, [question])
 
     async def _runnable(
@@ -565,17 +597,21 @@ def step_state(step: int, items: list[Call]) -> StepState:
                 settled=item.execution,
                 asked=tuple(item.questions),
                 answers=tuple(item.answers),
+                child=item.child,
+                child_waits=tuple(item.child_waits),
+                entries=item.entries,
             )
         )
     paused = tuple(i.request.request_id for i in items if i.request is not None)
     paused += tuple(i.questions[-1].request_id for i in items if i.questions)
+    paused += tuple(r.request_id for i in items for r in i.child_waits)
     return StepState(step=step, calls=calls, paused_ids=paused)
 
 
 def new_questions(items: list[Call]) -> list[Request]:
-    """The questions the step's tools asked since its last checkpoint, for the next one to
-    store; taken, so each is stored once."""
-    found = [i.new_question for i in items if i.new_question is not None]
+    """The requests the step's tools opened since its last checkpoint (their questions, and
+    their sub-agents' requests), for the next one to store; taken, so each is stored once."""
+    found = [r for i in items for r in i.new_requests]
     for item in items:
-        item.new_question = None
+        item.new_requests = []
     return found

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import logging
 import os
@@ -25,8 +26,9 @@ from afk.core._durable import ensure_ready
 from afk.core._durable_api import Reminder
 from afk.core._records import load_request
 from afk.core._run import Run
-from afk.core._setup import RunSetup
+from afk.core._setup import Nested, RunSetup
 from afk.core._snapshot import RunSnapshot, with_history
+from afk.core._subagents import ChildRuns
 from afk.core._worker import OnReport, Resumed, Worker, WorkerReport
 from afk.core.config import RunnerConfig
 from afk.core.events import Event
@@ -458,7 +460,7 @@ class Runner:
             except AfkError as exc:
                 raise ConfigurationError(str(exc)) from None
         engines = tuple(e for e in (self.policy_engine, agent.policy_engine) if e is not None)
-        return RunSetup(
+        setup = RunSetup(
             agent=agent,
             model=resolve_model(agent.model),
             engines=engines,
@@ -481,6 +483,33 @@ class Runner:
             live_context=dict(live_context) if live_context else None,
             model_settings=model_settings,
         )
+        return dataclasses.replace(setup, children=ChildRuns(setup, self._child_setup))
+
+    def _child_setup(
+        self,
+        parent: RunSetup,
+        agent: Agent,
+        user_message: str,
+        nested: Nested,
+        snapshot: RunSnapshot | None,
+    ) -> RunSetup:
+        """A sub-agent's run under ``parent``: the parent's policy engines first, then its
+        own agent's (authority only narrows), the parent's run id, context and services."""
+        own = (agent.policy_engine,) if agent.policy_engine is not None else ()
+        setup = dataclasses.replace(
+            parent,
+            agent=agent,
+            model=resolve_model(agent.model),
+            engines=(*parent.engines, *own),
+            user_message=user_message,
+            snapshot=snapshot,
+            history=(),
+            session=None,
+            tracing=None,
+            model_settings=None,
+            nested=nested,
+        )
+        return dataclasses.replace(setup, children=ChildRuns(setup, self._child_setup))
 
 
 def _check_storable(context: dict[str, Any]) -> None:

@@ -43,6 +43,7 @@ class ToolContext:
     # grant that covered it; None when policy allowed it outright.
     approval: CallApproval | None = None
     asks: ToolQuestions | None = None  # set by the runner: what the two methods below use
+    children: SubAgents | None = None  # set by the runner: how run_agent runs a sub-agent
 
     async def request_approval(
         self, *, reason: str, details: Mapping[str, Any] | None = None
@@ -62,6 +63,20 @@ class ToolContext:
         JSON it holds. Same re-entry contract as :meth:`request_approval`."""
         return await self._questions().input(prompt, schema)
 
+    async def run_agent(self, agent: Any, user_message: str) -> str:
+        """Run ``agent`` (an :class:`~afk.agents.Agent`) as a sub-agent of this run on
+        ``user_message`` and return its final text (what ``Agent.as_tool`` tools do). Its
+        policy decisions and requests are this run's: its requests join the run's pending
+        ones (naming their ``path``), its events this run's stream, and the run's policy
+        sees its calls too; when it pauses, this call pauses with it (re-entry contract:
+        :mod:`afk.core._tool_asks`). Raises SubAgentError when it fails or stops."""
+        if self.children is None:
+            raise ConfigurationError(
+                "ToolContext: only a tool running in a run can run a sub-agent (this context "
+                "was made by hand)"
+            )
+        return await self.children.run(agent, user_message)
+
     def _questions(self) -> ToolQuestions:
         if self.asks is None:
             raise ConfigurationError(
@@ -69,6 +84,13 @@ class ToolContext:
                 "was made by hand)"
             )
         return self.asks
+
+
+class SubAgents(Protocol):
+    """What a ToolContext runs sub-agents through (afk.core._subagents.ChildCall)."""
+
+    async def run(self, agent: Any, user_message: str) -> str:
+        """Run ``agent`` on ``user_message`` under this call; its final text."""
 
 
 class ToolQuestions(Protocol):
