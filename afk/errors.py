@@ -41,6 +41,10 @@ AfkError
 ├── SubAgentError             a sub-agent (Agent.as_tool) failed, stopped or cannot resume
 ├── GrantNotFoundError        no standing grant with this id
 ├── TokenNotFoundError        no API token with this id (afk tokens revoke)
+├── ForbiddenPostError        afk.console.web: a browser POST with no valid session or CSRF token
+├── ChannelError              afk.console.channels: a notification channel failed or refused
+│   ├── DeliveryError         a webhook, Slack or email delivery failed (4xx, or out of retries)
+│   └── SignatureError        an inbound payload whose signature is bad, stale or replayed
 ├── LedgerError               afk.audit: the ledger does not verify, so it is not signed
 ├── MCPError                  afk.mcp: an MCP server could not be used (a listing afk refuses)
 │   ├── MCPConnectionError    the server could not be started or reached, went away, or timed out
@@ -225,6 +229,37 @@ class TokenNotFoundError(AfkError, KeyError):
         return str(self.args[0])
 
 
+class ChannelError(AfkError):
+    """A notification channel (webhook, Slack, email) failed or refused something."""
+
+    http_status = 502
+
+
+class DeliveryError(ChannelError):
+    """A notification was not delivered: ``channel`` names where, ``status`` the HTTP status
+    answered (None: no answer), ``retryable`` whether trying again may help."""
+
+    def __init__(
+        self, message: str, *, channel: str, status: int | None = None, retryable: bool = False
+    ) -> None:
+        self.channel = channel
+        self.status = status
+        self.retryable = retryable
+        super().__init__(message)
+
+
+class SignatureError(ChannelError):
+    """An inbound payload (a webhook, a Slack click) refused: ``reason`` is ``missing``,
+    ``malformed``, ``bad`` (the MAC does not match), ``stale`` (outside the replay window) or
+    ``replayed`` (its delivery was seen before)."""
+
+    http_status = 401
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
 class StoreError(AfkError):
     """The run store failed, or holds data this version of afk cannot read."""
 
@@ -243,7 +278,9 @@ __all__ = [
     "AfkError",
     "AlreadyDecidedError",
     "AsyncConditionError",
+    "ChannelError",
     "ConfigurationError",
+    "DeliveryError",
     "DuplicateVoteError",
     "GrantNotFoundError",
     "InteractionError",
@@ -257,6 +294,7 @@ __all__ = [
     "RunLockedError",
     "RunNotFoundError",
     "RunNotResumableError",
+    "SignatureError",
     "StoreError",
     "SubAgentError",
     "TamperedRecordError",

@@ -92,6 +92,7 @@ EXPECTED = {
         re.escape("Done: refunded 80 on A-1."),
         "9 You're welcome.",
     ],
+    "asyncio.run(main_tree())": ["approve[?] refund billing", "Billing refunded it."],
     "asyncio.run(main_mcp())": [
         re.escape("notes__read_note {'result': 'note a: buy milk'}"),
         "notes__delete_note denied: headless mode: approval_fallback=deny",

@@ -149,9 +149,16 @@ class Agent:
         shown = description if description is not None else f"Ask the {self.name} agent."
         # Idempotent: entered again after a crash, the child resumes from its last stored
         # snapshot and each of its own calls is exactly-once on its own record.
-        return Tool(
+        made = Tool(
             run_agent, name=name or _tool_name(self.name), description=shown, idempotent=True
         )
+        made.sub_agent = self
+        return made
+
+    @property
+    def has_sub_agents(self) -> bool:
+        """Whether any of the agent's tools is another agent (:meth:`as_tool`)."""
+        return any(t.sub_agent is not None for t in self.tools.values())
 
     def __repr__(self) -> str:
         servers = f", mcp_servers={[s.name for s in self.mcp_servers]}" if self.mcp_servers else ""

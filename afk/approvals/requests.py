@@ -17,8 +17,36 @@ _KINDS = ("allow", "deny")
 DECISION_OPTIONS: tuple[str, ...] = ("allow", "deny", "edit", "grant")
 
 
+class _Json:
+    """``to_json`` / ``to_dict`` / ``from_json``: the stored form of afk's request and
+    decision records (afk.approvals._codec), for web views and queues."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """This record as JSON data, every field included."""
+        from afk.approvals import _codec
+
+        encoded: dict[str, Any] = _codec.encode(self)
+        return encoded
+
+    def to_json(self) -> str:
+        """This record as JSON text (what :meth:`from_json` reads)."""
+        from afk.approvals import _codec
+
+        text: str = _codec.dumps(self)
+        return text
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Any:
+        """The record ``text`` holds; StoreError naming the field when it does not fit."""
+        from afk.approvals import _codec
+
+        return _codec.loads(text, cls)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ApprovalRequest:
+class ApprovalRequest(_Json):
     """One gated tool call (or model call, when ``tool_name`` is None) waiting for a human.
 
     ``tool_args`` are exactly the arguments that will execute if approved. ``tool_schema`` is
@@ -58,7 +86,7 @@ class ApprovalRequest:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class UserInputRequest:
+class UserInputRequest(_Json):
     """A request for free text from a human. ``prompt`` is the rule's reason."""
 
     request_id: str
@@ -123,7 +151,7 @@ class GrantSpec:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ApprovalDecision:
+class ApprovalDecision(_Json):
     """A human's answer to an :class:`ApprovalRequest`.
 
     ``updated_tool_args`` means "approve, but with these arguments instead": they are validated
@@ -160,7 +188,7 @@ class ApprovalDecision:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class UserInputDecision:
+class UserInputDecision(_Json):
     """A human's answer to a :class:`UserInputRequest`; ``allow`` needs a ``value``."""
 
     kind: DecisionKind

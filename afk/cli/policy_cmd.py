@@ -6,7 +6,10 @@ The events file is JSONL. Each line is one of:
 * a tool-call event: ``{"tool_name": "refund", "tool_args": {...}, "agent_name": "billing",
   "context": {...}, "event_type": "tool_before_execute"}``; every key is optional (the
   defaults are those of :class:`~afk.agents.policy.PolicyEvent`), and ``run_id``,
-  ``thread_id``, ``step`` and ``tool_call_id`` are accepted too;
+  ``thread_id``, ``step`` and ``tool_call_id`` are accepted too. An MCP tool's call adds
+  ``"server": "github"`` and ``"annotations": {"readOnlyHint": false}`` (its hints as the
+  server declares them; the MCP spec's defaults fill in the others, as in a run), which
+  rules' ``server:`` and ``annotations:`` match;
 * a recorded run event of type ``approval_requested`` or ``user_input_requested`` (as written
   by ``event_to_dict``): its request's tool call is re-evaluated and the recorded action is
   shown next to the new one. Recorded requests carry no run context, so ``context``
@@ -33,8 +36,10 @@ from afk.errors import ConfigurationError
 
 _EVENT_KEYS = (
     "event_type", "tool_name", "tool_args", "agent_name", "context",
-    "run_id", "thread_id", "step", "tool_call_id",
+    "run_id", "thread_id", "step", "tool_call_id", "annotations", "server",
 )  # fmt: skip
+# The events file's names for what PolicyEvent calls tool_annotations and tool_server.
+_RENAMED = {"annotations": "tool_annotations", "server": "tool_server"}
 _EXPECTED_TYPES: dict[str, tuple[type, ...]] = {
     "event_type": (str,),
     "tool_name": (str, type(None)),
@@ -45,6 +50,8 @@ _EXPECTED_TYPES: dict[str, tuple[type, ...]] = {
     "thread_id": (str, type(None)),
     "step": (int,),
     "tool_call_id": (str, type(None)),
+    "annotations": (dict,),
+    "server": (str,),
 }
 _RECORDED_REQUESTS = {
     "approval_requested": "request_approval",
@@ -189,10 +196,22 @@ def _tool_call(data: dict[str, Any], where: str) -> PolicyEvent:
     for key, value in data.items():
         if not isinstance(value, _EXPECTED_TYPES[key]) or isinstance(value, bool):
             raise _BadInput(f"{where}: {key}: wrong type {type(value).__name__}: {value!r}")
+    fields = {_RENAMED.get(key, key): value for key, value in data.items()}
     try:
-        return PolicyEvent(**data)
+        if "annotations" in data or "server" in data:
+            fields["tool_annotations"] = _mcp_hints(data.get("annotations"), where)
+        return PolicyEvent(**fields)
     except ConfigurationError as exc:
         raise _BadInput(f"{where}: {exc}") from None
+
+
+def _mcp_hints(declared: dict[str, Any] | None, where: str) -> Any:
+    """An MCP tool's hints as a run shows them to rules: the declared ones (checked), the
+    spec's defaults for the rest. Imported here: plain events need none of afk.mcp."""
+    from afk.mcp.tool import check_hints, effective_annotations
+
+    given = check_hints(declared, f"{where}: annotations")
+    return effective_annotations(given, {}, trust=True)
 
 
 def _from_request(data: dict[str, Any], kind: str, number: int, where: str) -> _Case:
@@ -215,6 +234,8 @@ def _as_json(case: _Case, decision: PolicyDecision) -> dict[str, Any]:
             "tool_args": dict(event.tool_args),
             "agent_name": event.agent_name,
             "context": dict(event.context),
+            "annotations": dict(event.tool_annotations),
+            "server": event.tool_server,
         },
         "decision": _decision_json(decision),
         "recorded": case.recorded,

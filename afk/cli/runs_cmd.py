@@ -413,7 +413,7 @@ def _events_text(
 def _loaded(records: list[RequestRecord]) -> dict[str, Request]:
     """The run's requests by id, for the events and the snapshot that name them by id (a
     row this afk cannot read is left out: what names it says so)."""
-    from afk.core._records import load_request
+    from afk.approvals._rows import load_request
 
     found = {}
     for record in records:

@@ -11,8 +11,8 @@ import time
 from typing import Any
 
 from afk.approvals import _codec as codec
+from afk.approvals._rows import load_decision, load_request
 from afk.approvals.decide import eligible
-from afk.core._records import load_decision, load_request
 from afk.store._seal import record_ok, tampered
 from afk.store.store import RequestRecord, RunRecord, RunStore, VoteRecord
 

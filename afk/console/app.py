@@ -17,7 +17,7 @@ from typing import Any, cast, get_args
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from afk.approvals import _codec as codec
 from afk.approvals.principal import Principal
@@ -25,7 +25,9 @@ from afk.console import _views as v
 from afk.console._decision import BodyError, decide, idempotency_key
 from afk.console._events import events_endpoint
 from afk.console._openapi import openapi
+from afk.console._sessions import SessionAuthenticator, Sessions
 from afk.console.auth import Authenticator, TokenAuthenticator
+from afk.console.web import Web
 from afk.errors import (
     AfkError,
     AlreadyDecidedError,
@@ -46,11 +48,17 @@ _RUN: tuple[str, ...] = get_args(RunStatus)
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def app(*, store: RunStore | str, auth: Authenticator | None = None) -> Starlette:
+def app(
+    *, store: RunStore | str, auth: Authenticator | None = None, inbox: bool = True
+) -> Starlette:
     """The console as an ASGI app, to serve (``afk serve``) or mount in your own app.
 
-    ``store``: a run store or its URL; ``auth``: who may call it (default: API tokens kept
-    in the store, :class:`~afk.console.auth.TokenAuthenticator`). The store is set up when
+    ``store``: a run store or its URL; ``auth``: who may call the API (default: API tokens
+    kept in the store, :class:`~afk.console.auth.TokenAuthenticator`). ``inbox``: also serve
+    the web inbox (``/``, ``/login``, ``/requests/{id}``); its browser sessions then
+    authenticate API calls too (a POST with the session's CSRF token), after ``auth``, and
+    ``app.state.afk_sessions`` is its :class:`~afk.console._sessions.Sessions`, for another
+    login step to start sessions with (:func:`afk.console.login`). The store is set up when
     the app starts (its lifespan) and closed when it stops, if it was given as a URL."""
     opened = open_store(store)
     authenticator = auth if auth is not None else TokenAuthenticator(opened)
@@ -59,6 +67,9 @@ def app(*, store: RunStore | str, auth: Authenticator | None = None) -> Starlett
             f"app(auth=) takes an Authenticator (async authenticate(request)), got "
             f"{type(authenticator).__name__}"
         )
+    sessions = Sessions(opened)
+    if inbox:
+        authenticator = SessionAuthenticator(opened, primary=authenticator, sessions=sessions)
     api = _Api(opened, authenticator)
 
     @contextlib.asynccontextmanager
@@ -70,7 +81,7 @@ def app(*, store: RunStore | str, auth: Authenticator | None = None) -> Starlett
             if isinstance(store, str):
                 await opened.close()
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/api/v1/openapi.json", _openapi, methods=["GET"]),
         Route("/api/v1/requests", api.guard(api.list_requests), methods=["GET"]),
         Route("/api/v1/requests/{request_id}", api.guard(api.get_request), methods=["GET"]),
@@ -83,7 +94,13 @@ def app(*, store: RunStore | str, auth: Authenticator | None = None) -> Starlett
         Route("/api/v1/runs/{run_id}", api.guard(api.get_run), methods=["GET"]),
         Route("/api/v1/events", api.guard(api.events), methods=["GET"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    if inbox:
+        routes += Web(opened, sessions, api.ready).routes()
+    made = Starlette(routes=routes, lifespan=lifespan)
+    # What another login (OIDC) or a confirm page needs: afk.console.login(sessions, ...)
+    # starts a session, sessions.read(request) reads one.
+    made.state.afk_sessions = sessions
+    return made
 
 
 async def _openapi(request: Request) -> Response:

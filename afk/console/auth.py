@@ -22,7 +22,7 @@ from afk.store._seal import record_ok
 if TYPE_CHECKING:
     from starlette.requests import HTTPConnection
 
-    from afk.store.store import RunStore
+    from afk.store.store import RunStore, TokenRecord
 
 
 @runtime_checkable
@@ -55,24 +55,39 @@ class TokenAuthenticator:
         """The token's principal, or None for a missing, unknown, malformed, expired, revoked
         or unverifiable token. Reads only: a GET stays free of writes."""
         secret = bearer(request)
-        token_id = tk.token_id_of(secret) if secret is not None else None
-        if secret is None or token_id is None:
-            return None
-        token = await self.store.get_token(token_id)
-        if token is None or not record_ok(self.store.keys, token):
-            return None
-        if not tk.secret_matches(secret, token) or token.revoked_at is not None:
-            return None
-        if token.expires_at is not None and time.time() >= token.expires_at:
-            return None
-        try:
-            return Principal(id=token.principal_id, authenticated_by=f"token:{token.token_id}")
-        except InvalidPrincipalError:
-            return None  # a stored id that no longer canonicalizes matches nobody
+        return await token_principal(self.store, secret) if secret is not None else None
+
+
+async def token_principal(store: RunStore, secret: str) -> Principal | None:
+    """The principal of the API token ``secret`` (a Bearer header's, or one pasted on the
+    web inbox's login page), or None when it is unknown, malformed, expired, revoked or
+    unverifiable."""
+    token_id = tk.token_id_of(secret)
+    if token_id is None:
+        return None
+    token = await store.get_token(token_id)
+    if token is None or not tk.secret_matches(secret, token):
+        return None
+    return principal_of_token(store, token)
+
+
+def principal_of_token(store: RunStore, token: TokenRecord) -> Principal | None:
+    """The principal a stored token stands for, while it verifies under the store's key and
+    is neither revoked nor expired: what a browser session re-checks on every request."""
+    if not record_ok(store.keys, token) or token.revoked_at is not None:
+        return None
+    if token.expires_at is not None and time.time() >= token.expires_at:
+        return None
+    try:
+        return Principal(id=token.principal_id, authenticated_by=f"token:{token.token_id}")
+    except InvalidPrincipalError:
+        return None  # a stored id that no longer canonicalizes matches nobody
 
 
 __all__ = [
     "Authenticator",
     "TokenAuthenticator",
     "bearer",
+    "principal_of_token",
+    "token_principal",
 ]

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
         event_from_dict,
         event_to_dict,
     )
-    from afk.core.result import RunResult, ToolExecution
+    from afk.core.result import RunInfo, RunResult, ToolExecution
     from afk.core.runner import RunHandle, Runner
     from afk.core.sessions import InMemorySession, Session, StoreSession
 
@@ -88,6 +88,7 @@ _EXPORTS: dict[str, str] = {
     "VoteRefused": "afk.core.events",
     "event_from_dict": "afk.core.events",
     "event_to_dict": "afk.core.events",
+    "RunInfo": "afk.core.result",
     "RunResult": "afk.core.result",
     "ToolExecution": "afk.core.result",
     "RunHandle": "afk.core.runner",
@@ -116,6 +117,7 @@ __all__ = [
     "RunCompleted",
     "RunFailed",
     "RunHandle",
+    "RunInfo",
     "RunPaused",
     "RunResult",
     "RunResumed",

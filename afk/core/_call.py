@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from afk.agents.policy import PolicyDecision
@@ -60,15 +60,16 @@ class Call:
     stop: bool = False
     # Questions the tool asked from inside its body (afk.core._tool_asks), in order, and the
     # answers so far.
-    questions: list[Request] = field(default_factory=list)
-    answers: list[ToolAnswer] = field(default_factory=list)
+    # Tuples, not lists: most calls have none, and an empty tuple is shared.
+    questions: tuple[Request, ...] = ()
+    answers: tuple[ToolAnswer, ...] = ()
     question_asked: Any = None  # the provider's pending answer to the last question
     # A sub-agent call (Agent.as_tool) whose child run paused: the child's stored snapshot
     # and the requests it waits on (afk.core._subagents).
     child: str | None = None
-    child_waits: list[Request] = field(default_factory=list)
+    child_waits: tuple[Request, ...] = ()
     entries: int = 0  # entries into the tool that ended in a pause: each is its own record
-    new_requests: list[Request] = field(default_factory=list)  # for the next checkpoint
+    new_requests: tuple[Request, ...] = ()  # for the next checkpoint
 
     @property
     def waits_on_question(self) -> bool:

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from afk.approvals._rows import load_decision, load_request
 from afk.approvals.principal import Principal
 from afk.approvals.requests import ApprovalRequest, DecidedBy, Decision, Request
 from afk.audit.entries import ExecutionStarted, PolicyDecided, ShadowRule, to_log
@@ -21,8 +22,6 @@ from afk.core._fallback import denial, fallback_decision
 from afk.core._records import (
     approved_args,
     decision_log,
-    load_decision,
-    load_request,
     opened_log,
     outcome_log,
     request_record,

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from afk.approvals import _codec as codec
+from afk.approvals._rows import load_decision, load_request
 from afk.approvals.decide import Decided, Vote, decide, eligible
 from afk.approvals.grants import add_grant
 from afk.approvals.principal import Principal
@@ -24,7 +25,7 @@ from afk.audit.entries import (
     who,
 )
 from afk.canonical import sha256_hex
-from afk.core._records import approved_args, load_decision, load_request
+from afk.core._records import approved_args
 from afk.errors import (
     AlreadyDecidedError,
     InteractionError,
@@ -47,7 +48,7 @@ from afk.store.store import (
 if TYPE_CHECKING:
     from afk.agents.agent import Agent
     from afk.core._snapshot import RunSnapshot
-    from afk.core.result import RunResult
+    from afk.core.result import RunInfo, RunResult
 
 # Deciding (`afk approvals approve` in a fresh process) imports only this module's top: the
 # snapshot, the run's result and pydantic load inside claim(), which resumes a run.
@@ -191,6 +192,41 @@ async def _refused(
         **who(vote.principal),
     )
     await store.log_refusal(to_log(entry))
+
+
+async def get_request(store: RunStore, request_id: str) -> Request:
+    """The stored request, verified (``Runner.get_request``)."""
+    record = await store.get_request(request_id)
+    if record is None:
+        raise UnknownRequestError(f"no request with id {request_id!r}", request_id=request_id)
+    if not record_ok(store.keys, record):
+        raise tampered(record, "show the request")
+    return load_request(record)
+
+
+async def get_run(store: RunStore, run_id: str) -> RunInfo:
+    """The stored run and its pending requests, verified (``Runner.get_run``)."""
+    from afk.core.result import RunInfo
+
+    record = await store.load_run(run_id)
+    if record is None:
+        raise RunNotFoundError(f"no stored run with id {run_id!r}")
+    if not record_ok(store.keys, record):
+        raise tampered(record, "show the run")
+    waiting = await every_request(store, run_id=run_id, status="pending")
+    for row in waiting:
+        if not record_ok(store.keys, row):
+            raise tampered(row, "show the run's requests")
+    return RunInfo(
+        run_id=record.run_id,
+        agent_name=record.agent_name,
+        state=record.status,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+        thread_id=record.thread_id,
+        requested_by=record.requested_by,
+        pending_requests=[load_request(r) for r in waiting],
+    )
 
 
 async def claim(

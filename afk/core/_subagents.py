@@ -44,9 +44,9 @@ class ChildRuns:
 
     __slots__ = ("make", "parent")
 
-    def __init__(self, parent: RunSetup, make: MakeSetup) -> None:
-        self.parent = parent
+    def __init__(self, make: MakeSetup) -> None:
         self.make = make
+        self.parent: RunSetup  # set once the setup it belongs to exists
 
     def bind(
         self, *, call_id: str, saved: str | None, emitter: Emitter, durable: Durable | None
@@ -110,7 +110,7 @@ class ChildCall:
 
     async def _snapshot(self, agent: Agent) -> RunSnapshot:
         """The paused child, read back from its stored form with the request rows it names."""
-        from afk.core._records import load_request
+        from afk.approvals._rows import load_request
         from afk.core._snapshot import SCHEMA_VERSION, load_snapshot
         from afk.store.store import RunRecord
 

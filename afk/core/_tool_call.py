@@ -34,7 +34,6 @@ from afk.core._call import (
 )
 from afk.core._snapshot import CallState, StepState, args_digest
 from afk.core._tool_asks import ChildPaused, ToolAsks, ToolPaused, answer_of
-from afk.core._tool_input import tool_asker
 from afk.core.events import GrantUsed, ToolCompleted, ToolStarted
 from afk.core.result import ToolExecution
 from afk.errors import InvalidArgumentsError, RunError
@@ -148,8 +147,8 @@ class ToolCallRunner:
         for saved in state.calls:
             item = Call(call=saved.call, tool=self._facts.tools.get(saved.call.name))
             item.policy, item.request = saved.policy, saved.request
-            item.questions, item.answers = list(saved.asked), list(saved.answers)
-            item.child, item.child_waits = saved.child, list(saved.child_waits)
+            item.questions, item.answers = saved.asked, saved.answers
+            item.child, item.child_waits = saved.child, saved.child_waits
             item.entries = saved.entries
             if item.waits_on_question and saved.settled is None:
                 self._asking.open_requests.append(item.questions[-1])
@@ -367,7 +366,7 @@ class ToolCallRunner:
             )
         finally:
             item.waiting, item.question_asked = False, None
-        item.answers.append(answer_of(question, decision, decided_by))
+        item.answers += (answer_of(question, decision, decided_by),)
 
     async def _child_decided(self, step: int, item: Call) -> None:
         """Wait here (not external: nobody else resumes this run) until each request the
@@ -378,7 +377,7 @@ class ToolCallRunner:
                 await self._asking.ask(step, request, stoppable=item)
             finally:
                 item.waiting = False
-        item.child_waits = []
+        item.child_waits = ()
 
     def _stop_siblings(self, item: Call, siblings: list[Call]) -> None:
         for other in siblings:
@@ -409,17 +408,8 @@ class ToolCallRunner:
             else f"{facts.scope}:{step}:{item.position}:{args_digest(args)[:16]}"
         )
         entry = f"{key}#{item.entries}" if item.entries else key  # one record per entry
-        ctx = ToolContext(
-            run_id=facts.run_id,
-            agent_name=facts.agent_name,
-            tool_call_id=item.id,
-            idempotency_key=key,
-            context=facts.context,
-            approval=_approval(item, args),
-            asks=self._questions(step, item, args),
-            children=self._children(step, item),
-            ask_user=tool_asker(self._asking, facts, durable, step, tool.name, args, item.id),
-        )
+        # Only for a tool that takes one: most calls need none of it.
+        ctx = self._context(step, item, args, key) if tool.wants_context else None
 
         async def invoke() -> Any:
             await emitter.emit(
@@ -437,8 +427,8 @@ class ToolCallRunner:
                 item.entries += 1
                 if isinstance(paused, ChildPaused):
                     durable.adopt_log(paused.log)
-                    item.child, item.child_waits = paused.snapshot, list(paused.requests)
-                    item.new_requests.extend(paused.requests)
+                    item.child, item.child_waits = paused.snapshot, tuple(paused.requests)
+                    item.new_requests += tuple(paused.requests)
                 else:
                     await self._asked(step, item, paused.request)
                 return  # unsettled: entered again once answered or decided
@@ -454,6 +444,20 @@ class ToolCallRunner:
             await self._settle(step, item, args, error=error, executed=True)
             return
         await self._settle(step, item, args, output=output, executed=True)
+
+    def _context(self, step: int, item: Call, args: dict[str, Any], key: str) -> ToolContext:
+        """What a tool that declares a ToolContext parameter is given for this call."""
+        facts = self._facts
+        return ToolContext(
+            run_id=facts.run_id,
+            agent_name=facts.agent_name,
+            tool_call_id=item.id,
+            idempotency_key=key,
+            context=facts.context,
+            approval=_approval(item, args),
+            asks=self._questions(step, item, args),
+            children=self._children(step, item),
+        )
 
     def _questions(self, step: int, item: Call, args: dict[str, Any]) -> ToolAsks:
         """What the call's tool asks a human through: inline without a store, by pausing
@@ -494,8 +498,8 @@ class ToolCallRunner:
     async def _asked(self, step: int, item: Call, question: Request) -> None:
         """The call's tool asked ``question`` and stopped: announce it (the loop stores it
         with the step's checkpoint)."""
-        item.questions.append(question)
-        item.new_requests.append(question)
+        item.questions += (question,)
+        item.new_requests += (question,)
         [item.question_asked] = await self._asking.open(step, [question])
 
     async def _runnable(
@@ -595,10 +599,10 @@ def step_state(step: int, items: list[Call]) -> StepState:
                 policy=item.policy,
                 request=item.request,
                 settled=item.execution,
-                asked=tuple(item.questions),
-                answers=tuple(item.answers),
+                asked=item.questions,
+                answers=item.answers,
                 child=item.child,
-                child_waits=tuple(item.child_waits),
+                child_waits=item.child_waits,
                 entries=item.entries,
             )
         )
@@ -613,5 +617,5 @@ def new_questions(items: list[Call]) -> list[Request]:
     their sub-agents' requests), for the next one to store; taken, so each is stored once."""
     found = [r for i in items for r in i.new_requests]
     for item in items:
-        item.new_requests = []
+        item.new_requests = ()
     return found

@@ -133,6 +133,7 @@ class Worker:
         self._told: dict[str, str] = {}  # run id -> what we last said about it
         self._last_survey = 0.0
         self._held: dict[str, str] = {}  # run id -> holder, as of the last survey
+        self._delivery: asyncio.Task[Any] | None = None  # the notifiers' pass, if one runs
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -140,12 +141,15 @@ class Worker:
             await self._wait(stop)
         if self.tasks:  # finish what was started: tool bodies end, leases are released
             await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self._delivery is not None:
+            await asyncio.gather(self._delivery, return_exceptions=True)
 
     async def pass_once(self, *, survey: bool = True) -> int:
         """One pass; the number of runs it started. ``survey``: also take over dead
         holders' runs and explain the ready runs left alone (at most every SURVEY_S)."""
         for reminder in await self.runner.fire_due_timers():
             await self._report(TimerSent(reminder=reminder))
+        self._deliver()
         now = time.time()
         if survey and now - self._last_survey >= SURVEY_S:
             self._last_survey = now
@@ -164,6 +168,14 @@ class Worker:
             self._start(record.run_id, self.agents[record.agent_name])
             started += 1
         return started
+
+    def _deliver(self) -> None:
+        """Start a notifiers' pass unless one is still running: a task of its own, as a
+        webhook's retries can take seconds and must not hold up resuming runs."""
+        if self.runner.notifiers is None or (self._delivery and not self._delivery.done()):
+            return
+        self._delivery = asyncio.get_running_loop().create_task(self.runner.deliver_notifications())
+        self._delivery.add_done_callback(_log_failure)
 
     def _start(self, run_id: str, agent: Agent) -> None:
         task = asyncio.get_running_loop().create_task(self._resume(run_id, agent))
@@ -291,3 +303,9 @@ class Worker:
             for waiter in waiters:
                 waiter.cancel()
             await asyncio.gather(*waiters, return_exceptions=True)
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    """A notifiers' pass that failed as a whole (a store error): logged, retried next pass."""
+    if not task.cancelled() and task.exception() is not None:
+        _log.warning("notification delivery failed: %s", task.exception())

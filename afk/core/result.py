@@ -75,7 +75,36 @@ class RunResult:
         return [t for t in self.tool_executions if t.expired]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunInfo:
+    """A stored run as ``Runner.get_run`` reads it: where it stands, and (when paused) the
+    requests it waits on."""
+
+    run_id: str
+    agent_name: str
+    state: str  # running, paused, completed, stopped, failed, cancelled
+    created_at: float
+    updated_at: float
+    thread_id: str | None = None
+    requested_by: str | None = None
+    pending_requests: list[Request] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The run as JSON data (its pending requests as ``Request.to_dict`` gives them)."""
+        return {
+            "run_id": self.run_id,
+            "agent_name": self.agent_name,
+            "state": self.state,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "thread_id": self.thread_id,
+            "requested_by": self.requested_by,
+            "pending_requests": [r.to_dict() for r in self.pending_requests],
+        }
+
+
 __all__ = [
+    "RunInfo",
     "RunResult",
     "RunState",
     "ToolExecution",

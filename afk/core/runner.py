@@ -10,11 +10,12 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from afk.agents.agent import Agent
 from afk.agents.policy import PolicyEngine
+from afk.approvals._rows import load_request
 from afk.approvals.approvers import GROUP_PREFIX, ApproverDirectory, StaticDirectory
 from afk.approvals.grants import Grants
 from afk.approvals.principal import Principal, asserted, canonical_id
@@ -24,7 +25,6 @@ from afk.canonical import check_json
 from afk.core import _durable_api
 from afk.core._durable import ensure_ready
 from afk.core._durable_api import Reminder
-from afk.core._records import load_request
 from afk.core._run import Run
 from afk.core._setup import Nested, RunSetup
 from afk.core._snapshot import RunSnapshot, with_history
@@ -32,7 +32,7 @@ from afk.core._subagents import ChildRuns
 from afk.core._worker import OnReport, Resumed, Worker, WorkerReport
 from afk.core.config import RunnerConfig
 from afk.core.events import Event
-from afk.core.result import RunResult
+from afk.core.result import RunInfo, RunResult
 from afk.core.sessions import InMemorySession, Session, StoreSession
 from afk.errors import AfkError, ConfigurationError, InvalidArgumentsError
 from afk.llms.messages import AssistantMessage, Message, SystemMessage, ToolMessage, UserMessage
@@ -42,7 +42,11 @@ from afk.observability import span_factory
 from afk.store._paging import Page
 from afk.store.store import GrantRecord, RunStore
 
+if TYPE_CHECKING:
+    from afk.approvals.notify import DeliveryReport, Notifiers
+
 _log = logging.getLogger("afk.runner")
+T = TypeVar("T")
 
 
 class RunHandle:
@@ -104,6 +108,7 @@ class Runner:
         notifier: Callable[[Reminder], Any] | None = None,
         tracing: Any = False,
         session: Session | None = None,
+        notifiers: Notifiers | None = None,
     ) -> None:
         config = RunnerConfig() if config is None else config
         if not isinstance(config, RunnerConfig):
@@ -113,6 +118,11 @@ class Runner:
         if policy_engine is not None and not isinstance(policy_engine, PolicyEngine):
             raise ConfigurationError(
                 f"Runner policy_engine must be a PolicyEngine, got {type(policy_engine).__name__}"
+            )
+        if notifiers is not None and not _is_notifiers(notifiers):
+            raise ConfigurationError(
+                "Runner notifiers must be an afk.approvals.notify.Notifiers (the channels: "
+                f"webhooks, Slack, email), got {type(notifiers).__name__}"
             )
         if session is not None and not isinstance(session, Session):
             raise ConfigurationError(
@@ -134,6 +144,9 @@ class Runner:
         self.notifier = notifier
         self._tracing = span_factory(tracing)  # imports OpenTelemetry only when on
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        # Told of every request opened, reminded, escalated, decided or expired, from the
+        # store's ledger, by the worker loop (or deliver_notifications).
+        self.notifiers = notifiers
         # Conversation threads: the one given, else the store's, else this runner's memory.
         self._session = session
         self._memory_session = InMemorySession()
@@ -147,18 +160,25 @@ class Runner:
             return StoreSession(self.store, owner=self.owner)
         return self._memory_session
 
-    async def _start(self, run: Run) -> RunResult:
-        """Take the run's thread and put its history in, then run it. The thread is taken
-        before anything else happens, so a busy thread raises and nothing runs."""
+    def _start(self, run: Run) -> Coroutine[Any, Any, RunResult]:
+        """The run's coroutine: on a thread, one that first takes the thread and puts its
+        history in (the thread is taken before anything else happens, so a busy thread
+        raises and nothing runs); else the run itself, so a waiting run carries no frame
+        more."""
+        if run.setup.session is None or run.setup.thread_id is None:
+            return run.execute()
+        return self._on_thread(run)
+
+    async def _on_thread(self, run: Run) -> RunResult:
         setup = run.setup
-        if setup.session is not None and setup.thread_id is not None:
-            try:
-                await setup.session.take(setup.thread_id, run_id=setup.run_id)
-                run.continue_from(await setup.session.history(setup.thread_id))
-            except BaseException:
-                await _give_back(setup)
-                run.emitter.close()
-                raise
+        assert setup.session is not None and setup.thread_id is not None
+        try:
+            await setup.session.take(setup.thread_id, run_id=setup.run_id)
+            run.continue_from(await setup.session.history(setup.thread_id))
+        except BaseException:
+            await _give_back(setup)
+            run.emitter.close()
+            raise
         return await run.execute()
 
     # -- starting runs -------------------------------------------------------------------
@@ -186,7 +206,7 @@ class Runner:
             model_settings=model_settings,
         )  # fmt: skip
         run = Run(setup)
-        return RunHandle(run, asyncio.create_task(self._start(run)))
+        return RunHandle(run, asyncio.create_task(self._start(run)))  # _start: see there
 
     async def run(
         self,
@@ -216,7 +236,7 @@ class Runner:
             agent, user_message, context, thread_id, requested_by, messages,
             model_settings=model_settings,
         )  # fmt: skip
-        return await self._start(Run(setup))
+        return await self._start(Run(setup))  # _start: see there
 
     def run_sync(
         self,
@@ -299,6 +319,59 @@ class Runner:
         found = await store.list_requests(status="pending", limit=limit, cursor=cursor)
         return Page([load_request(r) for r in found], next_cursor=found.next_cursor)
 
+    async def get_request(self, request_id: str) -> Request:
+        """The stored request ``request_id`` (any status), as the store holds it: exact
+        canonical arguments, rule, reason, approvers, expiry. Raises UnknownRequestError;
+        TamperedRecordError for a row changed outside afk."""
+        store = await self._ready_store("get_request")
+        return await _durable_api.get_request(store, request_id)
+
+    async def get_run(self, run_id: str) -> RunInfo:
+        """The stored run ``run_id``: its state and the requests it waits on. Raises
+        RunNotFoundError; TamperedRecordError for a row changed outside afk."""
+        store = await self._ready_store("get_run")
+        return await _durable_api.get_run(store, run_id)
+
+    # -- the same, from plain code (a Flask or Django view) ----------------------------------
+    def resolve_sync(
+        self, request_id: str, decision: Decision, *, principal: Principal | None = None
+    ) -> Literal["decided", "pending"]:
+        """:meth:`resolve` from plain (non-async) code."""
+        return self._sync(
+            "resolve_sync", lambda: self.resolve(request_id, decision, principal=principal)
+        )
+
+    def pending_requests_sync(self, *, limit: int = 50, cursor: str | None = None) -> Page[Request]:
+        """:meth:`pending_requests` from plain (non-async) code."""
+        return self._sync(
+            "pending_requests_sync", lambda: self.pending_requests(limit=limit, cursor=cursor)
+        )
+
+    def resume_sync(
+        self, run_id: str, agent: Agent, *, context: dict[str, Any] | None = None
+    ) -> RunResult:
+        """:meth:`resume` from plain (non-async) code."""
+        return self._sync("resume_sync", lambda: self.resume(run_id, agent, context=context))
+
+    def get_request_sync(self, request_id: str) -> Request:
+        """:meth:`get_request` from plain (non-async) code."""
+        return self._sync("get_request_sync", lambda: self.get_request(request_id))
+
+    def get_run_sync(self, run_id: str) -> RunInfo:
+        """:meth:`get_run` from plain (non-async) code."""
+        return self._sync("get_run_sync", lambda: self.get_run(run_id))
+
+    def _sync(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        _no_running_loop(what)
+
+        async def call_and_release() -> T:
+            try:
+                return await call()
+            finally:
+                await self._release_store()
+
+        return asyncio.run(call_and_release())
+
     async def resume(
         self,
         run_id: str,
@@ -370,6 +443,17 @@ class Runner:
             survey = False
             await asyncio.gather(*worker.tasks)
         return results
+
+    async def deliver_notifications(self) -> DeliveryReport:
+        """One delivery pass of ``notifiers`` (what ``work()`` runs beside each pass): every
+        channel hears the ledger's request events it has not yet, at least once, each with a
+        stable delivery id; one failing channel holds up no other."""
+        from afk.approvals.notify import deliver_pending
+
+        store = await self._ready_store("deliver_notifications")
+        if self.notifiers is None:
+            raise ConfigurationError("Runner.deliver_notifications() needs Runner(notifiers=...)")
+        return await deliver_pending(store, self.notifiers, owner=self.owner)
 
     async def fire_due_timers(self) -> list[Reminder]:
         """Send each due reminder / escalation of a pending request to ``notifier`` once,
@@ -460,6 +544,8 @@ class Runner:
             except AfkError as exc:
                 raise ConfigurationError(str(exc)) from None
         engines = tuple(e for e in (self.policy_engine, agent.policy_engine) if e is not None)
+        # Only an agent with sub-agents (Agent.as_tool) needs them; its parent is set below.
+        children = ChildRuns(self._child_setup) if agent.has_sub_agents else None
         setup = RunSetup(
             agent=agent,
             model=resolve_model(agent.model),
@@ -482,8 +568,11 @@ class Runner:
             session=self.session if thread_id is not None else None,
             live_context=dict(live_context) if live_context else None,
             model_settings=model_settings,
+            children=children,
         )
-        return dataclasses.replace(setup, children=ChildRuns(setup, self._child_setup))
+        if children is not None:
+            children.parent = setup
+        return setup
 
     def _child_setup(
         self,
@@ -508,8 +597,11 @@ class Runner:
             tracing=None,
             model_settings=None,
             nested=nested,
+            children=(children := ChildRuns(self._child_setup) if agent.has_sub_agents else None),
         )
-        return dataclasses.replace(setup, children=ChildRuns(setup, self._child_setup))
+        if children is not None:
+            children.parent = setup
+        return setup
 
 
 def _check_storable(context: dict[str, Any]) -> None:
@@ -570,6 +662,12 @@ async def _give_back(setup: RunSetup) -> None:
             await setup.session.release(setup.thread_id, run_id=setup.run_id)
         except Exception:
             _log.warning("could not free thread %r", setup.thread_id, exc_info=True)
+
+
+def _is_notifiers(value: object) -> bool:
+    from afk.approvals.notify import Notifiers  # only when channels are configured
+
+    return isinstance(value, Notifiers)
 
 
 def _directory_of(engine: PolicyEngine | None) -> StaticDirectory:

@@ -1,125 +1,140 @@
-"""An MCP server's ``elicitation/create`` during a tool call, answered by the run's human.
+"""An MCP server's ``elicitation/create`` during a tool call, asked of the run's human as the
+call's ``ToolContext.request_input(prompt=<the server's message>, schema=<its
+requestedSchema>)``: inline without a store, a durable request that pauses the call with one.
 
-The SDK hands the elicitation to the client's callback in the task that made the call (the
-2026 protocol carries it inside the ``tools/call`` result), so the call's
-``ToolContext.ask_user`` is found in a context variable set around the call. Everything that
-cannot be answered that way is declined, failing closed: a call outside a run, a run where
-nobody can answer mid-call (headless, external, with a store), a URL-mode elicitation, a
-legacy server's request on its back channel, and an answer that does not fit the schema.
-The human's wait does not count against the call's ``timeout_s``.
+The server gets ``accept`` with the human's answer (a JSON object that fits the schema: a
+misfit is refused when submitted), ``decline`` when the human denied, ``cancel`` when nobody
+answered (a timeout, the headless fallback).
+
+The SDK calls back in a task under the call (2026 protocol: the elicitation rides inside the
+``tools/call`` result) or from its receive loop (a legacy server's back-channel request).
+Either way a pause raised in the callback would not reach the call as itself (the SDK's task
+groups wrap it, or it is not under the call at all), so the callback hands it over: it sets
+:attr:`Pending.stop` and waits; the call, awaiting both the server's result and that signal,
+cancels its ``tools/call`` and raises the pause from its own task (:func:`call_or_stop`). On
+a legacy connection the SDK tells the server with ``notifications/cancelled``; on a 2026 one
+nothing is in flight then (the server returned its question and keeps no state for it).
+
+A back-channel request names no call: it is taken as the one call in flight on its server's
+session's. Declined, failing closed: an elicitation outside a tool call of a run, a
+back-channel one while several calls are in flight, a URL-mode one, and one ``request_input``
+refuses (an empty message, a schema that is not JSON Schema). The human's wait does not count
+against the call's ``timeout_s``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
+from afk.approvals.requests import ToolAnswer
+from afk.errors import ConfigurationError
 from afk.mcp._sdk import require
+from afk.tools.tool import ToolContext
 
-AskUser = Callable[[str], Awaitable["str | None"]]
-_TRUE, _FALSE = ("true", "yes", "y", "1"), ("false", "no", "n", "0")
+T = TypeVar("T")
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, eq=False)
 class Pending:
-    """The tool call in flight in this task: who asks, and the timeout to hold meanwhile."""
+    """One tool call in flight: its context (who asks), the timeout to hold while a human
+    answers, and the signal by which a callback stops the call (``stop``: what to raise)."""
 
-    server: str
-    tool: str
-    ask_user: AskUser | None
+    ctx: ToolContext
     timeout_s: float
+    stop: asyncio.Future[BaseException] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
     timeout: asyncio.Timeout | None = None
 
 
 CURRENT: ContextVar[Pending | None] = ContextVar("afk_mcp_call", default=None)
 
 
-async def on_elicit(context: Any, params: Any) -> Any:
-    """The SDK's elicitation callback: accept with the human's answer, or decline."""
+async def call_or_stop(pending: Pending, call: Awaitable[T], *, calls: list[Pending]) -> T:
+    """``call``'s result, or what a callback asked to raise (``pending.stop``) once ``call``
+    is cancelled. Run under ``CURRENT`` set to ``pending`` (for callbacks under the call),
+    and listed in ``calls``, its server's calls in flight (for its receive loop's)."""
+    calls.append(pending)
+    token = CURRENT.set(pending)
+    try:
+        task: asyncio.Future[T] = asyncio.ensure_future(call)  # cancellable on its own
+    finally:
+        CURRENT.reset(token)
+    try:
+        either: set[asyncio.Future[Any]] = {task, pending.stop}
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        if pending.stop.done():
+            task.cancel()
+            await asyncio.wait({task})
+            if not task.cancelled():
+                task.exception()  # retrieved: what it ended with no longer matters
+            raise pending.stop.result()
+        return task.result()
+    finally:
+        calls.remove(pending)
+        pending.ended.set()
+        task.cancel()  # when this call itself was cancelled while it waited
+
+
+async def on_elicit(context: Any, params: Any, *, calls: list[Pending]) -> Any:
+    """The SDK's elicitation callback (``calls``: its server's calls in flight): the human's
+    answer as accept, decline or cancel."""
     types = require().types
     declined = types.ElicitResult(action="decline")
     pending = CURRENT.get()
-    if pending is None or pending.ask_user is None or getattr(params, "mode", "form") != "form":
+    if pending is None and len(calls) == 1:
+        # The receive loop's (a legacy server's back channel): the request names no call,
+        # so it is the one call in flight's; with several nobody can tell whose it is.
+        [pending] = calls
+    if pending is None or pending.stop.done() or getattr(params, "mode", "form") != "form":
         return declined
-    schema = params.requested_schema if isinstance(params.requested_schema, Mapping) else {}
-    text = await _asked(pending, question(pending, params.message, schema))
-    content = None if text is None else answer_content(text, schema)
-    if content is None:
+    schema = params.requested_schema if isinstance(params.requested_schema, Mapping) else None
+    try:
+        answer = await _asked(pending, params.message, schema)
+    except ConfigurationError:  # a question request_input cannot ask: nobody sees it
         return declined
-    return types.ElicitResult(action="accept", content=content)
+    except (Exception, _pause_type()) as exc:
+        # The pause (or a refusal of the re-entry contract) belongs to the call: hand it over
+        # and wait while the call cancels its tools/call (which, on a 2026 connection,
+        # cancels this callback too). What is answered then reaches nobody.
+        if not pending.stop.done():
+            pending.stop.set_result(exc)
+        await pending.ended.wait()
+        return types.ElicitResult(action="cancel")
+    return result_of(answer)
 
 
-async def _asked(pending: Pending, prompt: str) -> str | None:
-    assert pending.ask_user is not None
+def result_of(answer: ToolAnswer) -> Any:
+    """The SDK's ``ElicitResult`` for the human's ``answer``."""
+    types = require().types
+    if answer.approved and isinstance(answer.value, dict):
+        try:
+            return types.ElicitResult(action="accept", content=answer.value)
+        except ValueError:  # content the protocol cannot carry (nested objects): refuse it
+            return types.ElicitResult(action="decline")
+    if answer.decided_by == "human":
+        return types.ElicitResult(action="decline")
+    return types.ElicitResult(action="cancel")  # nobody answered: timeout, fallback, error
+
+
+async def _asked(pending: Pending, message: str, schema: Mapping[str, Any] | None) -> ToolAnswer:
     limit = pending.timeout
     if limit is not None:
         limit.reschedule(None)  # a human may take longer than the server would
     try:
-        return await pending.ask_user(prompt)
+        return await pending.ctx.request_input(prompt=message, schema=schema)
     finally:
-        if limit is not None:
+        if limit is not None and not pending.ended.is_set():  # an ended call's has exited
             limit.reschedule(asyncio.get_running_loop().time() + pending.timeout_s)
 
 
-def question(pending: Pending, message: str, schema: Mapping[str, Any]) -> str:
-    """What the human reads: who asks, the server's message, and how to answer."""
-    props = _properties(schema)
-    head = f"MCP server {pending.server!r} asks (tool {pending.tool!r}): {message}"
-    if len(props) == 1:
-        [(name, prop)] = props.items()
-        choices = prop.get("enum") if isinstance(prop, Mapping) else None
-        if isinstance(choices, list):
-            return f"{head}\n(answer {name}: one of {', '.join(map(str, choices))})"
-        return f"{head}\n(answer {name})"
-    fields = ", ".join(props) or "no fields"
-    return f"{head}\n(answer with a JSON object of: {fields})"
+def _pause_type() -> type[BaseException]:
+    # Imported on use: afk.mcp stays importable without afk.core's run machinery loaded.
+    from afk.core._tool_asks import ToolPaused
 
-
-def answer_content(text: str, schema: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The human's text as the content the schema asks for, or None when it does not fit.
-
-    One field: the text is its value (a number or true/false when the field is one).
-    Several: the text must be a JSON object. Either way it is checked against the schema.
-    """
-    props = _properties(schema)
-    content: object
-    if len(props) == 1:
-        [(name, prop)] = props.items()
-        content = {name: _typed(text.strip(), prop)}
-    else:
-        try:
-            content = json.loads(text) if props else {}
-        except json.JSONDecodeError:
-            return None
-    if not isinstance(content, dict):
-        return None
-    from jsonschema import validators
-
-    try:
-        valid = validators.validator_for(dict(schema))(dict(schema)).is_valid(content)
-    except Exception:  # a schema the validator cannot use: nothing fits it
-        return None
-    return content if valid else None
-
-
-def _properties(schema: Mapping[str, Any]) -> Mapping[str, Any]:
-    props = schema.get("properties")
-    return props if isinstance(props, Mapping) else {}
-
-
-def _typed(text: str, prop: object) -> object:
-    kind = prop.get("type") if isinstance(prop, Mapping) else None
-    try:
-        if kind == "integer":
-            return int(text)
-        if kind == "number":
-            return float(text)
-    except ValueError:
-        return text  # the schema check refuses it
-    if kind == "boolean" and text.lower() in _TRUE + _FALSE:
-        return text.lower() in _TRUE
-    return text
+    return ToolPaused

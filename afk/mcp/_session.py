@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import math
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from typing import Any
@@ -94,7 +95,9 @@ class Session:
                 pending = CURRENT.get()
                 if pending is not None:  # an elicitation holds it while the human answers
                     pending.timeout = limit
-                return await client.call_tool(remote, arguments, read_timeout_seconds=timeout_s)
+                # Our timeout, not the SDK's per-request one, bounds the call: ours is held while
+                # a human answers the server's elicitation (afk.mcp._elicit), the SDK's is not.
+                return await client.call_tool(remote, arguments, read_timeout_seconds=math.inf)
         except TimeoutError:
             raise _timeout(where, timeout_s, self._server) from None
         except sdk.MCPError as exc:

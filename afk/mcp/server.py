@@ -13,6 +13,7 @@ annotations and the server's name reach every policy rule (``annotations:``, ``s
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,7 +23,7 @@ from types import MappingProxyType
 from typing import Any
 
 from afk.errors import ConfigurationError
-from afk.mcp._elicit import CURRENT, Pending, on_elicit
+from afk.mcp._elicit import Pending, call_or_stop, on_elicit
 from afk.mcp._results import output_of
 from afk.mcp._sdk import require
 from afk.mcp._session import Session
@@ -33,6 +34,9 @@ from afk.tools.tool import ToolContext
 # Letters, digits, '-' and single '_' (a '__' would make the tool names ambiguous).
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9\-]*(?:_[A-Za-z0-9\-]+)*", re.ASCII)
 _NAME_TEXT = "letters, digits, '-' and single '_', starting with a letter, 1 to 32 characters"
+# The SDK's protocol negotiation: the 2026 protocol where the server speaks it, else the
+# legacy handshake. (Tests pin "legacy" to reach the back channel of a pre-2026 server.)
+_CLIENT_MODE = "auto"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,6 +118,7 @@ class MCPServer:
         self.connect_timeout_s = float(connect_timeout_s)
         self._session: Session | None = None
         self._tools: tuple[MCPTool, ...] | None = None
+        self._calls: list[Pending] = []  # in flight: whose a back-channel elicitation is
 
     @classmethod
     def stdio(
@@ -226,7 +231,8 @@ class MCPServer:
             transport,
             read_timeout_seconds=self.timeout_s,
             cache=None,
-            elicitation_callback=on_elicit,
+            mode=_CLIENT_MODE,
+            elicitation_callback=functools.partial(on_elicit, calls=self._calls),
         )
         return await stack.enter_async_context(client)
 
@@ -274,14 +280,10 @@ class MCPServer:
             raise MCPConnectionError(
                 f"MCP server {self.name!r} is not connected (tool {remote!r})", server=self.name
             )
-        pending = Pending(
-            server=self.name, tool=remote, ask_user=ctx.ask_user, timeout_s=self.timeout_s
-        )
-        token = CURRENT.set(pending)  # for an elicitation the server sends during the call
-        try:
-            result = await session.call(remote, arguments, timeout_s=self.timeout_s)
-        finally:
-            CURRENT.reset(token)
+        # An elicitation the server sends during the call is the call's request_input.
+        pending = Pending(ctx=ctx, timeout_s=self.timeout_s)
+        call = session.call(remote, arguments, timeout_s=self.timeout_s)
+        result = await call_or_stop(pending, call, calls=self._calls)
         return output_of(result, server=self.name, tool=remote)
 
     def __repr__(self) -> str:

@@ -169,8 +169,9 @@ class MCPTool(Tool):
         cleaned: dict[str, Any] = clean(arguments)
         return self.validate(cleaned)
 
-    async def invoke(self, arguments: Mapping[str, Any], ctx: ToolContext) -> Any:
+    async def invoke(self, arguments: Mapping[str, Any], ctx: ToolContext | None) -> Any:
         """Send ``tools/call`` with ``arguments``; the result as the tool's output."""
+        assert ctx is not None  # wants_context: an MCP tool runs the call itself
         return await self._call(self.remote_name, dict(arguments), ctx)
 
     def __repr__(self) -> str:

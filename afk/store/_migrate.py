@@ -22,6 +22,7 @@ from afk.audit.keys import Keyring
 from afk.store import _approvals_sql as a
 from afk.store import _common as c
 from afk.store import _event_batches as eb
+from afk.store import _links as lk
 from afk.store import _paging as p
 from afk.store import _ready as r
 from afk.store import _seal as s
@@ -35,8 +36,8 @@ SEALED_TABLES = ("runs", "requests", "executions", "votes", "grants")
 COUNT_CHECKPOINTS = "SELECT count(*) FROM {t}ledger_checkpoints"
 # What setup creates (IF NOT EXISTS), before the migrations and after them. A store of an
 # older schema gets the newer tables here too (store schema 7: tk.DDL, the API's tokens;
-# th.DDL, conversation threads).
-TABLES = (*c.DDL[1:], *a.DDL, *p.INDEXES, *tk.DDL, *th.DDL)
+# th.DDL, conversation threads; lk.DDL, the notification channels' cursors and links).
+TABLES = (*c.DDL[1:], *a.DDL, *p.INDEXES, *tk.DDL, *th.DDL, *lk.DDL)
 # Store schema 5: indexes of stores up to 4 whose columns lead a paging index, which
 # answers every query they did.
 DROPPED_INDEXES = ("runs_status_updated", "requests_status_created", "requests_run")

@@ -6,7 +6,7 @@ import asyncio
 import functools
 import inspect
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol, get_type_hints, overload
@@ -24,11 +24,6 @@ class ToolContext:
     ``idempotency_key`` is stable for one tool call across retries and resumes: a tool that
     talks to an external system should pass it along so a repeated call is recognised.
 
-    ``ask_user(prompt)`` asks the run's human a question while the tool runs (a user-input
-    request through the run's interaction provider) and returns the answer, or None when it
-    was denied or nobody answered. It is None where no human can answer mid-call: headless
-    and external runs, and runs with a store. MCP servers' elicitations use it.
-
     ``approval`` says how a gated call came to run (:class:`~afk.approvals.requests.
     CallApproval`: the approver and their reason, or the grant); None when policy allowed it.
     """
@@ -38,7 +33,6 @@ class ToolContext:
     tool_call_id: str
     idempotency_key: str
     context: Mapping[str, Any]
-    ask_user: Callable[[str], Awaitable[str | None]] | None = None
     # How this call came to run when policy gated it: who approved it and why, or the
     # grant that covered it; None when policy allowed it outright.
     approval: CallApproval | None = None
@@ -178,6 +172,7 @@ class Tool:
     # tool's hints and its server's name (afk.mcp.MCPTool); a Python tool has neither.
     annotations: Mapping[str, Any] = MappingProxyType({})
     server: str | None = None
+    sub_agent: Any = None  # the Agent this tool runs (Agent.as_tool), else None
 
     def __init__(
         self,
@@ -301,8 +296,15 @@ class Tool:
         result: dict[str, Any] = clean(dumped)
         return result
 
-    async def invoke(self, arguments: Mapping[str, Any], ctx: ToolContext) -> Any:
-        """Run the tool with already-validated arguments."""
+    @property
+    def wants_context(self) -> bool:
+        """Whether :meth:`invoke` uses its ToolContext: the function declares one, or a
+        subclass runs the call itself (an MCP tool)."""
+        return self._context_param is not None or type(self).invoke is not Tool.invoke
+
+    async def invoke(self, arguments: Mapping[str, Any], ctx: ToolContext | None) -> Any:
+        """Run the tool with already-validated arguments (``ctx``: None when
+        :attr:`wants_context` is false)."""
         kwargs = dict(arguments)
         if self._context_param:
             kwargs[self._context_param] = ctx

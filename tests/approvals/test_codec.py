@@ -18,6 +18,7 @@ from pydantic import TypeAdapter
 
 from afk.agents import Agent, PolicyEngine, PolicyRule
 from afk.approvals import _codec as codec
+from afk.approvals._rows import load_decision, load_request, request_json
 from afk.approvals.requests import (
     ApprovalDecision,
     ApprovalRequest,
@@ -27,7 +28,6 @@ from afk.approvals.requests import (
 )
 from afk.core import Runner, RunnerConfig
 from afk.core import _snapshot as snapshot
-from afk.core._records import load_decision, load_request, request_json
 from afk.errors import StoreError
 from afk.llms import ScriptedModel, ToolCall
 from afk.store import RequestRecord
@@ -346,7 +346,10 @@ def test_a_missing_field_is_refused() -> None:
         ),
         ('{"kind":"allow","grant":{"scope":"user","until":1,"extra":1}}', "unknown field 'extra'"),
         ('{"kind":"allow","grant":{"scope":"user"}}', "missing field 'until'"),
-        ('{"kind":"deny","stop_run":true,"grant":{"scope":"user","until":1}}', "not a valid ApprovalDecision"),
+        (
+            '{"kind":"deny","stop_run":true,"grant":{"scope":"user","until":1}}',
+            "not a valid ApprovalDecision",
+        ),
         ('{"kind":"allow","stop_run":true}', "not a valid ApprovalDecision"),
         ('{"kind":"allow","updated_tool_args":"x"}', "updated_tool_args: expected an object"),
         ('["allow"]', "ApprovalDecision: expected an object, got list"),

@@ -31,8 +31,9 @@ async def test_a_waiting_run_announces_reminder_and_escalation() -> None:
 
 async def test_durable_timers_fire_once_across_workers(store_url: str) -> None:
     got: list[tuple[str, tuple[str, ...]]] = []
+    # Far enough apart that a loaded machine's run (which starts the clock) is not late.
     policy = finance_policy(
-        quorum=1, remind_after_s=0.05, escalate_after_s=0.1, escalate_to=("group:cfo",)
+        quorum=1, remind_after_s=0.4, escalate_after_s=0.8, escalate_to=("group:cfo",)
     )
     config = RunnerConfig(interaction_mode="external")
     async with (

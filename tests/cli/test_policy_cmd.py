@@ -247,3 +247,58 @@ def test_check_a_missing_or_unsupported_file(tmp_path, capsys):
     assert "cannot read the policy file" in capsys.readouterr().err
     assert check(tmp_path, "{}", name="policy.txt") == 2
     assert "unsupported policy file type" in capsys.readouterr().err
+
+
+MCP_POLICY = """\
+version: 1
+rules:
+  - id: github-writes
+    server: github
+    annotations: {readOnlyHint: false}
+    action: request_approval
+  - id: destructive
+    annotations: {destructiveHint: true}
+    action: deny
+    priority: 10
+"""
+
+
+def test_mcp_events_carry_server_and_annotations_with_the_spec_defaults(tmp_path, capsys):
+    events = [
+        {"tool_name": "github__list", "server": "github", "annotations": {"readOnlyHint": True}},
+        {"tool_name": "github__comment", "server": "github", "annotations": {
+            "readOnlyHint": False, "destructiveHint": False}},
+        {"tool_name": "github__drop", "server": "github"},  # declares nothing: destructive
+        {"tool_name": "local_drop"},  # not an MCP tool: no hints, no server
+    ]  # fmt: skip
+    assert run(tmp_path, events, "--json", policy=MCP_POLICY) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    decided = [(row["decision"]["action"], row["decision"]["rule_id"]) for row in rows]
+    assert decided == [
+        ("allow", None),
+        ("request_approval", "github-writes"),
+        ("deny", "destructive"),
+        ("allow", None),
+    ]
+    assert rows[0]["event"]["server"] == "github"
+    assert rows[0]["event"]["annotations"] == {
+        "readOnlyHint": True,
+        "destructiveHint": False,
+        "idempotentHint": False,
+        "openWorldHint": True,
+    }
+    assert rows[3]["event"]["annotations"] == {} and rows[3]["event"]["server"] is None
+
+
+@pytest.mark.parametrize(
+    ("event", "needle"),
+    [
+        ({"annotations": {"readOnly": True}}, "annotations: 'readOnly': True is not accepted"),
+        ({"annotations": {"readOnlyHint": 1}}, "keys: readOnlyHint, destructiveHint"),
+        ({"annotations": [1]}, "annotations: wrong type list"),
+        ({"server": 5}, "server: wrong type int"),
+    ],
+)
+def test_malformed_mcp_keys_exit_2_naming_the_field(tmp_path, capsys, event, needle):
+    assert run(tmp_path, [event], policy=MCP_POLICY) == 2
+    assert needle in capsys.readouterr().err

@@ -14,8 +14,8 @@ import pytest
 
 import afk.core._durable as durable
 from afk.agents import Agent, ApprovalDecision, PolicyEngine, PolicyRule, UserInputDecision
+from afk.approvals._rows import load_request
 from afk.core import Runner, RunnerConfig
-from afk.core._records import load_request
 from afk.core._snapshot import RunSnapshot, dump_snapshot, load_snapshot
 from afk.core.events import event_from_row
 from afk.llms import ModelResponse, ScriptedModel, ToolCall

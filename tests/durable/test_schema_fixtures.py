@@ -20,10 +20,10 @@ from durable_support import lines, track
 from snapshot_shape import shape, stored_defaults
 
 from afk.agents import ApprovalDecision
+from afk.approvals._rows import load_request
 from afk.audit.keys import Keyring
 from afk.core import Runner, RunnerConfig
 from afk.core import _snapshot as snapshots
-from afk.core._records import load_request
 from afk.core._snapshot import SCHEMA_VERSION, SnapshotVersionError, load_snapshot
 from afk.core.events import event_from_row, event_to_dict
 from afk.errors import StoreError

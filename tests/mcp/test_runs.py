@@ -308,18 +308,17 @@ async def test_an_elicitation_is_asked_of_the_runs_human_as_a_user_input_request
         elif isinstance(event, UserInputRequested):
             request = event.request
             prompts.append(request.prompt)
+            # The call's own question, opened under the rule that gated the call.
+            assert request.rule_id == "gate-destructive"
             answer = (
-                UserInputDecision(kind="allow", value="duplicate", approver="alice")
+                UserInputDecision(kind="allow", value='{"reason": "duplicate"}', approver="alice")
                 if request.tool_args == {"order": "o-5"}
                 else UserInputDecision(kind="deny", approver="alice")
             )
             provider.resolve_input(request.request_id, answer)
     result = await handle.result()
     assert result.state == "completed", result.error
-    assert sorted(prompts) == [
-        f"MCP server 'shop' asks (tool 'cancel_order'): Why cancel {order}?\n(answer reason)"
-        for order in ("o-5", "o-6")
-    ]
+    assert sorted(prompts) == ["Why cancel o-5?", "Why cancel o-6?"]  # the server's message
     outputs = [e.output for e in result.tool_executions]
     assert outputs == [
         {"result": "cancelled o-5: duplicate"},
@@ -328,25 +327,36 @@ async def test_an_elicitation_is_asked_of_the_runs_human_as_a_user_input_request
     assert ran(ledger)[len(before) :] == ["cancel o-5 duplicate"]
 
 
-async def test_with_nobody_to_answer_an_elicitation_is_declined(
+async def test_nobody_to_answer_is_a_cancel_and_a_store_makes_the_question_durable(
     shop: MCPServer, ledger: Path, tmp_path: Path
 ) -> None:
     before = ran(ledger)
     agent = clerk(shop, ToolCall("shop__cancel_order", {"order": "o-7"}))
     headless = await Runner().run(agent, user_message="cancel o-7")
     assert headless.tool_executions[0].output == {
-        "result": "kept o-7: the human did not say why (decline)"
+        "result": "kept o-7: the human did not say why (cancel)"
     }
-    # Interactive but durable: a running call cannot write a request, so it is declined too.
+    # Interactive with a store: the call pauses on the question, stored, and the tool is
+    # entered again once the human answered (here: denied).
+    provider = InMemoryInteractiveProvider()
     stored = Runner(
-        interaction_provider=InMemoryInteractiveProvider(),
-        config=RunnerConfig(interaction_mode="interactive"),
+        interaction_provider=provider,
+        config=RunnerConfig(interaction_mode="interactive", approval_timeout_s=30),
         store=f"sqlite:///{tmp_path / 'runs.db'}",
     )
     try:
-        done = await stored.run(agent, user_message="cancel o-7")
+        handle = stored.run_stream(agent, user_message="cancel o-7")
+        async for event in handle:
+            if isinstance(event, UserInputRequested):
+                deny = UserInputDecision(kind="deny", approver="alice", reason="keep it")
+                provider.resolve_input(event.request.request_id, deny)
+        done = await handle.result()
+        assert stored.store is not None
+        [question] = await stored.store.list_requests(status=None, run_id=done.run_id)
     finally:
         await stored.aclose()
-    assert done.tool_executions[0].output == headless.tool_executions[0].output
-    assert not any(e.type == "user_input_requested" for e in done.events)
+    assert done.tool_executions[0].output == {
+        "result": "kept o-7: the human did not say why (decline)"
+    }
+    assert (question.kind, question.status) == ("user_input", "decided")
     assert ran(ledger) == before

@@ -1,0 +1,149 @@
+"""What the notification channels keep (afk.approvals.notify, afk.console.channels): each
+channel's place in the ledger, and the single-use links email carries. Their tables (store
+schema 7, in their own DDL block so it merges with the others), SQL and procedures.
+
+``notify_cursors``: one row per channel. ``after_id`` is the last ledger id the channel
+delivered (or gave up on); ``attempts`` counts failed tries of the entry after it; ``owner``
+and ``lease_until`` keep two workers from delivering the same channel at once (a lease
+that runs out is taken over, so a dead worker stalls nobody).
+
+``email_links``: one row per link sent. The link's secret half is never stored: the token
+is the link id and a MAC under the store's keys over the row (afk.console.channels.email),
+so a row edited in the database (another request, a later expiry) matches no token.
+``used_at`` is set once, by compare-and-set: a link decides at most one thing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar, cast
+
+from afk.errors import ConfigurationError
+from afk.store._procs import FOR_UPDATE, Proc, Q
+from afk.store.store import RunStore
+
+T = TypeVar("T")
+
+DDL = (
+    """CREATE TABLE IF NOT EXISTS {t}notify_cursors (
+        channel TEXT PRIMARY KEY, after_id BIGINT NOT NULL, attempts INTEGER NOT NULL,
+        owner TEXT, lease_until {real}, updated_at {real} NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS {t}email_links (
+        link_id TEXT PRIMARY KEY, request_id TEXT NOT NULL, recipient TEXT NOT NULL,
+        created_at {real} NOT NULL, expires_at {real} NOT NULL, used_at {real},
+        used_by TEXT)""",
+)
+
+LINK_COLS = ("link_id", "request_id", "recipient", "created_at", "expires_at", "used_at", "used_by")
+_L = ", ".join(LINK_COLS)
+INSERT_CURSOR = (
+    "INSERT INTO {t}notify_cursors (channel, after_id, attempts, updated_at) "
+    "VALUES (?, ?, 0, ?) ON CONFLICT (channel) DO NOTHING"
+)
+SELECT_CURSOR = (
+    "SELECT after_id, attempts, owner, lease_until FROM {t}notify_cursors WHERE channel = ?"
+)
+TAKE_CURSOR = (
+    "UPDATE {t}notify_cursors SET owner = ?, lease_until = ? WHERE channel = ? "
+    "AND (owner IS NULL OR owner = ? OR lease_until < ?)"
+)
+MOVE_CURSOR = (
+    "UPDATE {t}notify_cursors SET after_id = ?, attempts = ?, updated_at = ?, owner = NULL, "
+    "lease_until = NULL WHERE channel = ? AND owner = ?"
+)
+INSERT_LINK = f"INSERT INTO {{t}}email_links ({_L}) VALUES ({', '.join('?' * len(LINK_COLS))})"
+SELECT_LINK = f"SELECT {_L} FROM {{t}}email_links WHERE link_id = ?"
+USE_LINK = (
+    "UPDATE {t}email_links SET used_at = ?, used_by = ? "
+    "WHERE link_id = ? AND used_at IS NULL AND expires_at >= ?"
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cursor:
+    """A channel's place in the ledger, as its lease holder took it."""
+
+    channel: str
+    after_id: int
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EmailLink:
+    """One emailed link: the request it decides, who it was sent to, until when; ``used_at``
+    and ``used_by`` once someone decided through it."""
+
+    link_id: str
+    request_id: str
+    recipient: str
+    created_at: float
+    expires_at: float
+    used_at: float | None = None
+    used_by: str | None = None
+
+
+def link_from_row(row: Sequence[Any]) -> EmailLink:
+    """The link a SELECT_LINK row holds."""
+    return EmailLink(**dict(zip(LINK_COLS, row, strict=True)))
+
+
+# -- procedures ----------------------------------------------------------------------------
+def take_cursor(
+    channel: str, owner: str, start_after: int, now: float, ttl_s: float
+) -> Proc[Cursor | None]:
+    """The channel's cursor with its lease taken by ``owner`` (made at ``start_after`` when
+    the channel has none), or None while another owner's lease is live."""
+    yield Q(INSERT_CURSOR, (channel, start_after, now))
+    taken = yield Q(TAKE_CURSOR, (owner, now + ttl_s, channel, owner, now), fetch="count")
+    if taken != 1:
+        return None
+    row = yield Q(SELECT_CURSOR, (channel,), fetch="one", lock=FOR_UPDATE)
+    return Cursor(channel=channel, after_id=int(row[0]), attempts=int(row[1]))
+
+
+def move_cursor(channel: str, owner: str, after_id: int, attempts: int, now: float) -> Proc[bool]:
+    """Record the channel's new place and give its lease back; False when ``owner`` lost
+    the lease meanwhile (another worker's place then stands)."""
+    moved = yield Q(MOVE_CURSOR, (after_id, attempts, now, channel, owner), fetch="count")
+    return bool(moved == 1)
+
+
+def cursor_position(channel: str) -> Proc[int | None]:
+    """The last ledger id the channel delivered, or None before its first pass."""
+    row = yield Q(SELECT_CURSOR, (channel,), fetch="one")
+    return int(row[0]) if row is not None else None
+
+
+def add_link(link: EmailLink) -> Proc[None]:
+    """Insert a new link (a repeated id is a StoreError: ids are random)."""
+    yield Q(INSERT_LINK, tuple(getattr(link, c) for c in LINK_COLS))
+
+
+def get_link(link_id: str) -> Proc[EmailLink | None]:
+    """The link ``link_id``, or None."""
+    row = yield Q(SELECT_LINK, (link_id,), fetch="one")
+    return link_from_row(row) if row is not None else None
+
+
+def use_link(link_id: str, by: str, now: float) -> Proc[bool]:
+    """Mark the link used by ``by``: True only for the one caller that found it unused and
+    unexpired (compare-and-set), so a link decides at most once."""
+    used = yield Q(USE_LINK, (now, by, link_id, now), fetch="count")
+    return bool(used == 1)
+
+
+# -- running them --------------------------------------------------------------------------
+class _Driven(Protocol):
+    async def _run(self, proc: Proc[T], *, tx: bool, durable: bool = True) -> T: ...
+
+
+async def run(store: RunStore, proc: Proc[T]) -> T:
+    """Run ``proc`` in one transaction of ``store`` (afk's SQLite or Postgres store: the
+    channels' tables are theirs; another RunStore has no place to keep them)."""
+    if not callable(getattr(store, "_run", None)):
+        raise ConfigurationError(
+            f"notification channels keep their place in an afk store (sqlite:/// or "
+            f"postgresql://), got {type(store).__name__}"
+        )
+    return await cast("_Driven", store)._run(proc, tx=True)

@@ -1,0 +1,58 @@
+"""The worker loop feeds Runner(notifiers=...): a request opened and then decided reaches a
+channel, from the store's ledger, while `work()` runs; a failing channel holds up nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from channels_support import Recorder, agent, paused
+
+from afk.agents import ApprovalDecision, PolicyEngine, PolicyRule
+from afk.approvals.notify import Notifiers
+from afk.core import Runner, RunnerConfig
+from afk.errors import ConfigurationError
+
+POLICY = PolicyEngine([PolicyRule("gate-drops", tool="drop_*", action="request_approval")])
+
+
+class Broken:
+    """A channel that always fails."""
+
+    name = "broken"
+
+    async def notify(self, event: Any) -> None:
+        raise RuntimeError("channel down")
+
+
+async def test_the_worker_delivers_opened_and_decided(store_url: str) -> None:
+    seen = Recorder()
+    notifiers = Notifiers([seen, Broken()])
+    config = RunnerConfig(interaction_mode="external")
+    async with Runner(POLICY, config=config, store=store_url, notifiers=notifiers) as runner:
+        await runner.deliver_notifications()  # the channels start at the ledger's head
+        request_id = await paused(runner)
+        await runner.resolve(request_id, ApprovalDecision(kind="allow", approver="ann"))
+        stop = asyncio.Event()
+        worker = asyncio.create_task(runner.work([agent()], poll_s=0.05, stop=stop))
+        for _ in range(200):
+            if {"request_opened", "request_decided"} <= {e.kind for e in seen.events}:
+                break
+            await asyncio.sleep(0.02)
+        stop.set()
+        await worker
+    kinds = [e.kind for e in seen.events]
+    assert kinds[:2] == ["request_opened", "request_decided"]
+    assert {e.request.request_id for e in seen.events} == {request_id}
+
+
+def test_notifiers_must_be_notifiers() -> None:
+    with pytest.raises(ConfigurationError, match=r"must be an afk\.approvals\.notify\.Notifiers"):
+        Runner(notifiers=[Recorder()])  # type: ignore[arg-type]
+
+
+async def test_delivering_needs_notifiers(store_url: str) -> None:
+    async with Runner(store=store_url) as runner:
+        with pytest.raises(ConfigurationError, match=r"needs Runner\(notifiers=\.\.\.\)"):
+            await runner.deliver_notifications()
