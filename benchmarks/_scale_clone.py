@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from afk.audit.keys import Keyring
+from afk.store import _packed as pk
 from afk.store import _seal as s
 from afk.store import _tool_schemas as tool_schemas
 from afk.store.store import ExecutionRecord, RequestRecord, RunRecord, VoteRecord
@@ -87,6 +88,32 @@ def _sealer(table: str, cols: tuple[str, ...], schemas: dict[str, str]) -> Any:
     return seal
 
 
+# Columns runs and requests store packed (afk.store._packed, store schema 8): a template's
+# rows hold their text, so ids inside them can be rewritten and MACs computed, then packed.
+_JSON = {("runs", "snapshot"), ("requests", "request")}
+_DIGEST = {"mac", "args_digest", "bound_digest"}
+
+
+def _as_text(table: str, cols: Sequence[str], row: Sequence[Any]) -> tuple[Any, ...]:
+    if table not in ("runs", "requests"):
+        return tuple(row)
+    return tuple(
+        pk.unpack(c, v) if (table, c) in _JSON  # type: ignore[arg-type]
+        else pk.unpack_digest(v) if c in _DIGEST else v
+        for c, v in zip(cols, row, strict=True)
+    )  # fmt: skip
+
+
+def _as_stored(table: str, cols: Sequence[str], row: Sequence[Any]) -> tuple[Any, ...]:
+    if table not in ("runs", "requests"):
+        return tuple(row)
+    return tuple(
+        pk.pack(c, v) if (table, c) in _JSON  # type: ignore[arg-type]
+        else pk.pack_digest(v) if c in _DIGEST else v
+        for c, v in zip(cols, row, strict=True)
+    )  # fmt: skip
+
+
 def _clone_rows(
     keys: Keyring, template: Template, table: Table, clones: Sequence[Clone]
 ) -> Iterator[tuple[Any, ...]]:
@@ -107,7 +134,7 @@ def _clone_rows(
                 row[i] = value
             if seal is not None:
                 seal(keys, row)
-            yield tuple(row)
+            yield _as_stored(table.name, table.cols, row)
 
 
 def fresh_clones(template: Template, n: int) -> list[Clone]:
@@ -135,7 +162,8 @@ def sqlite_template(path: str, run_id: str) -> Template:
                 continue
             args = (run_id,) if where.startswith("run_id") else requests
             rows = conn.execute(f"SELECT {', '.join(cols)} FROM {name} WHERE {where}", args)
-            tables.append(Table(name=name, cols=cols, rows=tuple(rows.fetchall())))
+            texts = tuple(_as_text(name, cols, row) for row in rows.fetchall())
+            tables.append(Table(name=name, cols=cols, rows=texts))
         schemas = dict(conn.execute("SELECT schema_id, body FROM tool_schemas").fetchall())
     return Template(run_id=run_id, request_ids=requests, tables=tuple(tables), schemas=schemas)
 
@@ -186,7 +214,7 @@ async def postgres_template(dsn: str, schema: str, run_id: str) -> Template:
             args = (run_id,) if where.startswith("run_id") else requests
             query = f'SELECT {", ".join(cols)} FROM "{schema}".{name} WHERE {where}'
             cur = await conn.execute(query.replace("?", "%s").encode(), args)
-            rows = tuple(tuple(r) for r in await cur.fetchall())
+            rows = tuple(_as_text(name, cols, r) for r in await cur.fetchall())
             tables.append(Table(name=name, cols=cols, rows=rows))
         cur = await conn.execute(f'SELECT schema_id, body FROM "{schema}".tool_schemas'.encode())
         schemas = {str(k): str(v) for k, v in await cur.fetchall()}

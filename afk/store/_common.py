@@ -24,6 +24,7 @@ from afk.errors import (
     UnknownRequestError,
 )
 from afk.store import _event_batches as eb
+from afk.store import _packed as pk
 from afk.store import _seal as s
 from afk.store import _tool_schemas as ts
 from afk.store.store import ExecutionRecord, LogEntry, RequestRecord, RunRecord
@@ -37,7 +38,10 @@ from afk.store.store import ExecutionRecord, LogEntry, RequestRecord, RunRecord
 #    (afk.store._event_batches), tool schemas stored once (afk.store._tool_schemas).
 # 7: API tokens and the HTTP API's idempotent answers (afk.store._tokens, afk.console);
 #    conversation threads (afk.store._threads).
-STORE_SCHEMA_VERSION = 7
+# 8: smaller paused runs: snapshots, requests and ledger payloads deflated from preset
+#    dictionaries, the keyed digests of runs, requests and the ledger as bytes
+#    (afk.store._packed); requests_page_run dropped (afk.store._paging).
+STORE_SCHEMA_VERSION = 8
 DECISIONS_CHANNEL = "afk_decisions"  # + "_<schema>": see decisions_channel
 
 
@@ -91,16 +95,16 @@ DDL = (
     "CREATE TABLE IF NOT EXISTS {t}meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS {t}runs (
         run_id TEXT PRIMARY KEY, agent_name TEXT NOT NULL, status TEXT NOT NULL,
-        snapshot TEXT NOT NULL, schema_version INTEGER NOT NULL,
+        snapshot {blob} NOT NULL, schema_version INTEGER NOT NULL,
         created_at {real} NOT NULL, updated_at {real} NOT NULL,
         thread_id TEXT, requested_by TEXT, lease_owner TEXT, lease_expires_at {real},
-        mac TEXT, wake_at {real})""",
+        mac {blob}, wake_at {real})""",
     """CREATE TABLE IF NOT EXISTS {t}requests (
         request_id TEXT PRIMARY KEY, run_id TEXT NOT NULL, kind TEXT NOT NULL,
-        request TEXT NOT NULL, args_digest TEXT NOT NULL, status TEXT NOT NULL,
+        request {blob} NOT NULL, args_digest {blob} NOT NULL, status TEXT NOT NULL,
         created_at {real} NOT NULL, expires_at {real} NOT NULL, tool_name TEXT,
-        decision TEXT, decided_by TEXT, approver TEXT, decided_at {real}, bound_digest TEXT,
-        mac TEXT, schema_id TEXT, schema_at INTEGER)""",
+        decision TEXT, decided_by TEXT, approver TEXT, decided_at {real}, bound_digest {blob},
+        mac {blob}, schema_id TEXT, schema_at INTEGER)""",
     ts.DDL,
     """CREATE TABLE IF NOT EXISTS {t}executions (
         key TEXT PRIMARY KEY, run_id TEXT NOT NULL, tool_call_id TEXT NOT NULL,
@@ -109,7 +113,7 @@ DDL = (
     eb.DDL,
     """CREATE TABLE IF NOT EXISTS {t}log (
         id {serial}, kind TEXT NOT NULL, run_id TEXT NOT NULL, request_id TEXT, actor TEXT,
-        payload TEXT NOT NULL, at {real} NOT NULL, prev_hash TEXT, hash TEXT)""",
+        payload {blob} NOT NULL, at {real} NOT NULL, prev_hash {blob}, hash {blob})""",
     """CREATE TABLE IF NOT EXISTS {t}ledger_checkpoints (
         id {serial}, head_id BIGINT NOT NULL, head_hash TEXT NOT NULL, entries BIGINT NOT NULL,
         at {real} NOT NULL, mac TEXT NOT NULL)""",
@@ -224,6 +228,8 @@ def render(
     hint there and gets none (tests/store/test_ready_plans.py checks both)."""
     sql = template.replace("{t}", prefix).replace("{real}", real).replace("{serial}", serial)
     sql = sql.replace("{blob}", blob)
+    # SQLite: a table keyed by its primary key alone, without a rowid and a second b-tree.
+    sql = sql.replace("{without_rowid}", "" if postgres else " WITHOUT ROWID")
     sql = _INDEX_HINT.sub("" if postgres else r" INDEXED BY \1", sql)
     return sql.replace("?", "%s") if postgres else sql
 
@@ -243,17 +249,26 @@ def _record(kind: Any, cols: Sequence[str], row: Sequence[Any]) -> Any:
     return kind(**data)
 
 
+def _digests(data: dict[str, Any]) -> dict[str, Any]:
+    for name in DIGEST_COLS.intersection(data):
+        data[name] = pk.unpack_digest(data[name])
+    return data
+
+
 def run_from_row(row: Sequence[Any]) -> RunRecord:
-    found: RunRecord = _record(RunRecord, RUN_COLS, row)
+    data = _digests(dict(zip(RUN_COLS, row, strict=True)))
+    data["snapshot"] = pk.unpack("snapshot", data["snapshot"])
+    found: RunRecord = _record(RunRecord, RUN_COLS, [data[c] for c in RUN_COLS])
     return found
 
 
 def request_from_row(row: Sequence[Any]) -> RequestRecord:
     """The record a REQUEST_READ row holds, its request text whole again."""
     *columns, at, body = row
-    found: RequestRecord = _record(RequestRecord, REQUEST_COLS, columns)
-    text = ts.joined(found.request, at, body)
-    return found if text == found.request else dataclasses.replace(found, request=text)
+    data = _digests(dict(zip(REQUEST_COLS, columns, strict=True)))
+    data["request"] = ts.joined(pk.unpack("request", data["request"]), at, body)
+    found: RequestRecord = _record(RequestRecord, REQUEST_COLS, [data[c] for c in REQUEST_COLS])
+    return found
 
 
 def request_params(
@@ -273,14 +288,31 @@ def execution_from_row(row: Sequence[Any]) -> ExecutionRecord:
 
 
 def log_from_row(row: Sequence[Any]) -> LogEntry:
-    data = dict(zip(LOG_COLS, row, strict=True))
+    data = _digests(dict(zip(LOG_COLS, row, strict=True)))
     # A row without a hash (never chained) reads as "": the verifier reports it as altered.
     data["prev_hash"], data["hash"] = data["prev_hash"] or "", data["hash"] or ""
+    data["payload"] = pk.unpack("payload", data["payload"])
     return LogEntry(**data)
 
 
 def params(record: Any, cols: Sequence[str]) -> tuple[Any, ...]:
-    return tuple(getattr(record, c) for c in cols)
+    """``record``'s values for ``cols``, a run's and a request's JSON and digests packed
+    (afk.store._packed: whoever writes rows, bulk loaders included, stores one form)."""
+    values = tuple(getattr(record, c) for c in cols)
+    if cols is RUN_COLS or cols is REQUEST_COLS:
+        return tuple(_stored(c, v) for c, v in zip(cols, values, strict=True))
+    return values
+
+
+_PACKED: dict[str, pk.Column] = {"snapshot": "snapshot", "request": "request"}
+# The digest columns stored packed (pk.pack_digest), in runs, requests and log.
+DIGEST_COLS = frozenset({"mac", "args_digest", "bound_digest", "prev_hash", "hash"})
+
+
+def _stored(column: str, value: Any) -> Any:
+    if column in _PACKED:
+        return pk.pack(_PACKED[column], value)
+    return pk.pack_digest(value) if column in DIGEST_COLS else value
 
 
 # -- sealed writes -------------------------------------------------------------------------
@@ -324,14 +356,15 @@ def chained_log_rows(
     The store assigns ids (head id + 1, ...) so they are known before hashing and increase
     with commit order; ids, hashes and prev_hashes a caller passes are ignored, not trusted.
     """
-    last_id, prev = (int(head[0]), head[1] or GENESIS) if head else (0, GENESIS)
+    last_id, prev = (int(head[0]), pk.unpack_digest(head[1]) or GENESIS) if head else (0, GENESIS)
     rows = []
     for entry in log:
         last_id += 1
         at = float(entry.at or time.time())
         row = (last_id, entry.kind, entry.run_id, entry.request_id, entry.actor, entry.payload)
-        digest = entry_hash(keys, *row, at, prev)
-        rows.append((*row, at, prev, digest))
+        digest = entry_hash(keys, *row, at, prev)  # over the text; the row keeps it packed
+        packed = (pk.pack("payload", entry.payload), at, pk.pack_digest(prev))
+        rows.append((*row[:5], *packed, pk.pack_digest(digest)))
         prev = digest
     return rows
 
@@ -345,7 +378,8 @@ def rehash(
     last_id, prev = head
     for row in rows:
         last_id = int(row[0])
-        id_, kind, run_id, request_id, actor, payload, at = row[:7]
+        id_, kind, run_id, request_id, actor, stored, at = row[:7]
+        payload = pk.unpack("payload", stored)
         digest = entry_hash(keys, id_, kind, run_id, request_id, actor, payload, at, prev)
         updates.append((prev, digest, last_id))
         prev = digest
@@ -406,7 +440,7 @@ def decide_params(new: RequestRecord) -> tuple[Any, ...]:
         new.decided_by,
         new.approver,
         new.decided_at,
-        new.bound_digest,
-        new.mac,
+        pk.pack_digest(new.bound_digest),
+        pk.pack_digest(new.mac),
         new.request_id,
     )

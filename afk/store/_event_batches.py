@@ -78,7 +78,7 @@ DICTIONARY = json.dumps(
 
 DDL = """CREATE TABLE IF NOT EXISTS {t}event_batches (
     run_id TEXT NOT NULL, last_seq BIGINT NOT NULL, events {blob} NOT NULL,
-    PRIMARY KEY (run_id, last_seq))"""
+    PRIMARY KEY (run_id, last_seq)){without_rowid}"""
 # Any stored batch of the run reaching the new batch's first seq (one primary-key probe).
 LATER = "SELECT 1 FROM {t}event_batches WHERE run_id = ? AND last_seq >= ?"
 # One statement: a batch that does not come after every stored one inserts nothing.

@@ -23,6 +23,7 @@ from afk.store import _approvals_sql as a
 from afk.store import _common as c
 from afk.store import _event_batches as eb
 from afk.store import _links as lk
+from afk.store import _packed as pk
 from afk.store import _paging as p
 from afk.store import _ready as r
 from afk.store import _seal as s
@@ -40,7 +41,13 @@ COUNT_CHECKPOINTS = "SELECT count(*) FROM {t}ledger_checkpoints"
 TABLES = (*c.DDL[1:], *a.DDL, *p.INDEXES, *tk.DDL, *th.DDL, *lk.DDL)
 # Store schema 5: indexes of stores up to 4 whose columns lead a paging index, which
 # answers every query they did.
-DROPPED_INDEXES = ("runs_status_updated", "requests_status_created", "requests_run")
+# Store schema 8: requests_page_run, whose listing requests_page_run_status serves.
+DROPPED_INDEXES = (
+    "runs_status_updated",
+    "requests_status_created",
+    "requests_run",
+    "requests_page_run",
+)
 # Store schema 6: columns older requests tables lack, added before any migration reads
 # requests (the v3 one reads them as every reader does, schema put back).
 # Store schema 7: a grant's effect and reason (deny grants).
@@ -56,6 +63,7 @@ AFTER_MIGRATIONS = (
 _NAMED = re.compile(r"CREATE (?:TABLE|INDEX) IF NOT EXISTS (?:\{t\})?(\w+)")
 EXPECTED = frozenset(_NAMED.findall("\n".join((c.DDL[0], *TABLES, *AFTER_MIGRATIONS))))
 SQLITE_OBJECTS = "SELECT name FROM sqlite_master WHERE type IN ('table', 'index')"
+SQLITE_TABLE_SQL = "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?"
 POSTGRES_OBJECTS = (
     "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
     "WHERE n.nspname = %s"
@@ -169,3 +177,84 @@ def compact(keys: Keyring, names: Iterable[str]) -> Proc[None]:
         if updates:
             yield Q(ts.MOVE, updates, many=True)
         after = rows[-1][0]
+
+
+# -- store schema 8 ------------------------------------------------------------------------
+# The packed columns (afk.store._packed): table, its key, the column, and how it is packed.
+PACKED: tuple[tuple[str, str, pk.Column], ...] = (
+    ("runs", "run_id", "snapshot"),
+    ("requests", "request_id", "request"),
+    ("log", "id", "payload"),
+)
+DIGESTS = (
+    ("runs", "run_id", ("mac",)),
+    ("requests", "request_id", ("args_digest", "bound_digest", "mac")),
+    ("log", "id", ("prev_hash", "hash")),
+)
+
+
+def needs_pack_migration(found: str | None) -> bool:
+    """A store whose JSON and digest columns hold text (< 8)."""
+    return found is not None and int(found) < 8
+
+
+# Postgres: which of them are still text (then made BYTEA); SQLite stores bytes in any column.
+_PAIRS = ", ".join(
+    [f"('{table}', '{column}')" for table, _, column in PACKED]
+    + [f"('{table}', '{column}')" for table, _, columns in DIGESTS for column in columns]
+)
+TEXT_COLUMNS = (
+    "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = %s "
+    f"AND data_type = 'text' AND (table_name, column_name) IN ({_PAIRS})"
+)
+
+
+def _page(table: str, key: str, columns: Sequence[str]) -> str:
+    return (
+        f"SELECT {key}, {', '.join(columns)} FROM {{t}}{table} WHERE {key} > ? "
+        f"ORDER BY {key} LIMIT ?"
+    )
+
+
+def _to_bytea(table: str, column: str) -> Q:
+    return Q(
+        f"ALTER TABLE {{t}}{table} ALTER COLUMN {column} TYPE BYTEA "
+        f"USING convert_to({column}, 'UTF8')"
+    )
+
+
+def _digests(row: Sequence[Any]) -> tuple[Any, ...]:
+    """A DIGESTS page row (key, then columns) as stored from now on: the same values, packed
+    (a value already packed, or NULL, comes back equal, so its row is not rewritten)."""
+    key, *values = row
+    stored = [bytes(v) if isinstance(v, memoryview) else v for v in values]
+    return (key, *(pk.pack_digest(pk.unpack_digest(v)) for v in stored))
+
+
+def pack_columns(text: Iterable[Sequence[str]] = ()) -> Proc[None]:
+    """v7 → v8, in setup's transaction, after every older migration (they read and write
+    text): the ``text`` (table, column) pairs become BYTEA, the text as UTF-8 (Postgres),
+    then every value not yet packed is packed, a page at a time in key order. MACs and the
+    ledger's hashes are untouched: they cover the text, which reads back the same."""
+    convert = {(table, column) for table, column in text}
+    for table, column in sorted(convert):
+        yield _to_bytea(table, column)
+    for table, key, column in PACKED:
+        update = f"UPDATE {{t}}{table} SET {column} = ? WHERE {key} = ?"
+        after: Any = 0 if key == "id" else ""
+        while rows := (yield Q(_page(table, key, (column,)), (after, MIGRATION_PAGE), fetch="all")):
+            packed = [
+                (pk.pack(column, pk.unpack(column, v)), k) for k, v in rows if not pk.is_packed(v)
+            ]
+            if packed:
+                yield Q(update, packed, many=True)
+            after = rows[-1][0]
+    for table, key, columns in DIGESTS:
+        sets = ", ".join(f"{column} = ?" for column in columns)
+        update = f"UPDATE {{t}}{table} SET {sets} WHERE {key} = ?"
+        after = 0 if key == "id" else ""
+        while rows := (yield Q(_page(table, key, columns), (after, MIGRATION_PAGE), fetch="all")):
+            packed = [_digests(row) for row in rows]
+            if changed := [new for new, row in zip(packed, rows, strict=True) if new != row]:
+                yield Q(update, [(*new[1:], new[0]) for new in changed], many=True)
+            after = rows[-1][0]

@@ -47,7 +47,6 @@ _RUN_COLS = ", ".join(c.RUN_COLS)
 INDEXES = (
     "CREATE INDEX IF NOT EXISTS requests_page_status "
     "ON {t}requests (status, created_at, request_id)",
-    "CREATE INDEX IF NOT EXISTS requests_page_run ON {t}requests (run_id, created_at, request_id)",
     "CREATE INDEX IF NOT EXISTS requests_page_run_status "
     "ON {t}requests (run_id, status, created_at, request_id)",
     "CREATE INDEX IF NOT EXISTS runs_page_status ON {t}runs (status, updated_at, run_id)",
@@ -180,7 +179,12 @@ def _query(
     status index, merged and cut to the page: an index on the key alone would also serve
     the status-filtered listing, and Postgres, trusting its statistics, may then walk it and
     filter, which costs O(rows skipped) when they are stale or the pending rows are the
-    newest. Without it every query has exactly one index that fits."""
+    newest. Without it every query has exactly one index that fits.
+
+    All of one run's requests (no status) are read from requests_page_run_status on its
+    ``run_id`` prefix and sorted: O(requests of that run), and a run holds few. Store schema 8
+    dropped the index that served it without the sort (requests_page_run), whose pages every
+    paused run paid for; no other index starts with ``run_id``, so no plan can do worse."""
     limit = check_limit(limit)
     filters = [value for _, value in equalities]
     key = decode_cursor(cursor, listing.name, filters) if cursor is not None else None

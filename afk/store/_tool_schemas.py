@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from afk.audit.keys import Keyring
+from afk.store import _packed as pk
 
 DDL = "CREATE TABLE IF NOT EXISTS {t}tool_schemas (schema_id TEXT PRIMARY KEY, body TEXT NOT NULL)"
 INSERT = "INSERT INTO {t}tool_schemas (schema_id, body) VALUES (?, ?) ON CONFLICT DO NOTHING"
@@ -30,7 +31,10 @@ READ = (
 )
 PLACEHOLDER = "null"
 MIN_SIZE = 64  # smaller schemas stay inline: the id and offset would cost about as much
-_ID_HEX = 32  # 128 bits of the keyed digest: a collision only makes a request not verify
+# 64 bits of the keyed digest, among a deployment's few tool schemas: a collision only
+# makes a request not verify (its MAC covers the whole text). 32 (128 bits) before store
+# schema 8; those rows keep their ids, and a schema written since gets a second, shorter one.
+_ID_HEX = 16
 _KEY = "tool_schema"
 _WS = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
@@ -107,7 +111,8 @@ def moved(
     updates: list[tuple[Any, ...]] = []
     schemas: dict[str, str] = {}
     for request_id, request in rows:
-        stored, schema_id, at, body = split(keys, request)
+        # Text in the stores this reads (< 6); unpacked all the same, as every reader does.
+        stored, schema_id, at, body = split(keys, pk.unpack("request", request))
         if schema_id is not None and body is not None:
             updates.append((stored, schema_id, at, request_id))
             schemas[schema_id] = body

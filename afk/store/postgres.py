@@ -312,6 +312,10 @@ class PostgresStore(PostgresReady, StoreOps):
                 await self._migrate_wake(cur)
             if m.needs_compact_migration(version):
                 await self._drive(cur, m.compact(self.keys, names), None)
+            if m.needs_pack_migration(version):
+                await cur.execute(m.TEXT_COLUMNS, (self.schema,))
+                text = await cur.fetchall()
+                await self._drive(cur, m.pack_columns(text), None)
             for ddl in m.AFTER_MIGRATIONS:
                 await cur.execute(self._sql(ddl))
             await cur.execute(self._sql(c.INSERT_VERSION), (str(c.STORE_SCHEMA_VERSION),))

@@ -21,6 +21,7 @@ from afk.audit.chain import GENESIS
 from afk.audit.keys import Keyring, sqlite_keyring
 from afk.errors import ConfigurationError, StoreError
 from afk.store import _common as c
+from afk.store import _event_batches as eb
 from afk.store import _migrate as m
 from afk.store import _ready as r
 from afk.store._docs import documented_as
@@ -81,6 +82,21 @@ def _migrate_wake(conn: sqlite3.Connection) -> None:
     _add_column(conn, "runs", "wake_at", "REAL")
     rows = conn.execute(_sql(r.PAUSED_HORIZONS)).fetchall()
     conn.executemany(_sql(r.FILL_WAKE), r.fill_params(rows))
+
+
+def _without_rowid(conn: sqlite3.Connection) -> None:
+    """v7 → v8: event_batches rebuilt as a WITHOUT ROWID table (its rows in its primary key's
+    b-tree, not in a rowid table plus an index repeating the key)."""
+    (ddl,) = conn.execute(m.SQLITE_TABLE_SQL, ("event_batches",)).fetchone()
+    if "WITHOUT ROWID" in ddl.upper():
+        return
+    conn.execute("ALTER TABLE event_batches RENAME TO event_batches_v7")
+    conn.execute(_sql(eb.DDL))
+    conn.execute(
+        "INSERT INTO event_batches (run_id, last_seq, events) "
+        "SELECT run_id, last_seq, events FROM event_batches_v7"
+    )
+    conn.execute("DROP TABLE event_batches_v7")
 
 
 def _current(conn: sqlite3.Connection) -> bool:
@@ -224,6 +240,9 @@ class SQLiteStore(SQLiteReady, StoreOps):
                     _migrate_wake(conn)
                 if m.needs_compact_migration(version):
                     drive(conn, m.compact(self.keys, names), tx=False)
+                if m.needs_pack_migration(version):
+                    drive(conn, m.pack_columns(), tx=False)
+                    _without_rowid(conn)
                 for ddl in m.AFTER_MIGRATIONS:
                     conn.execute(_sql(ddl))
                 conn.execute(_sql(c.INSERT_VERSION), (str(c.STORE_SCHEMA_VERSION),))

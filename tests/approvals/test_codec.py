@@ -31,6 +31,7 @@ from afk.core import _snapshot as snapshot
 from afk.errors import StoreError
 from afk.llms import ScriptedModel, ToolCall
 from afk.store import RequestRecord
+from afk.store import _packed as pk
 from afk.tools import tool
 
 FIXTURES = Path(__file__).resolve().parents[1] / "durable" / "fixtures"
@@ -274,6 +275,11 @@ async def _stored_rows(url: str) -> None:
             await runner.resolve(rid, decision)
 
 
+def _text(column: str, value: Any) -> Any:
+    """A raw column as text: the request is stored deflated since store schema 8."""
+    return pk.unpack("request", value) if column == "request" else value
+
+
 async def test_every_row_the_writers_store_loads_as_before(tmp_path: Path) -> None:
     db = tmp_path / "runs.db"
     await _stored_rows(f"sqlite:///{db}")
@@ -281,7 +287,7 @@ async def test_every_row_the_writers_store_loads_as_before(tmp_path: Path) -> No
         conn.row_factory = sqlite3.Row
         names = {f.name for f in dataclasses.fields(RequestRecord)}
         rows = [
-            RequestRecord(**{k: v for k, v in dict(r).items() if k in names})
+            RequestRecord(**{k: _text(k, v) for k, v in dict(r).items() if k in names})
             for r in conn.execute("SELECT * FROM requests")
         ]
         votes = [r["decision"] for r in conn.execute("SELECT decision FROM votes")]

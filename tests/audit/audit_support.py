@@ -13,6 +13,7 @@ import pg_support
 
 from afk.audit.keys import Keyring, SecretKey
 from afk.store import PostgresStore, SQLiteStore
+from afk.store import _packed as pk
 from afk.store.store import LogEntry, RunRecord, RunStore
 
 # A checkpoint key of its own (what $AFK_AUDIT_KEY gives), apart from the store's keyring.
@@ -40,6 +41,12 @@ class Where:
 
     def table(self, name: str) -> str:
         return f'"{self.schema}".{name}' if self.schema else name
+
+    def packed(self, column: pk.Column, text: str) -> str:
+        """An SQL literal of ``text`` as the store keeps that column (store schema 8: deflated,
+        afk.store._packed), for tampering as an attacker who knows the format would."""
+        data = pk.pack(column, text).hex()
+        return f"X'{data}'" if self.name == "sqlite" else f"decode('{data}', 'hex')"
 
     async def execute(self, *statements: str) -> None:
         """Raw SQL outside any store, in one transaction: how the tests tamper."""

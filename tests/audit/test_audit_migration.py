@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from audit_support import Where, entry, fill
 
 from afk.audit import verify
@@ -73,6 +74,7 @@ async def test_a_v1_store_is_chained_by_setup(where: Where) -> None:
         await store.close()
 
 
+@pytest.mark.slow
 async def test_upgrading_twice_or_at_once_changes_nothing(where: Where) -> None:
     await make_v1(where)
     stores = [where.open() for _ in range(3)]

@@ -89,6 +89,7 @@ async def test_two_stores_in_one_process_share_the_chain(store: RunStore, where:
         await other.close()
 
 
+@pytest.mark.slow
 async def test_two_writer_processes_keep_one_chain(
     store: RunStore, where: Where, tmp_path: Path
 ) -> None:

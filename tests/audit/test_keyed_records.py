@@ -22,6 +22,7 @@ from afk.canonical import sha256_hex
 from afk.core import Runner, RunnerConfig, RunResult
 from afk.errors import TamperedRecordError
 from afk.llms import FunctionModel, ModelResponse, ToolCall, ToolMessage, UserMessage
+from afk.store import _packed as pk
 from afk.store import record_ok
 from afk.store._common import STORE_SCHEMA_VERSION
 from afk.store._migrate import SEALED_TABLES
@@ -124,11 +125,12 @@ async def edit_request(where: Where, request_id: str, change: Callable[[Any], An
     [(text,)] = await where.rows(
         f"SELECT request FROM {where.table('requests')} WHERE request_id = {literal(request_id)}"
     )
-    data = change(json.loads(text))
+    data = change(json.loads(pk.unpack("request", text)))
     args = data["tool_args"]
     # What an attacker can compute: the unkeyed SHA-256 digests of the new arguments.
+    forged = where.packed("request", json.dumps(data))
     await where.execute(
-        f"UPDATE {where.table('requests')} SET request = {literal(json.dumps(data))}, "
+        f"UPDATE {where.table('requests')} SET request = {forged}, "
         f"args_digest = '{sha256_hex(args)}', bound_digest = '{sha256_hex(args)}' "
         f"WHERE request_id = {literal(request_id)}"
     )
@@ -204,8 +206,8 @@ async def test_a_call_added_to_the_snapshot_is_not_resumed(where: Where) -> None
     first = await decided(where, ApprovalDecision(kind="allow", approver="ann"))
     runs = where.table("runs")
     [(snapshot,)] = await where.rows(f"SELECT snapshot FROM {runs}")
-    forged = add_call(snapshot, "pay", {"to": "mallory", "amount": 99_999})
-    await where.execute(f"UPDATE {runs} SET snapshot = {literal(forged)}")
+    forged = add_call(pk.unpack("snapshot", snapshot), "pay", {"to": "mallory", "amount": 99_999})
+    await where.execute(f"UPDATE {runs} SET snapshot = {where.packed('snapshot', forged)}")
     async with runner(where) as r:
         with pytest.raises(TamperedRecordError, match="does not verify"):
             await r.resume(first.run_id, agent())

@@ -12,6 +12,7 @@ from console_support import bearer, client, mint
 
 from afk.errors import TokenNotFoundError
 from afk.store import RunStore, open_store
+from afk.store._common import STORE_SCHEMA_VERSION
 
 
 async def _sql(store: RunStore, sql: str) -> list[tuple[Any, ...]]:
@@ -40,7 +41,7 @@ async def test_a_schema_6_store_gets_the_tables_on_setup(store_url: str, store: 
         [(version,)] = await _sql(
             store, "SELECT value FROM {t}meta WHERE key = 'store_schema_version'"
         )
-        assert version == "7"
+        assert version == str(STORE_SCHEMA_VERSION)
     finally:
         await again.close()
 

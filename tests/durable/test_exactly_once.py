@@ -12,6 +12,7 @@ from durable_support import lines, run_script, track
 
 from afk.agents import ApprovalDecision
 from afk.core import InMemoryInteractiveProvider, Runner, RunnerConfig
+from afk.store import _packed as pk
 
 EXTERNAL = RunnerConfig(interaction_mode="external")
 
@@ -35,11 +36,11 @@ def _tamper(store_url: str, request_id: str) -> None:
             (text,) = db.execute(
                 "SELECT request FROM requests WHERE request_id = ?", (request_id,)
             ).fetchone()
-            data = json.loads(text)
+            data = json.loads(pk.unpack("request", text))  # stored deflated (store schema 8)
             data["tool_args"]["amount"] = 99_999
             db.execute(
                 "UPDATE requests SET request = ? WHERE request_id = ?",
-                (json.dumps(data), request_id),
+                (pk.pack("request", json.dumps(data)), request_id),
             )
         return
     import psycopg
@@ -49,11 +50,10 @@ def _tamper(store_url: str, request_id: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         row = conn.execute(query.format(t=table), (request_id,)).fetchone()
         assert row is not None
-        data = json.loads(row[0])
+        data = json.loads(pk.unpack("request", row[0]))
         data["tool_args"]["amount"] = 99_999
-        conn.execute(
-            f"UPDATE {table} SET request = %s WHERE request_id = %s", (json.dumps(data), request_id)
-        )
+        forged = pk.pack("request", json.dumps(data))
+        conn.execute(f"UPDATE {table} SET request = %s WHERE request_id = %s", (forged, request_id))
 
 
 async def test_arguments_changed_in_the_store_after_approval_are_refused_and_recorded(

@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from afk.store import PostgresStore, SQLiteStore
+from afk.store import _packed as pk
 from afk.store.store import EventRow, ExecutionRecord, LogEntry, RequestRecord, RunRecord, RunStore
 
 FAR = 4_000_000_000.0  # an expires_at that never passes in these tests
@@ -30,16 +32,32 @@ class Backend:
     def table(self, name: str) -> str:
         return f'"{self.schema}".{name}' if self.schema else name
 
-    async def execute(self, sql: str) -> None:
-        """Run raw SQL outside any store (to corrupt or inspect what a store wrote)."""
+    async def execute(self, sql: str, args: Sequence[Any] = ()) -> None:
+        """Run raw SQL outside any store (to corrupt or inspect what a store wrote); ``args``
+        fill its ``?`` placeholders."""
         if self.name == "sqlite":
             with sqlite3.connect(self.location) as conn:
-                conn.execute(sql)
+                conn.execute(sql, args)
             return
         import psycopg
 
         async with await psycopg.AsyncConnection.connect(self.location, autocommit=True) as conn:
-            await conn.execute(sql.encode())
+            if args:
+                await conn.execute(sql.replace("?", "%s").encode(), args)
+            else:
+                await conn.execute(sql.encode())
+
+    async def edit_packed(
+        self, table: str, column: pk.Column, key: tuple[str, Any], change: Callable[[str], str]
+    ) -> None:
+        """Rewrite one row's packed JSON column as an attacker who knows the format would:
+        inflate it, ``change`` the text, deflate it back (afk.store._packed)."""
+        where = f"{key[0]} = {key[1]!r}" if isinstance(key[1], int) else f"{key[0]} = '{key[1]}'"
+        [(stored,)] = await self.rows(f"SELECT {column} FROM {self.table(table)} WHERE {where}")
+        text = change(pk.unpack(column, stored))
+        await self.execute(
+            f"UPDATE {self.table(table)} SET {column} = ? WHERE {where}", (pk.pack(column, text),)
+        )
 
     async def rows(self, sql: str) -> list[tuple[Any, ...]]:
         """Read raw rows outside any store (to see what a store wrote)."""
@@ -139,3 +157,49 @@ def unsealed(record: R | None) -> R:
 
 def decision(kind: str = "allow", approver: str = "alice") -> str:
     return json.dumps({"kind": kind, "approver": approver})
+
+
+async def to_v7(backend: Backend) -> None:
+    """Rewrite the store as afk wrote it at store schema 7: its JSON and digest columns as
+    text (on Postgres, TEXT columns), and the requests_page_run index."""
+    from afk.store import _migrate as m
+
+    for table, key, column in m.PACKED:
+        rows = await backend.rows(f"SELECT {key}, {column} FROM {backend.table(table)}")
+        if backend.name == "postgres":
+            await backend.execute(
+                f"ALTER TABLE {backend.table(table)} ALTER COLUMN {column} TYPE TEXT USING ''"
+            )
+        for id_, stored in rows:
+            await backend.execute(
+                f"UPDATE {backend.table(table)} SET {column} = ? WHERE {key} = ?",
+                (pk.unpack(column, stored), id_),
+            )
+    for table, key, columns in m.DIGESTS:
+        rows = await backend.rows(f"SELECT {key}, {', '.join(columns)} FROM {backend.table(table)}")
+        for column in columns if backend.name == "postgres" else ():
+            await backend.execute(
+                f"ALTER TABLE {backend.table(table)} ALTER COLUMN {column} TYPE TEXT USING ''"
+            )
+        sets = ", ".join(f"{column} = ?" for column in columns)
+        for id_, *values in rows:
+            await backend.execute(
+                f"UPDATE {backend.table(table)} SET {sets} WHERE {key} = ?",
+                (*(pk.unpack_digest(v) for v in values), id_),
+            )
+    if backend.name == "sqlite":  # event_batches as a rowid table
+        for sql in (
+            "ALTER TABLE event_batches RENAME TO old_batches",
+            "CREATE TABLE event_batches (run_id TEXT NOT NULL, last_seq BIGINT NOT NULL, "
+            "events BLOB NOT NULL, PRIMARY KEY (run_id, last_seq))",
+            "INSERT INTO event_batches SELECT * FROM old_batches",
+            "DROP TABLE old_batches",
+        ):
+            await backend.execute(sql)
+    await backend.execute(
+        f"CREATE INDEX requests_page_run ON {backend.table('requests')} "
+        "(run_id, created_at, request_id)"
+    )
+    await backend.execute(
+        f"UPDATE {backend.table('meta')} SET value = '7' WHERE key = 'store_schema_version'"
+    )

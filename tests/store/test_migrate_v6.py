@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from store_support import Backend
+from store_support import Backend, to_v7
 
 from afk.agents import Agent, ApprovalDecision, PolicyEngine, PolicyRule
 from afk.audit.verify import verify
 from afk.core import Runner, RunnerConfig
 from afk.llms import FunctionModel, ModelResponse, ToolCall, ToolMessage, UserMessage
+from afk.store import _packed as pk
 from afk.store import _seal as s
 from afk.store._common import STORE_SCHEMA_VERSION
 from afk.store.store import EventRow, RequestRecord, RunStore
@@ -58,6 +59,7 @@ def literal(value: str) -> str:
 
 async def to_v5(backend: Backend, events: list[EventRow], requests: list[RequestRecord]) -> None:
     """Rewrite the store as afk wrote it at store schema 5."""
+    await to_v7(backend)  # text columns, as every store before 8 held them
     t, real = backend.table, "REAL" if backend.name == "sqlite" else "DOUBLE PRECISION"
     statements = [
         f"CREATE TABLE {t('events')} (run_id TEXT NOT NULL, seq BIGINT NOT NULL, "
@@ -110,13 +112,13 @@ async def test_a_v5_store_migrates_and_its_runs_resume_verify_and_page(backend: 
         [(version,)] = await backend.rows(
             f"SELECT value FROM {backend.table('meta')} WHERE key = 'store_schema_version'"
         )
-        assert version == str(STORE_SCHEMA_VERSION) == "7"
+        assert version == str(STORE_SCHEMA_VERSION) == "8"
         assert await contents(store, run_ids) == (events, requests)
         assert all(s.record_ok(store.keys, q) for q in requests)
-        inline = await backend.rows(
-            f"SELECT count(*) FROM {backend.table('requests')} WHERE request LIKE '%\"type\":%'"
-        )
-        assert inline == [(0,)]  # every schema moved out
+        stored = await backend.rows(f"SELECT request FROM {backend.table('requests')}")
+        assert all(pk.is_packed(text) for (text,) in stored)  # then packed (schema 8)
+        inline = [text for (text,) in stored if '"type":' in pk.unpack("request", text)]
+        assert inline == []  # every schema moved out
         assert len(await backend.rows(f"SELECT * FROM {backend.table('tool_schemas')}")) == 1
         old = "SELECT count(*) FROM sqlite_master WHERE name = 'events'"
         if backend.name == "postgres":

@@ -105,11 +105,13 @@ async def _has_index(backend: Backend, name: str) -> bool:
 async def test_a_v4_store_drops_the_indexes_the_paging_indexes_replace(
     store: object, backend: Backend
 ) -> None:
-    # Back to a v4 store: the three indexes whose columns lead a paging index.
+    # Back to a v4 store: the three indexes whose columns lead a paging index, and the
+    # per-run one store schema 8 dropped (requests_page_run_status serves its listing).
     for name, on in (
         ("runs_status_updated", "runs (status, updated_at)"),
         ("requests_status_created", "requests (status, created_at)"),
         ("requests_run", "requests (run_id)"),
+        ("requests_page_run", "requests (run_id, created_at, request_id)"),
     ):
         table, columns = on.split(" ", 1)
         await backend.execute(f"CREATE INDEX {name} ON {backend.table(table)} {columns}")
@@ -124,4 +126,4 @@ async def test_a_v4_store_drops_the_indexes_the_paging_indexes_replace(
         await again.close()
     for name in m.DROPPED_INDEXES:
         assert not await _has_index(backend, name), name
-    assert await _has_index(backend, "requests_page_run")
+    assert await _has_index(backend, "requests_page_run_status")
