@@ -42,6 +42,7 @@ AfkError
 ├── GrantNotFoundError        no standing grant with this id
 ├── TokenNotFoundError        no API token with this id (afk tokens revoke)
 ├── ForbiddenPostError        afk.console.web: a browser POST with no valid session or CSRF token
+├── OIDCLoginError            afk.console.oidc: an OpenID Connect login that proved nobody
 ├── ChannelError              afk.console.channels: a notification channel failed or refused
 │   ├── DeliveryError         a webhook, Slack or email delivery failed (4xx, or out of retries)
 │   └── SignatureError        an inbound payload whose signature is bad, stale or replayed

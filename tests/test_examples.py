@@ -48,6 +48,7 @@ def test_refund_agent_lets_small_refunds_through_and_asks_finance(tmp_path: Path
     assert "paid: [('A-1001', 40), ('A-1002', 250)]" in out
 
 
+@pytest.mark.slow
 def test_mcp_gated_example_asks_before_destructive_mcp_tools(tmp_path: Path) -> None:
     done = run("python", example("mcp_gated.py"), cwd=tmp_path, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -69,6 +70,7 @@ def _store_log(url: str) -> list[Any]:
     return asyncio.run(read())
 
 
+@pytest.mark.slow
 def test_external_run_is_approved_from_the_shell_and_resumed_once(
     tmp_path: Path, store_url: str
 ) -> None:
@@ -145,6 +147,7 @@ def test_openai_compatible_example_talks_to_the_server_in_the_env(
         assert refund_result["content"].startswith("Tool call denied:")
 
 
+@pytest.mark.slow
 def test_two_postgres_workers_resume_every_run_exactly_once(tmp_path: Path, pg_schema: Any) -> None:
     paid = tmp_path / "paid.jsonl"
     env = {"AFK_STORE": pg_schema.url, "AFK_EXAMPLE_PAID": str(paid)}

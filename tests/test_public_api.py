@@ -460,6 +460,23 @@ EXPECTED: dict[str, list[str]] = {
         "token_principal",
     ],
     "afk.console.web": ["ForbiddenPostError", "Web", "login", "until", "when"],
+    "afk.console.oidc": [
+        "FLOW_COOKIE",
+        "OIDCConfig",
+        "OIDCLogin",
+        "OIDCLoginError",
+        "OnLogin",
+        "oidc_routes",
+        "scopes_of",
+    ],
+    "afk.console.proxy": [
+        "FirstOf",
+        "ProxyHeaderAuthenticator",
+        "forwarded_proto",
+        "networks",
+        "peer_in",
+        "proxy_login_routes",
+    ],
     "afk.console.channels": [
         "EmailNotifier",
         "SlackNotifier",

@@ -229,6 +229,11 @@ async def identical(store: RunStore, record: RequestRecord) -> list[str]:
     return found
 
 
+async def run_snapshot(store: RunStore, run_id: str) -> dict[str, Any]:
+    """The run's stored snapshot as JSON data ({} when it is missing or does not verify)."""
+    return await _snapshot(store, run_id)
+
+
 async def _snapshot(store: RunStore, run_id: str) -> dict[str, Any]:
     run = await store.load_run(run_id)
     if run is None or not record_ok(store.keys, run):

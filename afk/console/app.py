@@ -10,6 +10,7 @@ error, and for a body that does not fit, the field.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, cast, get_args
@@ -20,7 +21,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from afk.approvals import _codec as codec
+from afk.approvals._rows import load_request
 from afk.approvals.principal import Principal
+from afk.console import _inbox as inbox
 from afk.console import _views as v
 from afk.console._decision import BodyError, decide, idempotency_key
 from afk.console._events import events_endpoint
@@ -178,7 +181,15 @@ class _Api:
             raise UnknownRequestError(f"no request with id {request_id!r}", request_id=request_id)
         v.checked(self.store, record)
         votes = await self.store.list_votes(request_id)
-        return JSONResponse(v.request_detail(record, votes, self.store))
+        detail = v.request_detail(record, votes, self.store)
+        # What the inbox's request page shows too: the platform's risk line (from the
+        # policy's own records, never the model's words) and the conversation that led here.
+        snapshot = await inbox.run_snapshot(self.store, record.run_id)
+        found = load_request(record)
+        detail["risk"] = dataclasses.asdict(await inbox.risk(self.store, record, found, snapshot))
+        excerpt = inbox.excerpt(snapshot, found.tool_call_id)
+        detail["conversation"] = dataclasses.asdict(excerpt)
+        return JSONResponse(detail)
 
     async def post_decision(self, request: Request, principal: Principal) -> Response:
         await self.ready()

@@ -3,6 +3,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def _afk(tmp_path: Path, *args: str, answers: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -53,6 +55,7 @@ def test_interactive_demo_with_closed_stdin_fails_closed(tmp_path: Path) -> None
     assert "by error" in proc.stdout
 
 
+@pytest.mark.slow
 def test_external_demo_pauses_and_finishes_from_other_processes(tmp_path: Path) -> None:
     import json
 

@@ -196,6 +196,7 @@ def _wait_for(path: Path, text: str, timeout: float = 20) -> None:
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 def test_sigterm_during_a_tool_lets_the_body_finish_and_exits_0(env: Env) -> None:
     from slow_app import APP as SLOW_APP
 

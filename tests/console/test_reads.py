@@ -45,6 +45,12 @@ async def test_requests_listed_and_shown_exactly(store_url: str, store: RunStore
         assert detail["eligible_approvers"] == ["alice", "bob"] and detail["votes"] == []
         assert detail["status"] == "pending" and detail["decision"] is None
         assert detail["expires_at"] > detail["created_at"]
+        # The platform's account of why it waits (from the policy's ledger entry), and the
+        # conversation that led to it.
+        assert detail["risk"]["rule"] == "gate-drops" and detail["risk"]["source"] == "ledger"
+        assert detail["risk"]["action"] == "request_approval"
+        assert detail["conversation"]["user"] == "t0"
+        assert detail["conversation"]["calls"][0]["name"] == "drop_table"
         assert [r["request_id"] for r in by_run.json()["items"]] == [ids[1]]
         assert {r["run_id"] for r in runs["items"]} >= {record.run_id}
         assert one_run["status"] == "paused" and one_run["requests"][0]["request_id"] == ids[1]

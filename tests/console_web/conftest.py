@@ -40,3 +40,11 @@ def _clean() -> None:
 def served(store_url: str) -> Iterator[str]:
     with serve(store_url) as base:
         yield base
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test here drives a real browser: slow (CI runs them: ``pytest -m slow``)."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.slow)

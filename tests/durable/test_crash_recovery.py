@@ -10,7 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from durable_support import HERE, lines, run_script
+
+pytestmark = pytest.mark.slow  # processes killed and restarted: seconds each
 
 N = 100
 

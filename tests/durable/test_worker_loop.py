@@ -117,6 +117,7 @@ async def test_a_dead_holders_run_is_taken_over_at_once(store_url: str, side_eff
     assert len(lines(side_effects)) == 1
 
 
+@pytest.mark.slow
 async def test_a_run_held_by_a_live_worker_is_reported_once(
     store_url: str, side_effects: Path
 ) -> None:

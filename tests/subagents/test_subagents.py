@@ -166,6 +166,7 @@ asyncio.run(main())
 """
 
 
+@pytest.mark.slow
 async def test_five_calls_three_levels_deep_run_once_across_a_sigkill(
     store_url: str, side_effects: Path
 ) -> None:
