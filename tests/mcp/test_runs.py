@@ -135,7 +135,8 @@ async def test_read_only_runs_unasked_while_destructive_and_unannotated_ask_firs
         "shop__delete_order": {"result": "deleted o-1"},
         "shop__add_note": {"order": "o-2", "note": "call back"},
     }
-    assert ran(ledger)[len(before) :] == ["delete o-1", "note o-2 call back"]
+    # The step's approved calls run side by side: the server may see them in either order.
+    assert sorted(ran(ledger)[len(before) :]) == ["delete o-1", "note o-2 call back"]
     [listed] = [e for e in result.tool_executions if e.tool_name == "shop__list_orders"]
     assert listed.policy is not None and listed.policy.action == "allow"
 
