@@ -727,6 +727,7 @@ EXPECTED: dict[str, list[str]] = {
         "GrantRecord",
         "IdempotentAnswer",
         "LogEntry",
+        "RequestOrder",
         "RequestRecord",
         "RequestStatus",
         "RunRecord",

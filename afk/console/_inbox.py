@@ -4,11 +4,9 @@ Reads only. Every row shown is checked against its MAC first (a row changed outs
 refused, never shown), and every untrusted string reaches the page through the templates'
 escaping filters (afk.approvals.display), never raw.
 
-Order: the store's pending listing, oldest first (created_at, request_id), one index range
-scan per page. With one approval timeout for every rule that is also soonest expiry first;
-rules with their own timeouts can make a younger request expire sooner, which the page
-shows (each row carries its deadline). A true expiry order needs an index the store does
-not have yet.
+Order: the store's pending listing by deadline, soonest first (expires_at, request_id),
+filtered by tool, rule or agent in the store: one index range scan per page
+(afk.store._listing).
 """
 
 from __future__ import annotations
@@ -23,16 +21,20 @@ from afk.approvals._rows import load_decision, load_request
 from afk.approvals.decide import eligible
 from afk.approvals.requests import ApprovalRequest, Request
 from afk.console._views import checked
-from afk.store import _paging as paging
 from afk.store._procs import one
 from afk.store._seal import record_ok
 from afk.store.store import RequestRecord, RunStore, VoteRecord
 
 PAGE = 50
-MAX_SCAN = 2000  # rows a filtered page reads at most before it offers "more"
 IDENTICAL_SCAN = 2000  # pending rows searched for identical requests
 COUNT_CAP = 10_000  # past it the page says "10,000+": an exact count costs O(pending)
 _COUNT = "SELECT count(*) FROM (SELECT 1 FROM {t}requests WHERE status = 'pending' LIMIT ?) AS p"
+_COUNT_RUN = (
+    "SELECT count(*) FROM (SELECT 1 FROM {t}requests{by:requests_page_run_status} "
+    "WHERE run_id = ? AND status = 'pending' LIMIT ?) AS p"
+)
+# The store's filter columns (afk.store._listing), in the order it picks their index.
+_COLUMN = {"rule": "rule_id", "tool": "tool_name", "agent": "agent_name"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -42,16 +44,20 @@ class Filters:
     tool: str | None = None
     run: str | None = None
     agent: str | None = None
+    rule: str | None = None
 
     def matches(self, record: RequestRecord, request: Request) -> bool:
-        """Whether a row passes the tool and agent filters (the run filter is the store's)."""
+        """Whether a row passes the tool, rule and agent filters, read from the request
+        itself (the store chose the rows by its columns; the run filter is the store's)."""
         if self.tool is not None and record.tool_name != self.tool:
+            return False
+        if self.rule is not None and request.rule_id != self.rule:
             return False
         return self.agent is None or request.agent_name == self.agent
 
     def query(self) -> dict[str, str]:
         """The filters as query parameters (for the next page's link)."""
-        found = {"tool": self.tool, "run": self.run, "agent": self.agent}
+        found = {"tool": self.tool, "run": self.run, "agent": self.agent, "rule": self.rule}
         return {k: v for k, v in found.items() if v}
 
 
@@ -72,67 +78,71 @@ class InboxPage:
     rows: list[Row]
     next_cursor: str | None
     total_pending: int | None  # None: the store cannot count cheaply
-    scanned: int
-    truncated: bool  # a filtered scan stopped at MAX_SCAN rows
+    matching: int | None = None  # pending requests passing the filters (None: no filter)
+    scanned: int  # rows the store returned for this page
+    truncated: bool = False  # kept for the template: filters are the store's, never cut short
 
 
-async def pending_count(store: RunStore) -> int | None:
-    """How many requests are pending, up to COUNT_CAP + 1 (more than COUNT_CAP: "at least"):
-    one bounded scan of the store's status index, through the store's own statement driver
-    (both backends; the store has no count operation yet). None for a store without one."""
+async def pending_count(store: RunStore, filters: Filters | None = None) -> int | None:
+    """How many requests are pending (that pass ``filters``' tool, rule or agent, or are of
+    its run), up to COUNT_CAP + 1 (more than COUNT_CAP: "at least"): one bounded scan of an
+    index, through the store's own statement driver (both backends; the store has no count
+    operation yet). None for a store without one. A count read from the rule and agent
+    columns, which no MAC covers: it chooses nothing, the listed rows are checked."""
     run = getattr(store, "_run", None)
     if run is None:
         return None
-    row = await run(one(_COUNT, (COUNT_CAP + 1,)), tx=False)
+    sql, args = (_COUNT, []) if filters is None else _filtered_count(filters)
+    row = await run(one(sql, (*args, COUNT_CAP + 1)), tx=False)
     return int(row[0]) if row else None
 
 
+def _filtered_count(filters: Filters) -> tuple[str, list[str]]:
+    if filters.run is not None:
+        return _COUNT_RUN, [filters.run]
+    found = [(name, v) for name in _COLUMN if (v := getattr(filters, name)) is not None]
+    index = f"requests_pending_{found[0][0]}" if found else "requests_pending_expires"
+    where = "".join(f" AND {_COLUMN[c]} = ?" for c, _ in found)
+    sql = (
+        f"SELECT count(*) FROM (SELECT 1 FROM {{t}}requests{{by:{index}}} "
+        f"WHERE status = 'pending'{where} LIMIT ?) AS p"
+    )
+    return sql, [v for _, v in found]
+
+
 async def inbox_page(store: RunStore, filters: Filters, cursor: str | None) -> InboxPage:
-    """The page of pending requests after ``cursor`` (oldest first) that pass ``filters``.
-    A filtered page reads at most MAX_SCAN rows; its cursor then continues the scan."""
-    rows: list[Row] = []
-    scanned, position, next_cursor = 0, cursor, None
-    size = PAGE if filters.tool is None and filters.agent is None else 500
-    while True:
+    """The page of pending requests after ``cursor``, soonest deadline first, that pass
+    ``filters``: the tool, rule and agent filters are the store's (each one index range
+    scan, O(page)); a run's page is its pending requests (a run holds few), filtered here.
+    Every row is checked against its MAC, and against its own JSON, before it is shown."""
+    if filters.run is not None:
         page = await store.list_requests(
-            run_id=filters.run, status="pending", limit=size, cursor=position
+            run_id=filters.run, status="pending", order="expires", limit=PAGE, cursor=cursor
         )
-        stop = _collect(store, page, filters, rows, scanned)
-        scanned += len(page) if stop is None else stop + 1
-        if stop is None:
-            if page.next_cursor is None:
-                break
-            position = page.next_cursor
-            continue
-        if stop < len(page) - 1 or page.next_cursor is not None:
-            last = page[stop]  # the next page starts after the last row read
-            next_cursor = paging.encode_cursor(
-                "requests", (filters.run, "pending"), (last.created_at, last.request_id)
-            )
-        break
+    else:
+        page = await store.list_requests(
+            status="pending",
+            order="expires",
+            tool=filters.tool,
+            rule=filters.rule,
+            agent=filters.agent,
+            limit=PAGE,
+            cursor=cursor,
+        )
+    rows = []
+    for record in page:
+        checked(store, record)  # before reading it: a forged row is refused, not shown
+        request = load_request(record)
+        if filters.matches(record, request):
+            rows.append(Row(record=record, request=request))
     return InboxPage(
         rows=_grouped(rows),
-        next_cursor=next_cursor,
+        next_cursor=page.next_cursor,
         total_pending=await pending_count(store),
-        scanned=scanned,
-        truncated=scanned >= MAX_SCAN and next_cursor is not None,
+        matching=await pending_count(store, filters) if filters.query() else None,
+        scanned=len(page),
+        truncated=False,
     )
-
-
-def _collect(
-    store: RunStore, page: list[RequestRecord], filters: Filters, rows: list[Row], scanned: int
-) -> int | None:
-    """Add the rows of ``page`` that pass; the index it stopped at (page full, or MAX_SCAN
-    rows read), or None when it read the whole page."""
-    for i, record in enumerate(page):
-        if filters.tool is None or record.tool_name == filters.tool:
-            checked(store, record)  # before reading it: a forged row is refused, not shown
-            request = load_request(record)
-            if filters.matches(record, request):
-                rows.append(Row(record=record, request=request))
-        if len(rows) == PAGE or scanned + i + 1 >= MAX_SCAN:
-            return i
-    return None
 
 
 def _grouped(rows: list[Row]) -> list[Row]:

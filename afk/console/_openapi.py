@@ -96,10 +96,21 @@ def openapi() -> dict[str, Any]:
         "paths": {
             "/api/v1/requests": {
                 "get": {
-                    "summary": "requests, oldest first, a page at a time",
+                    "summary": "requests, oldest first or soonest deadline first, a page at a time",
                     "parameters": [
                         _param("status", "query", "pending (default), decided, expired or all"),
                         _param("run", "query", "only this run's requests"),
+                        _param(
+                            "order",
+                            "query",
+                            "created: oldest first (the default without a filter); expires: "
+                            "soonest deadline first, of pending requests or of one run's (the "
+                            "default with tool, rule or agent)",
+                            enum=["created", "expires"],
+                        ),
+                        _param("tool", "query", "only pending requests for this tool"),
+                        _param("rule", "query", "only pending requests this policy rule opened"),
+                        _param("agent", "query", "only pending requests of this agent"),
                         _CURSOR,
                         _LIMIT,
                     ],

@@ -40,12 +40,13 @@ from afk.errors import (
 )
 from afk.store import RunStore, open_store
 from afk.store._paging import DEFAULT_LIMIT, check_limit
-from afk.store.store import RequestStatus, RunStatus
+from afk.store.store import RequestOrder, RequestStatus, RunStatus
 
 MAX_BODY_BYTES = 1 << 20  # a decision is small; edited arguments rarely reach a kilobyte
-_REQUEST_FILTERS = ("status", "run", "cursor", "limit")
+_BY = ("tool", "rule", "agent")  # the pending list's filters (afk.store._listing)
+_REQUEST_FILTERS = ("status", "run", "order", *_BY, "cursor", "limit")
 _RUN_FILTERS = ("status", "cursor", "limit")
-_UNSUPPORTED = ("tool", "rule", "agent")  # named in the refusal: asked for, not yet indexed
+_ORDERS = ("created", "expires")
 _REQUEST: tuple[str, ...] = get_args(RequestStatus)
 _RUN: tuple[str, ...] = get_args(RunStatus)
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -161,12 +162,15 @@ class _Api:
         query = _query(request, _REQUEST_FILTERS)
         status = cast("RequestStatus | None", _status(query.get("status", "pending"), _REQUEST))
         limit = _limit(query)
+        order, filters = _listing(query, status)
         with _cursor_field():
             page = await self.store.list_requests(
                 run_id=query.get("run"),
                 status=status,
                 limit=limit,
                 cursor=query.get("cursor"),
+                order=order,
+                **filters,
             )
         now = time.time()
         for record in page:
@@ -250,9 +254,8 @@ def _query(request: Request, accepted: tuple[str, ...]) -> dict[str, str]:
     found: dict[str, str] = {}
     for name, value in request.query_params.multi_items():
         if name not in accepted:
-            later = " (not supported yet)" if name in _UNSUPPORTED else ""
             raise BodyError(
-                f"unknown query parameter {name!r}{later}; accepted: {', '.join(accepted)}",
+                f"unknown query parameter {name!r}; accepted: {', '.join(accepted)}",
                 field=name,
             )
         if name in found:
@@ -270,6 +273,31 @@ def _status(text: str, accepted: tuple[str, ...]) -> str | None:
             field="status",
         )
     return text
+
+
+def _listing(
+    query: dict[str, str], status: str | None
+) -> tuple[RequestOrder, dict[str, str | None]]:
+    """The order and filters of a request listing, each refusal naming its field. A tool,
+    rule or agent filter lists pending requests soonest deadline first (order=expires, the
+    default when one is given); one run's requests may be listed in either order."""
+    filters = {name: query.get(name) for name in _BY}
+    named = [name for name, value in filters.items() if value is not None]
+    for name in named:
+        if not filters[name]:
+            raise BodyError(f"{name} must not be empty", field=name)
+    order = query.get("order", "expires" if named else "created")
+    if order not in _ORDERS:
+        raise BodyError(f"order must be one of {', '.join(_ORDERS)}, got {order!r}", field="order")
+    if named and order != "expires":
+        raise BodyError(f"{named[0]} lists by expiry: order must be expires", field="order")
+    if named and query.get("run") is not None:
+        message = f"{named[0]} cannot be combined with run (list the run's requests)"
+        raise BodyError(message, field=named[0])
+    if order == "expires" and query.get("run") is None and status != "pending":
+        message = f"order=expires lists pending requests (or one run's): got status {status!r}"
+        raise BodyError(message, field="status")
+    return cast("RequestOrder", order), filters
 
 
 @contextlib.contextmanager

@@ -234,12 +234,13 @@ class Web:
 
     # -- pages -----------------------------------------------------------------------------
     async def list_page(self, request: Request, session: Session) -> Response:
-        """``/``: the pending requests across runs, oldest (soonest to expire) first."""
+        """``/``: the pending requests across runs, soonest to expire first."""
         query = request.query_params
         filters = inbox.Filters(
             tool=query.get("tool") or None,
             run=query.get("run") or None,
             agent=query.get("agent") or None,
+            rule=query.get("rule") or None,
         )
         try:
             page = await inbox.inbox_page(self.store, filters, query.get("cursor") or None)

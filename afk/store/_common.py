@@ -41,7 +41,10 @@ from afk.store.store import ExecutionRecord, LogEntry, RequestRecord, RunRecord
 # 8: smaller paused runs: snapshots, requests and ledger payloads deflated from preset
 #    dictionaries, the keyed digests of runs, requests and the ledger as bytes
 #    (afk.store._packed); requests_page_run dropped (afk.store._paging).
-STORE_SCHEMA_VERSION = 8
+# 9: the pending list by expiry and by tool, rule and agent: requests.rule_id and
+#    requests.agent_name (from the request's JSON) and four partial indexes
+#    (afk.store._listing).
+STORE_SCHEMA_VERSION = 9
 DECISIONS_CHANNEL = "afk_decisions"  # + "_<schema>": see decisions_channel
 
 
@@ -104,7 +107,7 @@ DDL = (
         request {blob} NOT NULL, args_digest {blob} NOT NULL, status TEXT NOT NULL,
         created_at {real} NOT NULL, expires_at {real} NOT NULL, tool_name TEXT,
         decision TEXT, decided_by TEXT, approver TEXT, decided_at {real}, bound_digest {blob},
-        mac {blob}, schema_id TEXT, schema_at INTEGER)""",
+        mac {blob}, schema_id TEXT, schema_at INTEGER, rule_id TEXT, agent_name TEXT)""",
     ts.DDL,
     """CREATE TABLE IF NOT EXISTS {t}executions (
         key TEXT PRIMARY KEY, run_id TEXT NOT NULL, tool_call_id TEXT NOT NULL,
@@ -155,9 +158,10 @@ UPSERT_RUN_WAKE = (
 )
 # Inline requests (their schema in the text): what bulk loaders (benchmarks) write.
 INSERT_REQUEST = _insert("requests", REQUEST_COLS) + " ON CONFLICT (request_id) DO NOTHING"
-# What save_run writes: the request with its tool schema moved out (afk.store._tool_schemas).
+# What save_run writes: the request with its tool schema moved out (afk.store._tool_schemas),
+# and the rule and agent its JSON names, for the listing's indexes (afk.store._listing).
 INSERT_STORED_REQUEST = (
-    _insert("requests", (*REQUEST_COLS, "schema_id", "schema_at"))
+    _insert("requests", (*REQUEST_COLS, "schema_id", "schema_at", "rule_id", "agent_name"))
     + " ON CONFLICT (request_id) DO NOTHING"
 )
 INSERT_LOG = _insert("log", LOG_COLS)
@@ -278,8 +282,20 @@ def request_params(
     tool_schemas row it refers to (None when its schema stays inline)."""
     sealed = s.sealed(keys, record)
     stored, schema_id, at, body = ts.split(keys, sealed.request)
-    row = (*params(dataclasses.replace(sealed, request=stored), REQUEST_COLS), schema_id, at)
+    listed = _listed_columns(record.request)
+    row = (
+        *params(dataclasses.replace(sealed, request=stored), REQUEST_COLS),
+        schema_id,
+        at,
+        *listed,
+    )
     return row, (schema_id, body) if schema_id is not None and body is not None else None
+
+
+def _listed_columns(request_text: str) -> tuple[str | None, str | None]:
+    from afk.store._listing import listed_columns  # it imports this module
+
+    return listed_columns(request_text)
 
 
 def execution_from_row(row: Sequence[Any]) -> ExecutionRecord:

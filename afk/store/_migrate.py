@@ -23,6 +23,7 @@ from afk.store import _approvals_sql as a
 from afk.store import _common as c
 from afk.store import _event_batches as eb
 from afk.store import _links as lk
+from afk.store import _listing as ls
 from afk.store import _packed as pk
 from afk.store import _paging as p
 from afk.store import _ready as r
@@ -54,10 +55,13 @@ DROPPED_INDEXES = (
 ADDED_COLUMNS = (
     *(("requests", name, kind) for name, kind in ts.COLUMNS),
     *(("grants", name, kind) for name, kind in a.GRANT_COLUMNS),
+    *(("requests", name, kind) for name, kind in ls.COLUMNS),
 )
 MIGRATION_PAGE = 1000
+# Store schema 9: the listing's indexes name columns an older store gains in ADDED_COLUMNS.
 AFTER_MIGRATIONS = (
     *r.INDEXES,
+    *ls.INDEXES,
     *(f"DROP INDEX IF EXISTS {{t}}{name}" for name in DROPPED_INDEXES),
 )
 _NAMED = re.compile(r"CREATE (?:TABLE|INDEX) IF NOT EXISTS (?:\{t\})?(\w+)")

@@ -16,6 +16,7 @@ from afk.errors import GrantNotFoundError, TokenNotFoundError
 from afk.store import _approvals_sql as a
 from afk.store import _common as c
 from afk.store import _event_batches as eb
+from afk.store import _listing as ls
 from afk.store import _paging as p
 from afk.store import _prefix as px
 from afk.store import _procs as q
@@ -35,6 +36,7 @@ from afk.store.store import (
     GrantRecord,
     IdempotentAnswer,
     LogEntry,
+    RequestOrder,
     RequestRecord,
     RequestStatus,
     RunRecord,
@@ -125,11 +127,22 @@ class StoreOps:
         status: RequestStatus | None = "pending",
         limit: int = p.DEFAULT_LIMIT,
         cursor: str | None = None,
+        order: RequestOrder = "created",
+        tool: str | None = None,
+        rule: str | None = None,
+        agent: str | None = None,
     ) -> Page[RequestRecord]:
-        sql, args = p.requests_query(run_id=run_id, status=status, limit=limit, cursor=cursor)
+        if ls.is_plain(ls.check_order(order), tool, rule, agent):
+            sql, args = p.requests_query(run_id=run_id, status=status, limit=limit, cursor=cursor)
+            rows = await self._run(q.every(sql, args), tx=False)
+            found = [c.request_from_row(row) for row in rows]
+            return p.request_page(found, run_id=run_id, status=status, limit=limit)
+        filters = {"tool": tool, "rule": rule, "agent": agent}
+        sql, args = ls.query(
+            order=order, run_id=run_id, status=status, limit=limit, cursor=cursor, **filters
+        )
         rows = await self._run(q.every(sql, args), tx=False)
-        found = [c.request_from_row(row) for row in rows]
-        return p.request_page(found, run_id=run_id, status=status, limit=limit)
+        return ls.page(rows, run_id=run_id, status=status, limit=limit, **filters)
 
     async def decide(
         self: _Store,

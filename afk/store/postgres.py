@@ -28,6 +28,7 @@ from afk.audit.chain import GENESIS
 from afk.audit.keys import Keyring, postgres_keyring
 from afk.errors import ConfigurationError, StoreError
 from afk.store import _common as c
+from afk.store import _listing as ls
 from afk.store import _migrate as m
 from afk.store import _prefix as px
 from afk.store import _ready as r
@@ -316,6 +317,8 @@ class PostgresStore(PostgresReady, StoreOps):
                 await cur.execute(m.TEXT_COLUMNS, (self.schema,))
                 text = await cur.fetchall()
                 await self._drive(cur, m.pack_columns(text), None)
+            if ls.needs_listing_migration(version):
+                await self._drive(cur, ls.fill_columns(), None)
             for ddl in m.AFTER_MIGRATIONS:
                 await cur.execute(self._sql(ddl))
             await cur.execute(self._sql(c.INSERT_VERSION), (str(c.STORE_SCHEMA_VERSION),))

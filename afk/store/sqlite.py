@@ -22,6 +22,7 @@ from afk.audit.keys import Keyring, sqlite_keyring
 from afk.errors import ConfigurationError, StoreError
 from afk.store import _common as c
 from afk.store import _event_batches as eb
+from afk.store import _listing as ls
 from afk.store import _migrate as m
 from afk.store import _ready as r
 from afk.store._docs import documented_as
@@ -243,6 +244,8 @@ class SQLiteStore(SQLiteReady, StoreOps):
                 if m.needs_pack_migration(version):
                     drive(conn, m.pack_columns(), tx=False)
                     _without_rowid(conn)
+                if ls.needs_listing_migration(version):
+                    drive(conn, ls.fill_columns(), tx=False)
                 for ddl in m.AFTER_MIGRATIONS:
                     conn.execute(_sql(ddl))
                 conn.execute(_sql(c.INSERT_VERSION), (str(c.STORE_SCHEMA_VERSION),))

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 RunStatus = Literal["running", "paused", "completed", "stopped", "failed", "cancelled"]
 RequestStatus = Literal["pending", "decided", "expired"]
 ExecutionStatus = Literal["executing", "done"]
+# How list_requests orders a page: by creation (oldest first) or by deadline (soonest first).
+RequestOrder = Literal["created", "expires"]
 TERMINAL_RUN_STATES: frozenset[str] = frozenset({"completed", "stopped", "failed", "cancelled"})
 
 
@@ -288,10 +290,19 @@ class RunStore(Protocol):
         status: RequestStatus | None = "pending",
         limit: int = 50,
         cursor: str | None = None,
+        order: RequestOrder = "created",
+        tool: str | None = None,
+        rule: str | None = None,
+        agent: str | None = None,
     ) -> Page[RequestRecord]:
         """One page of at most ``limit`` (1 to 1000) requests, oldest first (by created_at,
         then request_id). ``status=None`` lists all. ``cursor``: an earlier page's
-        ``next_cursor`` (a ConfigurationError when it is not one of this listing's)."""
+        ``next_cursor`` (a ConfigurationError when it is not one of this listing's).
+
+        ``order="expires"``: soonest deadline first (by expires_at, then request_id), of the
+        pending requests (``status="pending"``) or of one run's (``run_id``). ``tool``,
+        ``rule``, ``agent``: only the pending requests of that tool, policy rule or agent, in
+        expiry order (not with ``run_id``). A ConfigurationError names the field otherwise."""
 
     async def decide(
         self,
@@ -507,6 +518,7 @@ __all__ = [
     "GrantRecord",
     "IdempotentAnswer",
     "LogEntry",
+    "RequestOrder",
     "RequestRecord",
     "RequestStatus",
     "RunRecord",

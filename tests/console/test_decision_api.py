@@ -158,8 +158,8 @@ async def test_unknown_ids_are_404_and_bad_bodies_422_naming_the_field(
                 assert answer.status_code == 422, (field, answer.text)
                 assert answer.json()["error"]["field"] == field, answer.text
             assert "name" in answer.json()["error"]["message"]  # the argument the schema refused
-            tool = await http.get("/api/v1/requests?tool=drop_table", headers=auth)
-            assert tool.status_code == 422 and tool.json()["error"]["field"] == "tool"
+            tool = await http.get("/api/v1/requests?tool=drop_table&order=created", headers=auth)
+            assert tool.status_code == 422 and tool.json()["error"]["field"] == "order"
         record = await store.get_request(request_id)
         assert record is not None and record.status == "pending"
 

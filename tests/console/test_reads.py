@@ -97,6 +97,8 @@ async def test_the_openapi_document_names_every_endpoint(store: RunStore) -> Non
         "/api/v1/runs/{run_id}",
         "/api/v1/events",
     }
+    listed = {p["name"] for p in paths["/api/v1/requests"]["get"]["parameters"]}
+    assert listed == {"status", "run", "order", "tool", "rule", "agent", "cursor", "limit"}
     codes = set(paths["/api/v1/requests/{request_id}/decision"]["post"]["responses"])
     assert codes == {"200", "401", "403", "404", "409", "410", "422"}
 
@@ -110,7 +112,41 @@ async def test_a_bad_cursor_or_limit_is_422_naming_it(store: RunStore) -> None:
             ("/api/v1/requests?limit=0", "limit"),
             ("/api/v1/runs?limit=x", "limit"),
             ("/api/v1/requests?limit=1&limit=2", "limit"),
+            ("/api/v1/requests?order=newest", "order"),
+            ("/api/v1/requests?order=expires&status=decided", "status"),
+            ("/api/v1/requests?tool=", "tool"),
+            ("/api/v1/requests?rule=gate-drops&run=run_1", "rule"),
+            ("/api/v1/requests?agent=dba&order=created", "order"),
+            ("/api/v1/requests?order=expires&cursor=nope", "cursor"),
         ]:
             answer = await http.get(path, headers=bearer(secret))
             assert answer.status_code == 422, path
             assert answer.json()["error"]["field"] == field, path
+
+
+async def test_pending_requests_by_expiry_and_filtered(store_url: str, store: RunStore) -> None:
+    async with runner(store_url, timeout_s=3600) as run:
+        made = [await paused(run, f"t{i}") for i in range(3)]
+    secret, _ = await mint(store, "alice")
+    auth = bearer(secret)
+    records = [r for r in [await store.get_request(q) for q in made] if r is not None]
+    soonest = [r.request_id for r in sorted(records, key=lambda r: (r.expires_at, r.request_id))]
+    async with client(store) as http:
+        first = (await http.get("/api/v1/requests?order=expires&limit=2", headers=auth)).json()
+        cursor = first["next_cursor"]
+        rest = await http.get(
+            f"/api/v1/requests?order=expires&limit=2&cursor={cursor}", headers=auth
+        )
+        shown = [item["request_id"] for item in [*first["items"], *rest.json()["items"]]]
+        assert shown == soonest and rest.json()["next_cursor"] is None
+        for query in (
+            "tool=drop_table",
+            "rule=gate-drops",
+            "agent=dba",
+            "tool=drop_table&agent=dba",
+        ):
+            found = (await http.get(f"/api/v1/requests?{query}", headers=auth)).json()
+            assert [item["request_id"] for item in found["items"]] == soonest, query
+        for query in ("tool=send_email", "rule=other", "agent=nobody"):
+            found = (await http.get(f"/api/v1/requests?{query}", headers=auth)).json()
+            assert found == {"items": [], "next_cursor": None}, query

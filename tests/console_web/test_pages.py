@@ -124,7 +124,14 @@ async def test_filters_and_cursor_paging(
     ids = await _paused(store_url, "a", "b", "c", "d", "e")
     async with _client(store) as http:
         await _login(http, await _token(store, "alice"))
-        for query in ("", "?tool=drop_table", "?agent=dba"):
+        queries = (
+            "",
+            "?tool=drop_table",
+            "?agent=dba",
+            "?rule=gate-drops",
+            "?tool=drop_table&agent=dba",
+        )
+        for query in queries:
             seen, url = [], "/" + query
             while url:
                 page = await http.get(url)
@@ -134,8 +141,10 @@ async def test_filters_and_cursor_paging(
                 url = found.group(1).replace("&amp;", "&") if found else ""
             assert seen == ids, query
         assert "5</strong> pending in all" in (await http.get("/")).text
-        none = await http.get("/?tool=send_email")
-        assert "Nothing waits" in none.text
+        assert "5</strong> match" in (await http.get("/?rule=gate-drops")).text
+        for query in ("?tool=send_email", "?rule=other", "?agent=nobody"):
+            none = await http.get("/" + query)
+            assert "Nothing waits" in none.text and "0</strong> match" in none.text, query
         run = (await store.get_request(ids[2])).run_id  # type: ignore[union-attr]
         one = await http.get(f"/?run={run}")
         assert re.findall(r'href="/requests/(req_\w+)"', one.text) == [ids[2]]

@@ -159,10 +159,26 @@ def decision(kind: str = "allow", approver: str = "alice") -> str:
     return json.dumps({"kind": kind, "approver": approver})
 
 
+async def to_v8(backend: Backend) -> None:
+    """Rewrite the store as afk wrote it at store schema 8: requests without the rule_id and
+    agent_name columns and the listing's partial indexes (afk.store._listing)."""
+    from afk.store import _listing as ls
+
+    for name in ("expires", "rule", "tool", "agent"):
+        await backend.execute(f"DROP INDEX {backend.table(f'requests_pending_{name}')}")
+    for column, _ in ls.COLUMNS:
+        await backend.execute(f"ALTER TABLE {backend.table('requests')} DROP COLUMN {column}")
+    await backend.execute(
+        f"UPDATE {backend.table('meta')} SET value = '8' WHERE key = 'store_schema_version'"
+    )
+
+
 async def to_v7(backend: Backend) -> None:
     """Rewrite the store as afk wrote it at store schema 7: its JSON and digest columns as
     text (on Postgres, TEXT columns), and the requests_page_run index."""
     from afk.store import _migrate as m
+
+    await to_v8(backend)
 
     for table, key, column in m.PACKED:
         rows = await backend.rows(f"SELECT {key}, {column} FROM {backend.table(table)}")
