@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger("afk.runner")
 T = TypeVar("T")
+NOTIFY_S = 0.5  # how often a running run's requests are delivered to Runner(notifiers=)
 
 
 class RunHandle:
@@ -163,11 +164,37 @@ class Runner:
     def _start(self, run: Run) -> Coroutine[Any, Any, RunResult]:
         """The run's coroutine: on a thread, one that first takes the thread and puts its
         history in (the thread is taken before anything else happens, so a busy thread
-        raises and nothing runs); else the run itself, so a waiting run carries no frame
-        more."""
-        if run.setup.session is None or run.setup.thread_id is None:
-            return run.execute()
-        return self._on_thread(run)
+        raises and nothing runs); with notifiers and a store, one that delivers what the
+        run's requests go through while it runs; else the run itself, so a waiting run
+        carries no frame more."""
+        on_thread = run.setup.session is not None and run.setup.thread_id is not None
+        work = self._on_thread(run) if on_thread else run.execute()
+        if self.notifiers is not None and self.store is not None:
+            return self._notifying(work)
+        return work
+
+    async def _notifying(self, work: Coroutine[Any, Any, RunResult]) -> RunResult:
+        """Run ``work`` while a delivery pass runs every NOTIFY_S (a request it opens is
+        announced while the run waits for it, not only when a worker passes by), and once
+        more when it ends (its decisions and expiries)."""
+        pump = asyncio.get_running_loop().create_task(self._deliver_every(NOTIFY_S))
+        try:
+            return await work
+        finally:
+            pump.cancel()
+            await asyncio.gather(pump, return_exceptions=True)
+            try:
+                await self.deliver_notifications()
+            except Exception:  # a channel's or the store's failure never fails the run
+                _log.warning("notification delivery failed", exc_info=True)
+
+    async def _deliver_every(self, interval_s: float) -> None:
+        while True:
+            try:
+                await self.deliver_notifications()
+            except Exception:
+                _log.warning("notification delivery failed", exc_info=True)
+            await asyncio.sleep(interval_s)
 
     async def _on_thread(self, run: Run) -> RunResult:
         setup = run.setup

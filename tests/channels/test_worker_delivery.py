@@ -11,7 +11,7 @@ from channels_support import Recorder, agent, paused
 
 from afk.agents import ApprovalDecision, PolicyEngine, PolicyRule
 from afk.approvals.notify import Notifiers
-from afk.core import Runner, RunnerConfig
+from afk.core import InMemoryInteractiveProvider, Runner, RunnerConfig
 from afk.errors import ConfigurationError
 
 POLICY = PolicyEngine([PolicyRule("gate-drops", tool="drop_*", action="request_approval")])
@@ -45,6 +45,29 @@ async def test_the_worker_delivers_opened_and_decided(store_url: str) -> None:
     kinds = [e.kind for e in seen.events]
     assert kinds[:2] == ["request_opened", "request_decided"]
     assert {e.request.request_id for e in seen.events} == {request_id}
+
+
+async def test_an_interactive_run_announces_its_request_while_it_waits(store_url: str) -> None:
+    seen = Recorder()
+    provider = InMemoryInteractiveProvider()
+    config = RunnerConfig(interaction_mode="interactive")
+    async with Runner(
+        POLICY, provider, config, store=store_url, notifiers=Notifiers([seen])
+    ) as runner:
+        await runner.deliver_notifications()  # the channel starts at the ledger's head
+        task = asyncio.create_task(runner.run(agent(), user_message="old_logs"))
+        for _ in range(200):  # no worker runs: the runner itself delivers
+            if seen.events:
+                break
+            await asyncio.sleep(0.02)
+        assert [e.kind for e in seen.events] == ["request_opened"]
+        assert not task.done()  # announced while the run waits for a human
+        [request] = provider.pending()
+        provider.resolve_approval(
+            request.request_id, ApprovalDecision(kind="allow", approver="ann")
+        )
+        assert (await task).state == "completed"
+    assert [e.kind for e in seen.events] == ["request_opened", "request_decided"]
 
 
 def test_notifiers_must_be_notifiers() -> None:
