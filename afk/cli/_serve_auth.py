@@ -146,11 +146,16 @@ def authenticator(args: argparse.Namespace, store: RunStore) -> Authenticator:
     return FirstOf(tokens, proxy)
 
 
+# What the inbox's login page offers besides pasting a token: (label, path).
+OIDC_LINK = ("Log in with your identity provider", "/login/oidc")
+
+
 def mount_oidc(made: Starlette, config: OIDCConfig) -> None:
     """Add the OIDC login's routes to the console's app, starting its browser sessions."""
     from afk.console.oidc import oidc_routes
 
     made.router.routes.extend(oidc_routes(config, made.state.afk_sessions.start))
+    made.state.afk_login_links = [*getattr(made.state, "afk_login_links", []), OIDC_LINK]
 
 
 def mount_proxy_login(made: Starlette, auth: Authenticator) -> None:

@@ -87,6 +87,13 @@ def register(subparsers: Any) -> None:
     listing.add_argument("--all", action="store_true", help="every request, decided ones too")
     listing.add_argument("--limit", type=positive_int, default=50, metavar="N", help=_LIMIT_HELP)
     listing.add_argument("--cursor", metavar="C", help=_CURSOR_HELP)
+    listing.add_argument(
+        "--by-expiry", action="store_true", help="soonest deadline first (pending requests)"
+    )
+    for name in ("tool", "rule", "agent"):
+        listing.add_argument(
+            f"--{name}", metavar="NAME", help=f"only pending requests of this {name} (by expiry)"
+        )
     listing.set_defaults(func=list_requests)
     show = commands.add_parser("show", parents=[common], help="everything about one request")
     show.add_argument("request", metavar="REQUEST", help=_ID_HELP)
@@ -141,11 +148,21 @@ def list_requests(args: argparse.Namespace) -> int:
     """``afk approvals list``: pending requests (``--all``: every request), oldest first, a page at
     a time. Returns the exit status."""
     status: RequestStatus | None = None if args.all else "pending"
+    filters = {"tool": args.tool, "rule": args.rule, "agent": args.agent}
+    by_expiry = args.by_expiry or any(filters.values())  # the filters list by deadline
     records = with_store(
         args,
-        lambda store: store.list_requests(status=status, limit=args.limit, cursor=args.cursor),
+        lambda store: store.list_requests(
+            status=status,
+            limit=args.limit,
+            cursor=args.cursor,
+            order="expires" if by_expiry else "created",
+            **filters,
+        ),
     )
-    more = next_page_line(args, ["approvals", "list", *(["--all"] if args.all else [])], records)
+    again = [*(["--all"] if args.all else []), *(["--by-expiry"] if args.by_expiry else [])]
+    again += [part for k, v in filters.items() if v for part in (f"--{k}", v)]
+    more = next_page_line(args, ["approvals", "list", *again], records)
     if args.json:
         print_json([record_json(r) for r in records])
         if more:

@@ -192,7 +192,11 @@ class Web:
 
     def _login_page(self, request: Request, target: str, why: str | None, status: int) -> Response:
         nonce = self.sessions.new_login_nonce()
-        response = self.render(request, "login.html", status, next=target, nonce=nonce, error=why)
+        # Other ways in (an OIDC login mounted by afk serve): links carrying ``next``.
+        links = getattr(request.app.state, "afk_login_links", [])
+        response = self.render(
+            request, "login.html", status, next=target, nonce=nonce, error=why, links=links
+        )
         self.sessions.remember_login_nonce(request, response, nonce)
         return response
 

@@ -70,6 +70,20 @@ def test_list_all_and_json(env: Env) -> None:
     assert len(afk("approvals", "list", "--all", "--json").json()) == 2
 
 
+def test_list_filters_by_tool_rule_and_agent_soonest_deadline_first(env: Env) -> None:
+    big = start(env, amount=250)  # an approval (rule big-refunds)
+    small = start(env, amount=50)  # a user-input request (another rule)
+    ids = {r["request_id"] for r in afk("approvals", "list", "--json", "--tool", "refund").json()}
+    assert ids == {request_id(big), request_id(small)}
+    by_rule = afk("approvals", "list", "--json", "--rule", "big-refunds").json()
+    assert [r["request_id"] for r in by_rule] == [request_id(big)]
+    assert afk("approvals", "list", "--agent", "nobody").out.strip() == "no pending requests"
+    deadlines = [r["expires_at"] for r in afk("approvals", "list", "--json", "--by-expiry").json()]
+    assert deadlines == sorted(deadlines) and len(deadlines) == 2
+    refused = afk("approvals", "list", "--all", "--tool", "refund")
+    assert refused.code != 0 and "status must be 'pending'" in refused.err
+
+
 def test_show_has_everything_about_one_request(env: Env) -> None:
     run = start(env, amount=250, note="x")
     request = request_id(run)

@@ -89,6 +89,9 @@ def test_the_oidc_login_over_real_sockets(store_url: str) -> None:
         flags = ("--oidc-issuer", provider.base, "--oidc-client-id", CLIENT_ID)
         env = {"AFK_OIDC_CLIENT_SECRET": CLIENT_SECRET}
         with serving(store_url, *flags, env=env) as base, httpx.Client(base_url=base) as browser:
+            login = browser.get("/login?next=/requests/x")
+            assert 'href="/login/oidc?next=/requests/x"' in login.text
+            assert "Log in with your identity provider" in login.text
             start = browser.get("/login/oidc")
             assert start.status_code == 302
             authorized = httpx.get(start.headers["location"])
