@@ -103,9 +103,9 @@ def openapi() -> dict[str, Any]:
                         _param(
                             "order",
                             "query",
-                            "created: oldest first (the default without a filter); expires: "
-                            "soonest deadline first, of pending requests or of one run's (the "
-                            "default with tool, rule or agent)",
+                            "expires: soonest deadline first, of pending requests or of one "
+                            "run's (the default for pending requests across runs); created: "
+                            "oldest first (the default otherwise)",
                             enum=["created", "expires"],
                         ),
                         _param("tool", "query", "only pending requests for this tool"),

@@ -278,15 +278,20 @@ def _status(text: str, accepted: tuple[str, ...]) -> str | None:
 def _listing(
     query: dict[str, str], status: str | None
 ) -> tuple[RequestOrder, dict[str, str | None]]:
-    """The order and filters of a request listing, each refusal naming its field. A tool,
-    rule or agent filter lists pending requests soonest deadline first (order=expires, the
-    default when one is given); one run's requests may be listed in either order."""
+    """The order and filters of a request listing, each refusal naming its field. Pending
+    requests (and a tool, rule or agent filter, which lists pending ones) come soonest
+    deadline first unless ``order=created``; one run's requests may be listed in either
+    order, oldest first by default."""
     filters = {name: query.get(name) for name in _BY}
     named = [name for name, value in filters.items() if value is not None]
     for name in named:
         if not filters[name]:
             raise BodyError(f"{name} must not be empty", field=name)
-    order = query.get("order", "expires" if named else "created")
+    # The pending list is what approvers work through: soonest deadline first by default.
+    default = (
+        "expires" if named or (status == "pending" and query.get("run") is None) else "created"
+    )
+    order = query.get("order", default)
     if order not in _ORDERS:
         raise BodyError(f"order must be one of {', '.join(_ORDERS)}, got {order!r}", field="order")
     if named and order != "expires":
