@@ -257,14 +257,14 @@ def input_value(request: UserInputRequest, value: str | None) -> Any:
     if schema is None or value is None or schema.get("type") == "string":
         found: Any = value
     else:
-        import json
+        from afk.canonical import strict_loads
+        from afk.errors import InvalidArgumentsError
 
-        try:
-            found = json.loads(value)
-        except ValueError:
+        try:  # strict: NaN, Infinity and repeated keys are refused, as in edited arguments
+            found = strict_loads(value, what="the answer")
+        except InvalidArgumentsError as exc:
             raise InvalidDecisionError(
-                f"request {request.request_id} wants JSON matching its input_schema; the "
-                f"answer is not JSON: {value[:80]!r}",
+                f"request {request.request_id} wants JSON matching its input_schema; {exc}",
                 request_id=request.request_id,
             ) from None
     problems = _misfits(schema, found, "(answer)") if schema is not None else ""

@@ -115,10 +115,15 @@ async def test_with_a_store_the_run_pauses_and_the_tool_is_entered_again(store_u
         assert second.state == "paused", second.error
         [memo] = second.pending_requests
         assert isinstance(memo, UserInputRequest) and memo.input_schema is not None
-        with pytest.raises(InvalidDecisionError, match="not JSON"):
+        with pytest.raises(InvalidDecisionError, match="not valid JSON"):
             await other.resolve(
                 memo.request_id, UserInputDecision(kind="allow", value="rent", approver="ann")
             )
+        for sneaky in ('{"memo": NaN}', '{"memo": "a", "memo": "b"}'):  # refused, not read
+            with pytest.raises(InvalidDecisionError, match="input_schema"):
+                await other.resolve(
+                    memo.request_id, UserInputDecision(kind="allow", value=sneaky, approver="ann")
+                )
         answer = UserInputDecision(kind="allow", value='{"memo": "rent"}', approver="ann")
         await other.resolve(memo.request_id, answer)
         third = await other.resume(first.run_id, agent())
