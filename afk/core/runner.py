@@ -148,6 +148,8 @@ class Runner:
         # Told of every request opened, reminded, escalated, decided or expired, from the
         # store's ledger, by the worker loop (or deliver_notifications).
         self.notifiers = notifiers
+        self._pump: asyncio.Task[None] | None = None  # the delivery loop while runs run
+        self._notifying_runs = 0
         # Conversation threads: the one given, else the store's, else this runner's memory.
         self._session = session
         self._memory_session = InMemorySession()
@@ -174,15 +176,21 @@ class Runner:
         return work
 
     async def _notifying(self, work: Coroutine[Any, Any, RunResult]) -> RunResult:
-        """Run ``work`` while a delivery pass runs every NOTIFY_S (a request it opens is
-        announced while the run waits for it, not only when a worker passes by), and once
-        more when it ends (its decisions and expiries)."""
-        pump = asyncio.get_running_loop().create_task(self._deliver_every(NOTIFY_S))
+        """Run ``work`` while this runner's one delivery loop runs every NOTIFY_S (a request
+        it opens is announced while the run waits for it, not only when a worker passes by),
+        and deliver once more when it ends (its decisions and expiries). One loop however
+        many runs are running: it stops with the last of them."""
+        self._notifying_runs += 1
+        if self._pump is None or self._pump.done():
+            self._pump = asyncio.get_running_loop().create_task(self._deliver_every(NOTIFY_S))
         try:
             return await work
         finally:
-            pump.cancel()
-            await asyncio.gather(pump, return_exceptions=True)
+            self._notifying_runs -= 1
+            if self._notifying_runs == 0 and self._pump is not None:
+                self._pump.cancel()
+                await asyncio.gather(self._pump, return_exceptions=True)
+                self._pump = None
             try:
                 await self.deliver_notifications()
             except Exception:  # a channel's or the store's failure never fails the run

@@ -70,6 +70,24 @@ async def test_an_interactive_run_announces_its_request_while_it_waits(store_url
     assert [e.kind for e in seen.events] == ["request_opened", "request_decided"]
 
 
+async def test_runs_running_at_once_share_one_delivery_loop(store_url: str) -> None:
+    provider = InMemoryInteractiveProvider()
+    config = RunnerConfig(interaction_mode="interactive")
+    notifiers = Notifiers([Recorder()])
+    async with Runner(POLICY, provider, config, store=store_url, notifiers=notifiers) as runner:
+        tasks = [asyncio.create_task(runner.run(agent(), user_message=f"t{i}")) for i in range(5)]
+        while len(provider.pending()) < 5:
+            await asyncio.sleep(0.01)
+        loops = [t for t in asyncio.all_tasks() if "_deliver_every" in repr(t.get_coro())]
+        assert len(loops) == 1  # not one per run: idle runs cost one loop, not five
+        for request in provider.pending():
+            allow = ApprovalDecision(kind="allow", approver="ann")
+            provider.resolve_approval(request.request_id, allow)
+        await asyncio.gather(*tasks)
+        await asyncio.sleep(0)
+        assert not [t for t in asyncio.all_tasks() if "_deliver_every" in repr(t.get_coro())]
+
+
 def test_notifiers_must_be_notifiers() -> None:
     with pytest.raises(ConfigurationError, match=r"must be an afk\.approvals\.notify\.Notifiers"):
         Runner(notifiers=[Recorder()])  # type: ignore[arg-type]
