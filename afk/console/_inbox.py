@@ -205,7 +205,7 @@ async def detail(store: RunStore, record: RequestRecord) -> Detail:
     request = load_request(record)
     now = time.time()
     votes = [v for v in await store.list_votes(record.request_id) if record_ok(store.keys, v)]
-    snapshot = await _snapshot(store, record.run_id)
+    snapshot = await run_snapshot(store, record.run_id)
     return Detail(
         record=record,
         request=request,
@@ -241,10 +241,6 @@ async def identical(store: RunStore, record: RequestRecord) -> list[str]:
 
 async def run_snapshot(store: RunStore, run_id: str) -> dict[str, Any]:
     """The run's stored snapshot as JSON data ({} when it is missing or does not verify)."""
-    return await _snapshot(store, run_id)
-
-
-async def _snapshot(store: RunStore, run_id: str) -> dict[str, Any]:
     run = await store.load_run(run_id)
     if run is None or not record_ok(store.keys, run):
         return {}  # shown as "no conversation": a run row that does not verify says nothing

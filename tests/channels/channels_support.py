@@ -5,44 +5,16 @@ from __future__ import annotations
 
 import http.server
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from afk.agents import Agent, PolicyEngine, PolicyRule
+from dba_support import add_token, agent, drop_table, executed  # noqa: F401
+
+from afk.agents import PolicyEngine, PolicyRule
 from afk.approvals.notify import NotificationEvent
 from afk.core import Runner, RunnerConfig
-from afk.llms import FunctionModel, ModelResponse, ToolCall, ToolMessage, UserMessage
 from afk.store import RunStore
-from afk.store import _tokens as tk
-from afk.store.store import TokenRecord
-from afk.tools import tool
-
-executed: list[str] = []
-
-
-@tool
-def drop_table(name: str) -> str:
-    """Drop a table.
-
-    Args:
-        name: The table to drop.
-    """
-    executed.append(name)
-    return f"dropped {name}"
-
-
-def _model(messages: list[Any], tools: list[Any]) -> Any:
-    table = next(m.content for m in messages if isinstance(m, UserMessage))
-    done = [m for m in messages if isinstance(m, ToolMessage)]
-    if not done:
-        return ToolCall("drop_table", {"name": table})
-    return ModelResponse(text=done[-1].content)
-
-
-def agent() -> Agent:
-    return Agent("dba", FunctionModel(_model, name="dba"), "You drop tables.", tools=[drop_table])
 
 
 def runner(store_url: str, *, timeout_s: float | None = None, **rule: Any) -> Runner:
@@ -70,15 +42,7 @@ async def paused(run: Runner, table: str = "old_logs") -> str:
 
 async def mint(store: RunStore, who: str) -> str:
     """An API token's secret for ``who``."""
-    token_id = tk.new_token_id()
-    secret = tk.new_secret(token_id)
-    record = TokenRecord(
-        token_id=token_id,
-        principal_id=who,
-        secret_hash=tk.secret_hash(secret),
-        created_at=time.time(),
-    )
-    await store.add_token(record)
+    secret, _ = await add_token(store, who)
     return secret
 
 

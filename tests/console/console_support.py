@@ -2,44 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import httpx
+from dba_support import add_token, agent, drop_table, executed  # noqa: F401
 
-from afk.agents import Agent, PolicyEngine, PolicyRule
+from afk.agents import PolicyEngine, PolicyRule
 from afk.console import app
 from afk.core import Runner, RunnerConfig
-from afk.llms import FunctionModel, ModelResponse, ToolCall, ToolMessage, UserMessage
 from afk.store import RunStore
-from afk.store import _tokens as tk
 from afk.store.store import TokenRecord
-from afk.tools import tool
-
-executed: list[str] = []
-
-
-@tool
-def drop_table(name: str) -> str:
-    """Drop a table.
-
-    Args:
-        name: The table to drop.
-    """
-    executed.append(name)
-    return f"dropped {name}"
-
-
-def _model(messages: list[Any], tools: list[Any]) -> Any:
-    table = next(m.content for m in messages if isinstance(m, UserMessage))
-    done = [m for m in messages if isinstance(m, ToolMessage)]
-    if not done:
-        return ToolCall("drop_table", {"name": table})
-    return ModelResponse(text=done[-1].content)
-
-
-def agent() -> Agent:
-    return Agent("dba", FunctionModel(_model, name="dba"), "You drop tables.", tools=[drop_table])
 
 
 def policy(**rule: Any) -> PolicyEngine:
@@ -72,17 +44,7 @@ async def mint(
     store: RunStore, who: str, *, expires_at: float | None = None
 ) -> tuple[str, TokenRecord]:
     """A token for ``who``: its secret and its record."""
-    token_id = tk.new_token_id()
-    secret = tk.new_secret(token_id)
-    record = TokenRecord(
-        token_id=token_id,
-        principal_id=who,
-        secret_hash=tk.secret_hash(secret),
-        created_at=time.time(),
-        expires_at=expires_at,
-    )
-    await store.add_token(record)
-    return secret, record
+    return await add_token(store, who, expires_at=expires_at)
 
 
 def client(store: RunStore) -> httpx.AsyncClient:

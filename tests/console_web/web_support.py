@@ -13,18 +13,14 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import uvicorn
+from dba_support import add_token, agent, drop_table, executed  # noqa: F401
 
-from afk.agents import Agent, PolicyEngine, PolicyRule
+from afk.agents import PolicyEngine, PolicyRule
 from afk.console import app
 from afk.core import Runner, RunnerConfig
-from afk.llms import FunctionModel, ModelResponse, ToolCall, ToolMessage, UserMessage
 from afk.store import RunStore, open_store
-from afk.store import _tokens as tk
-from afk.store.store import TokenRecord
-from afk.tools import tool
 
 T = TypeVar("T")
-executed: list[str] = []
 _pool = ThreadPoolExecutor(max_workers=1)
 
 
@@ -39,29 +35,6 @@ def sync(make: Callable[[], Awaitable[T]]) -> T:
         return asyncio.run(main())
 
     return _pool.submit(run).result(timeout=60)
-
-
-@tool
-def drop_table(name: str) -> str:
-    """Drop a table.
-
-    Args:
-        name: The table to drop.
-    """
-    executed.append(name)
-    return f"dropped {name}"
-
-
-def _model(messages: list[Any], tools: list[Any]) -> Any:
-    table = next(m.content for m in messages if isinstance(m, UserMessage))
-    done = [m for m in messages if isinstance(m, ToolMessage)]
-    if not done:
-        return ToolCall("drop_table", {"name": table})
-    return ModelResponse(text=done[-1].content)
-
-
-def agent() -> Agent:
-    return Agent("dba", FunctionModel(_model, name="dba"), "You drop tables.", tools=[drop_table])
 
 
 def runner(store_url: str, **rule: Any) -> Runner:
@@ -122,16 +95,8 @@ def mint(store_url: str, who: str) -> tuple[str, str]:
     """A token for ``who``: its secret and its id."""
 
     async def add(store: RunStore) -> tuple[str, str]:
-        token_id = tk.new_token_id()
-        secret = tk.new_secret(token_id)
-        record = TokenRecord(
-            token_id=token_id,
-            principal_id=who,
-            secret_hash=tk.secret_hash(secret),
-            created_at=time.time(),
-        )
-        await store.add_token(record)
-        return secret, token_id
+        secret, record = await add_token(store, who)
+        return secret, record.token_id
 
     return with_store(store_url, add)
 
