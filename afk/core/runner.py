@@ -150,6 +150,7 @@ class Runner:
         self.notifiers = notifiers
         self._pump: asyncio.Task[None] | None = None  # the delivery loop while runs run
         self._notifying_runs = 0
+        self._delivering: tuple[object, asyncio.Lock] = (None, asyncio.Lock())
         # Conversation threads: the one given, else the store's, else this runner's memory.
         self._session = session
         self._memory_session = InMemorySession()
@@ -488,7 +489,13 @@ class Runner:
         store = await self._ready_store("deliver_notifications")
         if self.notifiers is None:
             raise ConfigurationError("Runner.deliver_notifications() needs Runner(notifiers=...)")
-        return await deliver_pending(store, self.notifiers, owner=self.owner)
+        # One pass at a time in this runner: its runs' loop and its worker share an owner, so
+        # the store's per-channel lease would let two passes hand out the same events twice.
+        loop = asyncio.get_running_loop()
+        if self._delivering[0] is not loop:  # a lock per event loop (run_sync makes new ones)
+            self._delivering = (loop, asyncio.Lock())
+        async with self._delivering[1]:
+            return await deliver_pending(store, self.notifiers, owner=self.owner)
 
     async def fire_due_timers(self) -> list[Reminder]:
         """Send each due reminder / escalation of a pending request to ``notifier`` once,
