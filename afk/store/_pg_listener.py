@@ -112,6 +112,9 @@ class Listener:
         task = self._task
         if task is None or task.done() or task.get_loop() is not loop or self._ready is None:
             self._ready = loop.create_future()
+            # A start-up that fails while no one waits (the store closing) is not an error
+            # to report when the future is collected: the next waiter starts again.
+            self._ready.add_done_callback(_retrieved)
             self._task = loop.create_task(self._listen(self._ready))
         # Shielded: one waiter being cancelled must not cancel the start-up others await.
         await asyncio.shield(self._ready)
@@ -149,3 +152,8 @@ class Listener:
         if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+
+def _retrieved(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
