@@ -81,11 +81,17 @@ INSERT_TIMER = (
     "INSERT INTO {t}timers (request_id, kind, due_at, fired_at) VALUES (?, ?, ?, NULL) "
     "ON CONFLICT (request_id, kind) DO NOTHING"
 )
+# Every unfired timer that came due, with its request's status: one whose request is no
+# longer pending (decided before its reminder) is marked fired without being sent, so the
+# timers_due range scanned below holds only timers still to handle, not history.
 DUE_TIMERS = (
-    "SELECT m.request_id, m.kind, m.due_at FROM {t}timers m JOIN {t}requests q "
+    "SELECT m.request_id, m.kind, m.due_at, q.status FROM {t}timers m LEFT JOIN {t}requests q "
     "ON q.request_id = m.request_id WHERE m.fired_at IS NULL AND m.due_at <= ? "
-    "AND q.status = 'pending' ORDER BY m.due_at LIMIT ?"
+    "ORDER BY m.due_at LIMIT ?"
 )
+# Whether any timer needs handling (timers_due alone): most passes find none, and must not
+# take a write transaction (SQLite's write lock) to learn it.
+ANY_DUE_TIMER = "SELECT 1 FROM {t}timers WHERE fired_at IS NULL AND due_at <= ? LIMIT 1"
 FIRE_TIMER = (
     "UPDATE {t}timers SET fired_at = ? WHERE request_id = ? AND kind = ? AND fired_at IS NULL"
 )

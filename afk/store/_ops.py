@@ -309,6 +309,8 @@ class StoreOps:
             await self._run(qa.add_timers(timers), tx=True)
 
     async def claim_due_timers(self: _Store, *, now: float, limit: int = 100) -> list[TimerRecord]:
+        if await self._run(q.one(a.ANY_DUE_TIMER, (now,)), tx=False) is None:
+            return []  # the usual pass: nothing due, and no write lock taken to learn it
         return await self._run(qa.claim_due_timers(now, limit), tx=True)
 
     # -- conversation threads (afk.store._threads) -------------------------------------------

@@ -81,7 +81,6 @@ def add_timers(timers: Sequence[TimerRecord]) -> Proc[None]:
 def claim_due_timers(now: float, limit: int) -> Proc[list[TimerRecord]]:
     # SKIP LOCKED (Postgres): another worker firing timers right now keeps its own.
     rows = yield Q(a.DUE_TIMERS, (now, limit), fetch="all", lock=" FOR UPDATE OF m SKIP LOCKED")
-    due = [a.due_timer(row) for row in rows]
-    for timer in due:
-        yield Q(a.FIRE_TIMER, (now, timer.request_id, timer.kind))
-    return due
+    for row in rows:  # a stale one (its request decided) too: it is handled by not sending it
+        yield Q(a.FIRE_TIMER, (now, row[0], row[1]))
+    return [a.due_timer(row) for row in rows if row[3] == "pending"]

@@ -9,6 +9,8 @@ from approvals_support import finance_agent, finance_policy
 
 from afk.agents import ApprovalDecision
 from afk.core import InMemoryInteractiveProvider, Runner, RunnerConfig
+from afk.store import _approvals_sql as a
+from afk.store import _procs as q
 
 
 async def test_a_waiting_run_announces_reminder_and_escalation() -> None:
@@ -69,3 +71,24 @@ async def test_durable_timers_fire_once_across_workers(store_url: str) -> None:
         assert one.store is not None
         kinds = [e.kind for e in await one.store.list_log()]
         assert kinds.count("reminded") == 1 and kinds.count("escalated") == 1
+
+
+async def test_a_timer_whose_request_was_decided_is_cleared_not_sent(store_url: str) -> None:
+    """Decided before its reminder came due: never sent, and once due it leaves the range of
+    due timers, so a worker's pass does not scan the history of decided requests."""
+    got: list[object] = []
+    policy = finance_policy(quorum=1, remind_after_s=0.2)
+    config = RunnerConfig(interaction_mode="external")
+    async with Runner(policy, config=config, store=store_url, notifier=got.append) as runner:
+        paused = await runner.run(finance_agent(), user_message="250", requested_by="alice")
+        await runner.resolve(
+            paused.pending_requests[0].request_id, ApprovalDecision(kind="allow", approver="bob")
+        )
+        store = runner.store
+        assert store is not None
+        later = time.time() + 1.0  # past the reminder's due time
+        assert await store.claim_due_timers(now=later) == []
+        due = q.one(a.ANY_DUE_TIMER, (later,))
+        assert await store._run(due, tx=False) is None  # type: ignore[attr-defined]
+        assert await runner.fire_due_timers() == [] and got == []
+        assert "reminded" not in [e.kind for e in await store.list_log()]
