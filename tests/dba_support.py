@@ -1,6 +1,6 @@
 """The database agent the console, inbox and channel tests share: its drops wait for a human
-(their policies say so), and ``executed`` records each table actually dropped; and API tokens
-minted straight into a store."""
+(their policies say so), and ``executed`` records each table actually dropped; API tokens
+minted straight into a store; and what a read must not change (``store_contents``)."""
 
 from __future__ import annotations
 
@@ -56,3 +56,11 @@ async def add_token(
     )
     await store.add_token(record)
     return secret, record
+
+
+async def store_contents(store: RunStore) -> Any:
+    """Everything a read could change: rows (with their status and deadlines), the ledger."""
+    requests = await store.list_requests(status=None, limit=1000)
+    runs = await store.list_runs(limit=1000)
+    tokens = await store.list_tokens(limit=1000)
+    return list(requests), list(runs), tokens, await store.list_log(), await store.last_log_id()

@@ -1,5 +1,9 @@
 """The inbox's buttons: each POST becomes one decision (or, for "Approve all N identical",
-one per request) through the one decision path, as the session's principal.
+one per request) through the one decision path, as the session's principal. An approval
+request takes Approve / Deny / Edit / Grant; an input request takes Answer / Decline. Which
+decision fits which kind of request is the decision path's rule
+(afk.approvals.requests.validate_decision): a form posted to the other kind's button is
+refused there, and logged, whatever it holds.
 
 Called only behind :meth:`afk.console.web.Web.action` (session, same origin, CSRF token
 checked). A refusal (already decided, expired, not an approver, arguments off-schema) is
@@ -16,7 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.responses import RedirectResponse, Response
 
-from afk.approvals.requests import ApprovalDecision, ApprovalRequest, GrantSpec, validate_decision
+from afk.approvals.requests import (
+    ApprovalDecision,
+    ApprovalRequest,
+    GrantSpec,
+    UserInputDecision,
+    validate_decision,
+)
 from afk.canonical import canonical_json, strict_loads
 from afk.console import _forms as forms
 from afk.console import _inbox as inbox
@@ -26,6 +36,7 @@ from afk.core._durable_api import resolve
 from afk.errors import (
     AfkError,
     InvalidArgumentsError,
+    InvalidDecisionError,
     UnknownRequestError,
 )
 from afk.store.store import RequestRecord
@@ -65,24 +76,52 @@ def _reason(form: dict[str, str], *, required: bool = False) -> str | None:
     return reason or None
 
 
-async def shown_with_error(web: Web, request: Request, session: Session, exc: AfkError) -> Response:
+def request_page(
+    web: Web,
+    request: Request,
+    session: Session,
+    d: inbox.Detail,
+    *,
+    error: AfkError | None = None,
+    answer: str = "",
+) -> Response:
+    """The request's page (at ``error``'s status when it says one); ``answer``: the text an
+    input request's field holds again after a refused answer."""
+    status = error.http_status if error is not None else 200
+    invalid = isinstance(error, BodyError) and error.field == "answer"
+    return web.render(
+        request, "request.html", status, session=session, d=d, grant=grant_choices(d),
+        error=error, answer=answer, answer_invalid=invalid,
+    )  # fmt: skip
+
+
+async def shown_with_error(
+    web: Web, request: Request, session: Session, exc: AfkError, *, answer: str = ""
+) -> Response:
     """The request's page again, with ``exc`` said at the top, at its status."""
     record = await web.store.get_request(request.path_params["request_id"])
     if record is None:
         return web.failure(request, exc, session)
     d = await inbox.detail(web.store, record)
-    return web.render(
-        request, "request.html", exc.http_status, session=session, d=d,
-        grant=grant_choices(d), error=exc,
-    )  # fmt: skip
+    return request_page(web, request, session, d, error=exc, answer=answer)
 
 
-async def _decide(web: Web, request: Request, session: Session, decision: Any) -> Response:
+async def _decide(
+    web: Web, request: Request, session: Session, decision: Any, *, answer: str | None = None
+) -> Response:
+    """Record ``decision``; a refusal shown on the request's page. ``answer``: the submitted
+    text of an input request's answer, shown again in its field; the decision path's refusal
+    of it (not JSON, off its schema: afk.approvals.requests.input_value) names that field."""
     request_id = request.path_params["request_id"]
     try:
         await resolve(web.store, request_id, decision, session.principal)
+    except InvalidDecisionError as exc:
+        shown: AfkError = exc
+        if answer is not None:
+            shown = BodyError(str(exc), field="answer", request_id=request_id)
+        return await shown_with_error(web, request, session, shown, answer=answer or "")
     except AfkError as exc:
-        return await shown_with_error(web, request, session, exc)
+        return await shown_with_error(web, request, session, exc, answer=answer or "")
     return RedirectResponse(f"/requests/{request_id}", status_code=303)
 
 
@@ -102,6 +141,14 @@ async def deny(web: Web, request: Request, session: Session, form: dict[str, str
     except AfkError as exc:
         return await shown_with_error(web, request, session, exc)
     return await _decide(web, request, session, decision)
+
+
+def approval_only(d: inbox.Detail) -> ApprovalRequest:
+    """``d``'s request, refused (422) unless it is an approval request: only those have
+    arguments to edit (an input request's page offers no edit form, and its URL none)."""
+    if not isinstance(d.request, ApprovalRequest):
+        raise BodyError("only approval requests have arguments to edit", field="kind")
+    return d.request
 
 
 def edit_form(
@@ -127,16 +174,15 @@ async def preview_edit(
     """The edit form's "Review changes": the arguments read and checked against the tool's
     schema, and the diff shown with a confirm button (nothing is decided yet)."""
     d = await inbox.detail(web.store, await _record(web, request))
-    if not isinstance(d.request, ApprovalRequest):
-        raise BodyError("only approval requests have arguments to edit", field="kind")
+    asked = approval_only(d)
     try:
-        args = forms.read(d.request.tool_schema, form, d.request.tool_args)
-        validate_decision(d.request, ApprovalDecision(kind="allow", updated_tool_args=args))
+        args = forms.read(asked.tool_schema, form, asked.tool_args)
+        validate_decision(asked, ApprovalDecision(kind="allow", updated_tool_args=args))
     except AfkError as exc:
         return edit_form(web, request, session, d, form, exc)
     return web.render(
         request, "preview.html", session=session, d=d, args=args,
-        args_json=canonical_json(args), changes=forms.diff(d.request.tool_args, args),
+        args_json=canonical_json(args), changes=forms.diff(asked.tool_args, args),
     )  # fmt: skip
 
 
@@ -153,6 +199,26 @@ async def approve_edited(
         raise BodyError("args must be a JSON object", field="args")
     try:
         decision = ApprovalDecision(kind="allow", updated_tool_args=args, reason=_reason(form))
+    except AfkError as exc:
+        return await shown_with_error(web, request, session, exc)
+    return await _decide(web, request, session, decision)
+
+
+async def answer(web: Web, request: Request, session: Session, form: dict[str, str]) -> Response:
+    """ "Answer": the text field as the answer to an input request. For a schema'd request
+    it is JSON, read strictly and checked against the schema by the decision path itself
+    (afk.approvals.requests.input_value, as for the API and the CLI): a refusal leaves the
+    request pending and names the field."""
+    value = form.get("value", "")
+    decision = UserInputDecision(kind="allow", value=value)
+    return await _decide(web, request, session, decision, answer=value)
+
+
+async def decline(web: Web, request: Request, session: Session, form: dict[str, str]) -> Response:
+    """ "Decline": refuse to answer an input request, with an optional reason (the asking
+    tool is told it)."""
+    try:
+        decision = UserInputDecision(kind="deny", reason=_reason(form))
     except AfkError as exc:
         return await shown_with_error(web, request, session, exc)
     return await _decide(web, request, session, decision)

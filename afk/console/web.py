@@ -1,8 +1,10 @@
 """The web inbox: server-rendered pages for approvers, in the console's app.
 
-``/login`` (paste an API token), ``/`` (the pending list), ``/requests/{id}`` (one request
-and its buttons). Every page needs a browser session (afk.console._sessions); every POST
-needs the session's CSRF token and changes nothing without it (403). GET and HEAD only read.
+``/login`` (paste an API token), ``/`` (the pending list, filtered by tool, run, agent or
+rule), ``/requests/{id}`` (one request and its buttons: approve, deny, edit, grant for an
+approval request; answer or decline for an input request). Every page needs a browser
+session (afk.console._sessions); every POST needs the session's CSRF token and changes
+nothing without it (403). GET and HEAD only read.
 Decisions go through the one decision path (``afk.core._durable_api.resolve``) as the
 session's principal: the form never says who decides.
 
@@ -107,6 +109,8 @@ class Web:
             "edited": act.approve_edited,
             "grant": act.approve_and_grant,
             "identical": act.approve_identical,
+            "answer": act.answer,
+            "decline": act.decline,
         }
         routes: list[BaseRoute] = [
             Route("/", self.page(self.list_page), methods=["GET"]),
@@ -268,14 +272,14 @@ class Web:
     async def request_page(self, request: Request, session: Session) -> Response:
         """``/requests/{id}``: one request, what led to it, and the buttons."""
         d = await inbox.detail(self.store, await self._record(request))
-        return self.render(
-            request, "request.html", session=session, d=d, grant=act.grant_choices(d)
-        )
+        return act.request_page(self, request, session, d)
 
     async def edit_page(self, request: Request, session: Session) -> Response:
-        """The edit form for a pending approval request's arguments."""
+        """The edit form for a pending approval request's arguments (none for an input
+        request: it has no arguments to edit)."""
         record = await self._record(request)
         d = await inbox.detail(self.store, record)
+        act.approval_only(d)
         return act.edit_form(self, request, session, d, None, None)
 
     async def _record(self, request: Request) -> Any:

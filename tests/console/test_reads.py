@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from console_support import bearer, client, mint, paused, runner
+from dba_support import store_contents
 
 from afk.store import RunStore
-
-
-async def _contents(store: RunStore) -> Any:
-    """Everything a read could change: rows (with their status and deadlines), the ledger."""
-    requests = await store.list_requests(status=None, limit=1000)
-    runs = await store.list_runs(limit=1000)
-    tokens = await store.list_tokens(limit=1000)
-    return list(requests), list(runs), tokens, await store.list_log(), await store.last_log_id()
 
 
 async def test_requests_listed_and_shown_exactly(store_url: str, store: RunStore) -> None:
@@ -64,7 +56,7 @@ async def test_get_and_head_change_nothing(store_url: str, store: RunStore) -> N
         request_id = await paused(run)
         secret, _ = await mint(store, "alice")
         await asyncio.sleep(0.5)  # past its deadline: a lazy expiry would write now
-        before = await _contents(store)
+        before = await store_contents(store)
         async with client(store) as http:
             for path in [
                 "/api/v1/requests",
@@ -81,7 +73,7 @@ async def test_get_and_head_change_nothing(store_url: str, store: RunStore) -> N
             assert head.headers["content-type"].startswith("text/event-stream")
             refused = await http.get("/api/v1/requests", headers=bearer("afk_nope"))
             assert refused.status_code == 401
-        assert await _contents(store) == before
+        assert await store_contents(store) == before
 
 
 async def test_the_openapi_document_names_every_endpoint(store: RunStore) -> None:
