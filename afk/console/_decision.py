@@ -134,6 +134,8 @@ def _field_of(message: str, default: str = "body") -> str:
     """The field a dataclass's own refusal names (``ApprovalDecision.stop_run=...``)."""
     found = re.search(r"(?:ApprovalDecision|UserInputDecision|GrantSpec)\.(\w+)", message)
     if found is None:
+        if "input_schema" in message:  # an answer that is not JSON, or off its schema
+            return "value"
         return "updated_tool_args" if "updated_tool_args" in message else default
     prefix = "grant." if message.startswith("GrantSpec") else ""
     return prefix + found.group(1)

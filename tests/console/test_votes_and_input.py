@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from console_support import agent, bearer, client, executed, mint, paused, runner
+from reporter_support import input_runner, received, reporter
 
 from afk.agents import PolicyEngine, PolicyRule
 from afk.core import Runner, RunnerConfig
@@ -55,3 +56,28 @@ async def test_a_user_input_request_takes_a_value(store_url: str, store: RunStor
         assert answer.status_code == 200, answer.text
         assert answer.json()["decision"]["value"] == "it is empty"
         assert answer.json()["approver"] == "alice"
+
+
+async def test_an_answer_off_its_schema_names_the_value_field(
+    store_url: str, store: RunStore
+) -> None:
+    async with input_runner(store_url) as run:
+        paused_run = await run.run(reporter(), user_message="Q3")
+        request_id = paused_run.pending_requests[0].request_id
+        secret, _ = await mint(store, "alice")
+        url = f"/api/v1/requests/{request_id}/decision"
+        async with client(store) as http:
+            answers = [
+                await http.post(url, json={"kind": "allow", "value": v}, headers=bearer(secret))
+                for v in ("not json", '{"to": "ops", "to": "qa"}', '{"copies": 2}')
+            ]
+            fitting = await http.post(
+                url, json={"kind": "allow", "value": '{"to": "ops"}'}, headers=bearer(secret)
+            )
+        for refused in answers:
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["error"]["field"] == "value"
+        assert fitting.status_code == 200, fitting.text
+        received.clear()
+        [done] = await run.resume_ready([reporter()])
+        assert done.state == "completed" and received == [{"to": "ops"}]

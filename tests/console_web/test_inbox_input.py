@@ -9,8 +9,9 @@ import time
 
 import pytest
 from browser_support import ledger, login, status
-from input_support import ask, received, resume_reports, store_contents
+from input_support import ask, resume_reports, store_contents
 from playwright.sync_api import Browser, Page, expect
+from reporter_support import received
 from web_support import executed, mint, pause, resume_ready, with_store
 
 from afk.store import RunStore
