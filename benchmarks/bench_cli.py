@@ -8,8 +8,10 @@ public Runner API), then times, each in a fresh subprocess, wall clock from spaw
 (median and max of N, default 15, after 2 untimed runs):
 
 - ``python -c pass``: the interpreter alone, the floor;
-- ``python -c 'import asyncio, sqlite3'`` and ``python -c 'import afk.store.sqlite'``: what
-  a SQLite-store command pays before any of its own code (the stores' API is async);
+- ``python -c 'import asyncio, sqlite3'``: what an event loop costs before any code runs (a
+  Postgres-store command pays it; a SQLite-store command runs its store inline, without a
+  loop, and does not: see afk.cli._output.with_store);
+- ``python -c 'import afk.store.sqlite'``: the SQLite store alone;
 - ``afk --version``: the CLI's own start-up;
 - ``afk approvals list``: open the store and list the pending requests (one page);
 - ``afk approvals show REQ``: one request, everything about it;
@@ -194,8 +196,7 @@ def main() -> None:
         precompile(env)
         bare = [
             ("python -c pass", [sys.executable, "-c", "pass"]),
-            # What any SQLite-store command pays before its own code: the floor under
-            # `approvals list/show/approve` (asyncio: the stores' API is async).
+            # An event loop's cost (Postgres commands pay it; SQLite ones run inline).
             ("python -c 'import asyncio, sqlite3'",
              [sys.executable, "-c", "import asyncio, sqlite3"]),
             ("python -c 'import afk.store.sqlite'",

@@ -16,11 +16,13 @@ from __future__ import annotations
 import json
 import os
 import stat
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from afk.approvals.principal import Principal, canonical_id
 from afk.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 IDENTITIES_ENV = "AFK_IDENTITIES"
 DEFAULT_IDENTITIES = "/etc/afk/identities.yaml"
@@ -63,6 +65,8 @@ def cli_principal(as_name: str | None) -> Principal:
 
 
 def _accounts(path: str) -> dict[str, dict[str, Any]]:
+    from pathlib import Path  # here: only --as reads the file, and every decision imports this
+
     file = Path(path)
     if not file.exists():
         return {}

@@ -4,20 +4,18 @@ turning records into text, times and JSON (tables: :mod:`afk.cli._table`)."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import dataclasses
 import json
 import os
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 from afk.approvals.display import Escaper, escape, escaped_json
-from afk.cli._term import cut
 from afk.errors import ConfigurationError
-from afk.store import RunStore, SQLiteStore, open_store
+from afk.store import Page, RunStore, SQLiteStore, open_store
 
 T = TypeVar("T")
 
@@ -47,29 +45,69 @@ def common_options() -> argparse.ArgumentParser:
     return parent
 
 
+def positive_int(text: str) -> int:
+    """Parse an argparse value that must be a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def next_page_line(args: argparse.Namespace, command: list[str], page: Page[Any]) -> str | None:
+    """``more: <the command that prints the next page>``, or None on the last page. It
+    repeats ``--store`` only when that holds no password (the line may be copied or logged)."""
+    if page.next_cursor is None:
+        return None
+    # Here, not at the top: only a listing with a next page needs them.
+    import shlex
+    from urllib.parse import urlsplit
+
+    words = ["afk", *command]
+    if args.store and urlsplit(args.store).password is None:
+        words += ["--store", args.store]
+    if args.limit != 50:
+        words += ["--limit", str(args.limit)]
+    words += [*(["--json"] if args.json else []), "--cursor", page.next_cursor]
+    return "more: " + escape(shlex.join(words))
+
+
 def store_spec(args: argparse.Namespace) -> str | None:
     spec: str | None = args.store or os.environ.get("AFK_STORE", "").strip() or None
     return spec
 
 
-def open_cli_store(args: argparse.Namespace, *, must_exist: bool = True) -> RunStore:
+def open_cli_store(
+    args: argparse.Namespace, *, must_exist: bool = True, inline: bool = False
+) -> RunStore:
     """The store named by ``--store`` or ``AFK_STORE``. A SQLite file that does not exist is
     refused when ``must_exist``: reading commands would otherwise create an empty store and
-    report "nothing here" for what is really a typo in the path."""
+    report "nothing here" for what is really a typo in the path. ``inline``: a SQLite store
+    runs its operations in this thread (see :func:`with_store`)."""
     spec = store_spec(args)
     if spec is None:
         raise ConfigurationError(NO_STORE)
     store = open_store(spec)
-    if must_exist and isinstance(store, SQLiteStore) and not os.path.exists(store.path):
-        raise ConfigurationError(f"no run store at {store.path}: the SQLite file does not exist")
+    if isinstance(store, SQLiteStore):
+        if must_exist and not os.path.exists(store.path):
+            raise ConfigurationError(
+                f"no run store at {store.path}: the SQLite file does not exist"
+            )
+        if inline:  # the same file (open_store read the spec), its operations in this thread
+            store = SQLiteStore(store.path, inline=True)
     return store
 
 
 def with_store(
     args: argparse.Namespace, work: Callable[[RunStore], Awaitable[T]], *, must_exist: bool = True
 ) -> T:
-    """Open the store, run ``work`` on a fresh event loop, and always close the store."""
-    store = open_cli_store(args, must_exist=must_exist)
+    """Open the store, run ``work`` on it, and always close the store. On a SQLite store
+    (opened inline) ``work`` runs to its end in this thread with no event loop: a command has
+    nothing else to do while it waits for its database, and asyncio would be a third of what
+    it imports. On any other store, ``work`` runs on a fresh event loop."""
+    store = open_cli_store(args, must_exist=must_exist, inline=True)
 
     async def main() -> T:
         try:
@@ -80,7 +118,27 @@ def with_store(
         finally:
             await store.close()
 
+    if isinstance(store, SQLiteStore) and store.inline:
+        return run_inline(main())
+    import asyncio
+
     return asyncio.run(main())
+
+
+def run_inline(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to its end in this thread without an event loop. It must never suspend:
+    everything it awaits must finish at once, as an inline store's operations do. One that
+    suspends waits for a loop that is not there: it is closed (its ``finally`` blocks run)
+    and RuntimeError raised, an internal error that stops the command loudly."""
+    try:
+        awaited = coro.send(None)
+    except StopIteration as done:
+        value: T = done.value
+        return value
+    coro.close()
+    raise RuntimeError(
+        f"internal error: {coro!r} suspended on {awaited!r} with no event loop to resume it"
+    )
 
 
 # -- text ----------------------------------------------------------------------------------
@@ -94,6 +152,8 @@ def clean(text: object, esc: Escaper | None = None) -> str:
 
 def shorten(text: object, width: int = 80, esc: Escaper | None = None) -> str:
     """One terminal-safe line of at most ``width`` columns, cut with ``…`` when longer."""
+    from afk.cli._term import cut  # here: a decision's output is never cut
+
     return cut(clean(text, esc), width)
 
 

@@ -26,6 +26,8 @@ from afk.cli._output import (
     decision_text,
     expires,
     fields,
+    next_page_line,
+    positive_int,
     pretty_json,
     print_json,
     record_json,
@@ -33,8 +35,6 @@ from afk.cli._output import (
     when,
     with_store,
 )
-from afk.cli._table import layout, state_color, table
-from afk.cli.runs_cmd import next_page_line, positive_int
 from afk.errors import (
     AlreadyDecidedError,
     ConfigurationError,
@@ -178,6 +178,8 @@ def list_requests(args: argparse.Namespace) -> int:
 
 
 def _requests_table(records: Sequence[RequestRecord], args: argparse.Namespace) -> str:
+    from afk.cli._table import layout, state_color, table  # here: only the list is a table
+
     lay = layout(args)
     headers = ["REQUEST", "RUN", "KIND", "TOOL", "ARGS", "RULE", "REASON", "EXPIRES"]
     if args.all:

@@ -5,20 +5,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import shlex
 import sys
 import time
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, get_args
-from urllib.parse import urlsplit
 
-from afk.approvals.display import Escaper, escape
+from afk.approvals.display import Escaper
 from afk.cli._ids import REQUEST, RUN, resolve, short_ids
 from afk.cli._output import (
     common_options,
     decision_text,
     fields,
+    next_page_line,
+    positive_int,
     print_json,
     record_json,
     relative,
@@ -40,31 +40,6 @@ if TYPE_CHECKING:
 RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
 _TEXT = 100  # how much of a message or tool output a summary line shows
 _ALL = ("TOOL", "ARGS", "RESULT", "DECISION", "CONTENT")  # cut to fit, these first
-
-
-def positive_int(text: str) -> int:
-    """Parse an argparse value that must be a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def next_page_line(args: argparse.Namespace, command: list[str], page: Page[Any]) -> str | None:
-    """``more: <the command that prints the next page>``, or None on the last page. It
-    repeats ``--store`` only when that holds no password (the line may be copied or logged)."""
-    if page.next_cursor is None:
-        return None
-    words = ["afk", *command]
-    if args.store and urlsplit(args.store).password is None:
-        words += ["--store", args.store]
-    if args.limit != 50:
-        words += ["--limit", str(args.limit)]
-    words += [*(["--json"] if args.json else []), "--cursor", page.next_cursor]
-    return "more: " + escape(shlex.join(words))
 
 
 def register(subparsers: Any) -> None:

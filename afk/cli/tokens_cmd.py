@@ -15,9 +15,16 @@ from typing import Any
 
 from afk.approvals.principal import canonical_id
 from afk.cli._identity import os_principal
-from afk.cli._output import common_options, print_json, record_json, relative, when, with_store
+from afk.cli._output import (
+    common_options,
+    positive_int,
+    print_json,
+    record_json,
+    relative,
+    when,
+    with_store,
+)
 from afk.cli._table import layout, state_color, table
-from afk.cli.runs_cmd import positive_int
 from afk.errors import ConfigurationError, TokenNotFoundError
 from afk.store import RunStore
 from afk.store import _tokens as tk

@@ -10,18 +10,20 @@ at once, without waiting for the next read.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from afk.store import _common as c
 from afk.store import _ready as r
 from afk.store._docs import documented_as
 from afk.store._sqlite_driver import _sql, _write, lease_only
 from afk.store.store import RunRecord, RunStore
+
+# Only the waits need asyncio: imported there, so an inline store's command never loads it.
+if TYPE_CHECKING:
+    import asyncio
 
 T = TypeVar("T")
 WATCH_INTERVAL_S = 0.025
@@ -34,7 +36,7 @@ class Watcher:
     """``PRAGMA data_version`` of the database, read on a connection only this uses."""
 
     def __init__(self, path: str) -> None:
-        self._uri = Path(path).as_uri() + "?mode=rw"
+        self._path = path
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
 
@@ -45,7 +47,7 @@ class Watcher:
             try:
                 if self._conn is None:
                     self._conn = sqlite3.connect(
-                        self._uri, uri=True, timeout=0, isolation_level=None,
+                        _uri(self._path), uri=True, timeout=0, isolation_level=None,
                         check_same_thread=False,
                     )  # fmt: skip
                 row = self._conn.execute("PRAGMA data_version").fetchone()
@@ -58,6 +60,13 @@ class Watcher:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+def _uri(path: str) -> str:
+    """The database's URI, opened read-write only (the watcher never creates it)."""
+    from pathlib import Path  # here: only a waiter's watcher needs pathlib
+
+    return Path(path).as_uri() + "?mode=rw"
 
 
 class _Store(Protocol):
@@ -138,6 +147,8 @@ class SQLiteReady:
     ) -> None:
         if not request_ids:
             return
+        import asyncio
+
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         sql = _sql(c.any_decided_sql(len(request_ids)))
@@ -162,6 +173,8 @@ class SQLiteReady:
 async def _until_commit(store: _Store, mark: int | None, timeout_s: float) -> None:
     """Return once the data version differs from ``mark`` (None: from the one read now), a
     commit through ``store`` signals, or ``timeout_s`` passes."""
+    import asyncio
+
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max(0.0, float(timeout_s))
     woken: asyncio.Future[None] = loop.create_future()

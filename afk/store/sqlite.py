@@ -1,21 +1,21 @@
 """The SQLite run store: one file, safe for many processes on one machine.
 
 Each store owns one connection, used from worker threads (``asyncio.to_thread``) one call at
-a time under a lock. Cross-process safety comes from SQLite itself: WAL lets readers run
-beside the single writer, every read-modify-write starts with ``BEGIN IMMEDIATE`` so it takes
-the write lock before reading (two processes' compare-and-set cannot interleave), and
-``busy_timeout`` makes a writer wait for the lock instead of failing.
+a time under a lock (an ``inline`` store: from the calling thread itself). Cross-process
+safety comes from SQLite itself: WAL lets readers run beside the single writer, every
+read-modify-write starts with ``BEGIN IMMEDIATE`` so it takes the write lock before reading
+(two processes' compare-and-set cannot interleave), and ``busy_timeout`` makes a writer wait
+for the lock instead of failing.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from afk.audit.chain import GENESIS
 from afk.audit.keys import Keyring, sqlite_keyring
@@ -31,6 +31,11 @@ from afk.store._procs import Proc
 from afk.store._sqlite_driver import Connection, WriterTurns, _sql, _write, drive
 from afk.store._sqlite_ready import WATCH_INTERVAL_S, SQLiteReady, Watcher
 from afk.store.store import RunStore
+
+# asyncio is imported where a thread hop or a wait needs it, not here: an inline store (the
+# afk command line's) never loads it, and it is most of what such a command would import.
+if TYPE_CHECKING:
+    import asyncio
 
 T = TypeVar("T")
 BUSY_TIMEOUT_S = 10.0
@@ -122,9 +127,16 @@ def _hint(exc: BaseException) -> str:
 
 @documented_as(RunStore)
 class SQLiteStore(SQLiteReady, StoreOps):
-    """A :class:`~afk.store.RunStore` in one SQLite file."""
+    """A :class:`~afk.store.RunStore` in one SQLite file.
 
-    def __init__(self, path: str | os.PathLike[str], *, keys: Keyring | None = None) -> None:
+    ``inline=True``: every operation runs to its end in the calling thread, blocking it (and
+    the event loop running there) meanwhile, so a coroutine that awaits only this store never
+    suspends. For a program with nothing else to do while it waits for the database: the
+    ``afk`` command line drives its commands that way, without an event loop."""
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, keys: Keyring | None = None, inline: bool = False
+    ) -> None:
         if keys is not None and not isinstance(keys, Keyring):
             raise ConfigurationError(
                 f"SQLiteStore keys must be a Keyring, got {type(keys).__name__}"
@@ -135,6 +147,7 @@ class SQLiteStore(SQLiteReady, StoreOps):
         self._conn: sqlite3.Connection | None = None
         self._closed = False
         self._keys = keys
+        self._inline = inline
         self._watcher = Watcher(self.path)
         self._turns = WriterTurns(self.path + ".lock")
         # The data version the first readiness query since the last wait saw.
@@ -144,6 +157,11 @@ class SQLiteStore(SQLiteReady, StoreOps):
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
+
+    @property
+    def inline(self) -> bool:
+        """Whether operations run in the calling thread (``inline=True``), not a worker's."""
+        return self._inline
 
     @property
     def keys(self) -> Keyring:
@@ -187,7 +205,16 @@ class SQLiteStore(SQLiteReady, StoreOps):
                 raise StoreError(f"sqlite store {self.path}: {exc}{_hint(exc)}") from exc
 
     async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await asyncio.to_thread(self._locked, fn)
+        return await self._hop(lambda: self._locked(fn))
+
+    async def _hop(self, fn: Callable[[], T]) -> T:
+        """``fn()`` in a worker thread, so the event loop goes on meanwhile; in this thread
+        when the store is inline."""
+        if self._inline:
+            return fn()
+        import asyncio
+
+        return await asyncio.to_thread(fn)
 
     async def _one(self, sql: str, args: Sequence[Any]) -> tuple[Any, ...] | None:
         row: tuple[Any, ...] | None = await self._call(
@@ -262,7 +289,7 @@ class SQLiteStore(SQLiteReady, StoreOps):
                 self._turns.close()
             self._watcher.close()
 
-        await asyncio.to_thread(work)
+        await self._hop(work)
 
 
 __all__ = [

@@ -1,0 +1,171 @@
+"""An approver's commands on a SQLite store run without an event loop: the store is inline
+(each operation runs in the calling thread) and ``with_store`` drives the command's coroutine
+by hand, so asyncio (and the ssl, concurrent.futures, logging... it imports) is never loaded.
+Timing lives in benchmarks/bench_cli.py; these lock the property, which does not depend on
+the machine, and that the decision still reaches the disk and the ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from durable_app import REPO, Env, make_env, request_id, start
+
+from afk.cli._identity import os_account
+from afk.cli._output import run_inline
+from afk.store import RequestRecord, SQLiteStore
+from afk.store.store import LogEntry
+
+# main() in a fresh interpreter, then the names of the modules it loaded.
+_PROBE = (
+    "import json, sys\n"
+    "from afk.cli.main import main\n"
+    "try:\n"
+    "    code = main(sys.argv[1:])\n"
+    "except SystemExit as exc:\n"
+    "    code = exc.code\n"
+    "print(json.dumps({'code': code, 'modules': sorted(sys.modules)}))\n"
+)
+# An event loop and what only it brings here (its thread pool, TLS for its streams).
+LOOP = ("asyncio", "concurrent.futures", "ssl")
+
+
+def run(*argv: str) -> tuple[int, set[str], str]:
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE, *argv],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.stdout, proc.stderr
+    result = json.loads(proc.stdout.splitlines()[-1])
+    return result["code"], set(result["modules"]), proc.stdout + proc.stderr
+
+
+def loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in modules if any(m == n or m.startswith(n + ".") for n in names))
+
+
+def stored(env: Env, rid: str) -> tuple[RequestRecord | None, list[LogEntry]]:
+    """The request's row and the whole ledger, read back through a store of this process."""
+
+    async def read() -> tuple[RequestRecord | None, list[LogEntry]]:
+        store = SQLiteStore(env.db)
+        try:
+            return await store.get_request(rid), await store.list_log()
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
+
+
+@pytest.mark.parametrize(
+    ("argv", "kind"),
+    [
+        (["approvals", "approve", "{rid}", "--reason", "ok"], "allow"),
+        (["approvals", "deny", "{rid}", "--stop-run"], "deny"),
+    ],
+    ids=["approve", "deny"],
+)
+def test_deciding_on_sqlite_loads_no_event_loop_and_the_decision_is_on_disk(
+    argv: list[str], kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = make_env(tmp_path, monkeypatch)
+    rid = request_id(start(env))
+    code, modules, out = run(*(a.format(rid=rid) for a in argv))
+    assert code == 0, out
+    assert loaded(modules, LOOP) == []
+    record, log = stored(env, rid)
+    assert record is not None and record.status == "decided", record
+    assert record.decision is not None and json.loads(record.decision)["kind"] == kind
+    assert record.approver == os_account()[1]
+    [entry] = [e for e in log if e.kind == "decided" and e.request_id == rid]
+    assert entry.actor == os_account()[1]
+
+
+def test_a_refusal_on_sqlite_loads_no_event_loop_and_is_in_the_ledger(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = make_env(tmp_path, monkeypatch)
+    rid = request_id(start(env))
+    assert run("approvals", "approve", rid)[0] == 0
+    code, modules, out = run("approvals", "deny", rid)
+    assert code == 1 and "the first decision stands" in out, out
+    assert loaded(modules, LOOP) == []
+    record, log = stored(env, rid)
+    assert record is not None and json.loads(record.decision or "{}")["kind"] == "allow"
+    assert [e.kind for e in log if e.request_id == rid][-1] == "refused"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["approvals", "list"],
+        ["approvals", "list", "--all", "--json"],
+        ["approvals", "show", "{rid}"],
+    ],
+    ids=["list", "list-all-json", "show"],
+)
+def test_reading_requests_on_sqlite_loads_no_event_loop(
+    argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = make_env(tmp_path, monkeypatch)
+    rid = request_id(start(env))
+    code, modules, out = run(*(a.format(rid=rid) for a in argv))
+    assert code == 0, out
+    assert rid.removeprefix("req_")[:8] in out
+    assert loaded(modules, LOOP) == []
+
+
+# -- the pieces ------------------------------------------------------------------------------
+def test_an_inline_store_works_in_the_calling_thread_with_no_event_loop(tmp_path: Path) -> None:
+    threads: set[int] = set()
+
+    async def session(store: SQLiteStore) -> list[RequestRecord]:
+        try:
+            await store.setup()
+            threads.add(await store._call(lambda conn: threading.get_ident()))
+            return list(await store.list_requests())
+        finally:
+            await store.close()
+
+    assert run_inline(session(SQLiteStore(tmp_path / "runs.db", inline=True))) == []
+    assert threads == {threading.get_ident()}
+    # The default store hops to a worker thread: that needs a running loop.
+    with pytest.raises(RuntimeError, match="no running event loop"):
+        run_inline(session(SQLiteStore(tmp_path / "runs.db")))
+
+
+def test_run_inline_returns_what_the_coroutine_returns_and_raises_what_it_raises() -> None:
+    async def value() -> int:
+        return 42
+
+    async def fails() -> None:
+        raise ValueError("boom")
+
+    assert run_inline(value()) == 42
+    with pytest.raises(ValueError, match="boom"):
+        run_inline(fails())
+
+
+def test_a_coroutine_that_suspends_is_closed_and_refused_loudly() -> None:
+    cleaned: list[str] = []
+
+    async def suspends() -> Any:
+        try:
+            await asyncio.sleep(0)  # yields to a loop that is not there
+            cleaned.append("resumed")  # never: nothing resumes it
+        finally:
+            cleaned.append("finally")
+
+    with pytest.raises(RuntimeError, match=r"internal error: .* suspended"):
+        run_inline(suspends())
+    assert cleaned == ["finally"]
