@@ -45,13 +45,14 @@ class WriterTurns:
         self._fd: int | None = None
 
     @contextmanager
-    def held(self) -> Iterator[None]:
-        """The turn, until the block ends (its transaction committed or rolled back)."""
+    def held(self, *, wait: bool = True) -> Iterator[None]:
+        """The turn, until the block ends (its transaction committed or rolled back).
+        ``wait=False``: WouldWait when another writer holds it, instead of waiting."""
         fd = self._open()
         if fd is None:
             yield
             return
-        taken = _take(fd)
+        taken = _take(fd) if wait else _take_now(fd)
         try:
             yield
         finally:
@@ -95,6 +96,20 @@ def _take(fd: int) -> bool:
             pause = min(pause * 2, 1e-3)
 
 
+def _take_now(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise WouldWait from None
+    return True
+
+
+class WouldWait(Exception):
+    """A no-wait attempt (``drive(wait=False)``) found another writer holding the turn or
+    SQLite's write lock. Raised before the procedure's first statement: nothing ran, and
+    the same procedure can be driven again, waiting."""
+
+
 class Connection(sqlite3.Connection):
     """The store's connection (``sqlite3.connect(factory=...)``): it carries its turns."""
 
@@ -102,13 +117,13 @@ class Connection(sqlite3.Connection):
 
 
 @contextmanager
-def _write(conn: sqlite3.Connection) -> Iterator[None]:
+def _write(conn: sqlite3.Connection, *, wait: bool = True) -> Iterator[None]:
     # IMMEDIATE: the write lock is taken before the first read, so a compare-and-set read
     # cannot be overtaken by another process's write before its update (row locks, on
     # Postgres, are Q.lock; SQLite has no need of them).
     turns = getattr(conn, "turns", None)
-    with turns.held() if turns is not None else contextlib.nullcontext():
-        conn.execute("BEGIN IMMEDIATE")
+    with turns.held(wait=wait) if turns is not None else contextlib.nullcontext():
+        _begin(conn, wait=wait)
         try:
             yield
         except BaseException:
@@ -116,6 +131,24 @@ def _write(conn: sqlite3.Connection) -> Iterator[None]:
                 conn.rollback()
             raise
         conn.commit()
+
+
+def _begin(conn: sqlite3.Connection, *, wait: bool) -> None:
+    if wait:
+        conn.execute("BEGIN IMMEDIATE")
+        return
+    # Not waiting: SQLite's busy handler off for this one statement (another program may
+    # write the file without taking afk's turn).
+    (timeout_ms,) = conn.execute("PRAGMA busy_timeout").fetchone()
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            raise WouldWait from exc
+        raise
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout_ms)}")
 
 
 @contextmanager
@@ -133,21 +166,36 @@ def lease_only(conn: sqlite3.Connection) -> Iterator[None]:
 
 
 def drive(
-    conn: sqlite3.Connection, proc: Proc[T], *, tx: bool, durable: bool = True
+    conn: sqlite3.Connection,
+    proc: Proc[T],
+    *,
+    tx: bool,
+    durable: bool = True,
+    wait: bool = True,
 ) -> tuple[T, bool]:
     """Run ``proc`` to its end on ``conn`` (in one BEGIN IMMEDIATE transaction when ``tx``;
     else each statement commits by itself); its result, and whether it asked to notify.
-    ``durable=False``: the procedure writes only leases (see lease_only)."""
-    if durable:
-        return _drive(conn, proc, tx=tx)
+    ``durable=False``: the procedure writes only leases (see lease_only). ``wait=False``:
+    raise WouldWait, before the procedure starts, rather than wait for another writer (the
+    turn is then taken for reads too, so that no afk writer is mid-transaction)."""
     turns = getattr(conn, "turns", None) if not tx else None  # tx: _write takes its turn
-    with lease_only(conn), turns.held() if turns is not None else contextlib.nullcontext():
+    if durable and wait:
         return _drive(conn, proc, tx=tx)
+    if durable:
+        with turns.held(wait=False) if turns is not None else contextlib.nullcontext():
+            return _drive(conn, proc, tx=tx, wait=False)
+    with (
+        lease_only(conn),
+        turns.held(wait=wait) if turns is not None else contextlib.nullcontext(),
+    ):
+        return _drive(conn, proc, tx=tx, wait=wait)
 
 
-def _drive(conn: sqlite3.Connection, proc: Proc[T], *, tx: bool) -> tuple[T, bool]:
+def _drive(
+    conn: sqlite3.Connection, proc: Proc[T], *, tx: bool, wait: bool = True
+) -> tuple[T, bool]:
     notified = False
-    with _write(conn) if tx else contextlib.nullcontext():
+    with _write(conn, wait=wait) if tx else contextlib.nullcontext():
         try:
             op = next(proc)
             while True:
