@@ -756,6 +756,7 @@ INTERNAL = {
     "afk.agents._matchers.SpecError": "rules and grant specs turn it into ConfigurationError",
     "afk.cli._prompt.PromptInterrupted": "the console provider ends its prompt on it",
     "afk.audit.entries._shape.Problem": "the entry codec turns it into LedgerEntryError",
+    "afk.store._sqlite_driver.WouldWait": "the SQLite store runs the operation in a thread",
 }
 # Modules that run something on import instead of defining names.
 NOT_IMPORTABLE = {"afk.__main__"}
