@@ -26,11 +26,18 @@ Measured here (N=1,000, disk bytes per paused run, SQLite / Postgres):
   deflated from per-column dictionaries, keyed digests and MACs as 39 bytes instead of 77
   characters, requests_page_run dropped, 16-hex tool schema ids, SQLite's event_batches
   WITHOUT ROWID (afk.store._packed).
+- store schema 9: 2,212 / 2,826 (runs 455/582, requests 877/1,106, event_batches 295/434,
+  log 586/705): the pending list's rule_id and agent_name columns and four partial indexes.
+- store schema 10: 2,011 / 2,654 (runs 393/541, requests 737/983, event_batches 295/426,
+  log 586/705; column bytes 1,424): ids of 26 base32 characters after their prefix
+  (afk._ids), SQLite's runs and requests WITHOUT ROWID, Postgres's runs and requests
+  indexes at fillfactor 100 (afk.store._migrate).
 
-What is left on Postgres is mostly its row and index overhead: about 1,000 of the 2,441
-bytes are tuple and index-entry headers, alignment and B-tree slack over ten index entries
-and five heap tuples per paused run, and the 36-character run and request ids appear in
-fifteen of those places.
+What is left on Postgres is mostly its row and index overhead: about 900 of the 2,654
+bytes are index entries (eleven per paused run, each with an 8-byte tuple header, a 4-byte
+line pointer, alignment and B-tree slack; the four primary keys, inserted in random order,
+fill about 60-70% of their pages), about 60 the free-space and visibility maps, and five
+heap tuples of about 30 bytes of header each.
 """
 
 from __future__ import annotations

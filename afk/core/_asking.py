@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
+from afk._ids import new_id
 from afk.agents.policy import PolicyDecision
 from afk.approvals.approvers import expand_approvers
 from afk.approvals.decide import Decided, Vote, VoteCounted, decide, eligible
@@ -84,7 +84,7 @@ class Asking:
         facts = self.facts
         now = time.time()
         common: dict[str, Any] = dict(
-            request_id=f"req_{uuid.uuid4().hex}",
+            request_id=new_id("req_"),
             run_id=facts.run_id,
             step=step,
             agent_name=facts.agent_name,

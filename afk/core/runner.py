@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from afk._ids import new_id
 from afk.agents.agent import Agent
 from afk.agents.policy import PolicyEngine
 from afk.approvals._rows import load_request
@@ -597,7 +598,7 @@ class Runner:
             user_message=user_message,
             context=dict(context) if context else None,
             thread_id=thread_id,
-            run_id=run_id or f"run_{uuid.uuid4().hex}",
+            run_id=run_id or new_id("run_"),
             requested_by=requested_by,
             store=self.store,
             owner=self.owner,

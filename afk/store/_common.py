@@ -44,7 +44,10 @@ from afk.store.store import ExecutionRecord, LogEntry, RequestRecord, RunRecord
 # 9: the pending list by expiry and by tool, rule and agent: requests.rule_id and
 #    requests.agent_name (from the request's JSON) and four partial indexes
 #    (afk.store._listing).
-STORE_SCHEMA_VERSION = 9
+# 10: smaller paused runs: SQLite's runs and requests WITHOUT ROWID (afk.store._migrate),
+#     Postgres's time-ordered indexes packed full ({filled} below); ids made since are 26
+#     base32 characters after their prefix instead of 32 hex (afk._ids).
+STORE_SCHEMA_VERSION = 10
 DECISIONS_CHANNEL = "afk_decisions"  # + "_<schema>": see decisions_channel
 
 
@@ -101,13 +104,14 @@ DDL = (
         snapshot {blob} NOT NULL, schema_version INTEGER NOT NULL,
         created_at {real} NOT NULL, updated_at {real} NOT NULL,
         thread_id TEXT, requested_by TEXT, lease_owner TEXT, lease_expires_at {real},
-        mac {blob}, wake_at {real})""",
+        mac {blob}, wake_at {real}){without_rowid}""",
     """CREATE TABLE IF NOT EXISTS {t}requests (
         request_id TEXT PRIMARY KEY, run_id TEXT NOT NULL, kind TEXT NOT NULL,
         request {blob} NOT NULL, args_digest {blob} NOT NULL, status TEXT NOT NULL,
         created_at {real} NOT NULL, expires_at {real} NOT NULL, tool_name TEXT,
         decision TEXT, decided_by TEXT, approver TEXT, decided_at {real}, bound_digest {blob},
-        mac {blob}, schema_id TEXT, schema_at INTEGER, rule_id TEXT, agent_name TEXT)""",
+        mac {blob}, schema_id TEXT, schema_at INTEGER, rule_id TEXT, agent_name TEXT)
+        {without_rowid}""",
     ts.DDL,
     """CREATE TABLE IF NOT EXISTS {t}executions (
         key TEXT PRIMARY KEY, run_id TEXT NOT NULL, tool_call_id TEXT NOT NULL,
@@ -214,6 +218,7 @@ def decisions_channel(schema: str) -> str:
 
 
 _INDEX_HINT = re.compile(r"\{by:(\w+)\}")
+FILLED = " WITH (fillfactor = 100)"  # see render
 
 
 def render(
@@ -234,6 +239,10 @@ def render(
     sql = sql.replace("{blob}", blob)
     # SQLite: a table keyed by its primary key alone, without a rowid and a second b-tree.
     sql = sql.replace("{without_rowid}", "" if postgres else " WITHOUT ROWID")
+    # Postgres: an index whose entries mostly arrive in key order (a time, then an id)
+    # splits its last page where it is full, not at the default 90% (SQLite has no such
+    # setting; store schema 10).
+    sql = sql.replace("{filled}", FILLED if postgres else "")
     sql = _INDEX_HINT.sub("" if postgres else r" INDEXED BY \1", sql)
     return sql.replace("?", "%s") if postgres else sql
 

@@ -33,13 +33,13 @@ LISTING = "requests_by_expiry"
 _PENDING = "WHERE status = 'pending'"
 INDEXES = (
     f"CREATE INDEX IF NOT EXISTS requests_pending_expires "
-    f"ON {{t}}requests (expires_at, request_id) {_PENDING}",
+    f"ON {{t}}requests (expires_at, request_id){{filled}} {_PENDING}",
     f"CREATE INDEX IF NOT EXISTS requests_pending_rule "
-    f"ON {{t}}requests (rule_id, expires_at, request_id) {_PENDING}",
+    f"ON {{t}}requests (rule_id, expires_at, request_id){{filled}} {_PENDING}",
     f"CREATE INDEX IF NOT EXISTS requests_pending_tool "
-    f"ON {{t}}requests (tool_name, expires_at, request_id) {_PENDING}",
+    f"ON {{t}}requests (tool_name, expires_at, request_id){{filled}} {_PENDING}",
     f"CREATE INDEX IF NOT EXISTS requests_pending_agent "
-    f"ON {{t}}requests (agent_name, expires_at, request_id) {_PENDING}",
+    f"ON {{t}}requests (agent_name, expires_at, request_id){{filled}} {_PENDING}",
 )
 # The filter whose index a page scans, in this order of preference.
 _BY = (("rule", "rule_id"), ("tool", "tool_name"), ("agent", "agent_name"))

@@ -80,7 +80,8 @@ def is_current(version: str | None, names: Iterable[str]) -> bool:
     a SHARE lock on its table in Postgres before it looks, which waits for every writer, and
     a process starting up beside running ones (or a hundred runs each setting up) deadlocks
     with a writer that holds one table and wants the other."""
-    return version == str(c.STORE_SCHEMA_VERSION) and set(names) >= EXPECTED
+    found = set(names)
+    return version == str(c.STORE_SCHEMA_VERSION) and found >= EXPECTED and not found & ROWID_KEYS
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -262,3 +263,50 @@ def pack_columns(text: Iterable[Sequence[str]] = ()) -> Proc[None]:
             if changed := [new for new, row in zip(packed, rows, strict=True) if new != row]:
                 yield Q(update, [(*new[1:], new[0]) for new in changed], many=True)
             after = rows[-1][0]
+
+
+# -- store schema 10 -----------------------------------------------------------------------
+def needs_fill_migration(found: str | None) -> bool:
+    """A store whose runs and requests indexes split at Postgres's default fill (< 10)."""
+    return found is not None and int(found) < 10
+
+
+# Every index of runs and requests: created {filled} (afk.store._common.render).
+FILLED_INDEXES = tuple(_NAMED.findall("\n".join((*p.INDEXES, *r.INDEXES, *ls.INDEXES))))
+# Postgres, v9 → v10: only later page splits pack full (rewriting the indexes would hold
+# their tables' writers for as long as it takes; a REINDEX at a quiet time does it).
+FILL_INDEXES = tuple(
+    f"ALTER INDEX IF EXISTS {{t}}{name} SET (fillfactor = 100)" for name in FILLED_INDEXES
+)
+# SQLite: a rowid table keyed by TEXT has this second b-tree repeating its key; a WITHOUT
+# ROWID table does not, so a store that still has one is not current (see is_current) and
+# setup rebuilds it (rebuild_without_rowid).
+ROWID_KEYS = frozenset({"sqlite_autoindex_runs_1", "sqlite_autoindex_requests_1"})
+# The tables rebuilt, their DDL (afk.store._common.DDL) and every column they hold.
+_REBUILT = (
+    ("runs", c.DDL[1], (*c.RUN_COLS, "wake_at")),
+    ("requests", c.DDL[2], (*c.REQUEST_COLS, "schema_id", "schema_at", "rule_id", "agent_name")),
+)
+
+
+def rebuild_without_rowid() -> Proc[None]:
+    """SQLite, v9 → v10, in setup's transaction after every other migration: runs and
+    requests as WITHOUT ROWID tables (their rows in the primary key's b-tree; each index
+    entry ends in the key it already holds instead of a rowid). A table that is already one
+    is left alone, whatever the store's version says; the rows are copied as they are (MACs
+    cover their values, not where they are kept). Dropping the old table drops its
+    indexes, so they are made again."""
+    rebuilt = False
+    for table, ddl, columns in _REBUILT:
+        (sql,) = yield Q(SQLITE_TABLE_SQL, (table,), fetch="one")
+        if "WITHOUT ROWID" in sql.upper():
+            continue
+        names = ", ".join(columns)
+        yield Q(f"ALTER TABLE {table} RENAME TO {table}_v9")
+        yield Q(ddl)
+        yield Q(f"INSERT INTO {table} ({names}) SELECT {names} FROM {table}_v9")
+        yield Q(f"DROP TABLE {table}_v9")
+        rebuilt = True
+    if rebuilt:
+        for index in (*p.INDEXES, *r.INDEXES, *ls.INDEXES):
+            yield Q(index)

@@ -46,10 +46,10 @@ _RUN_COLS = ", ".join(c.RUN_COLS)
 # (status, created_at) / (run_id) / (status, updated_at) indexes (store schema 5).
 INDEXES = (
     "CREATE INDEX IF NOT EXISTS requests_page_status "
-    "ON {t}requests (status, created_at, request_id)",
+    "ON {t}requests (status, created_at, request_id){filled}",
     "CREATE INDEX IF NOT EXISTS requests_page_run_status "
-    "ON {t}requests (run_id, status, created_at, request_id)",
-    "CREATE INDEX IF NOT EXISTS runs_page_status ON {t}runs (status, updated_at, run_id)",
+    "ON {t}requests (run_id, status, created_at, request_id){filled}",
+    "CREATE INDEX IF NOT EXISTS runs_page_status ON {t}runs (status, updated_at, run_id){filled}",
 )
 
 

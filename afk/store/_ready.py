@@ -28,9 +28,10 @@ from afk.store import _common as c
 
 # Created after the v4 migration has added the column (so not among the tables' DDL).
 INDEXES = (
-    "CREATE INDEX IF NOT EXISTS runs_ready ON {t}runs (wake_at, run_id) WHERE status = 'paused'",
+    "CREATE INDEX IF NOT EXISTS runs_ready ON {t}runs (wake_at, run_id){filled} "
+    "WHERE status = 'paused'",
     # Only leased rows: the index stays as small as the number of runs being worked on.
-    "CREATE INDEX IF NOT EXISTS runs_leased ON {t}runs (lease_expires_at, run_id) "
+    "CREATE INDEX IF NOT EXISTS runs_leased ON {t}runs (lease_expires_at, run_id){filled} "
     "WHERE lease_expires_at IS NOT NULL",
 )
 ADD_COLUMN = "ALTER TABLE {t}runs ADD COLUMN wake_at {real}"

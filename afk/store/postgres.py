@@ -321,6 +321,9 @@ class PostgresStore(PostgresReady, StoreOps):
                 await self._drive(cur, ls.fill_columns(), None)
             for ddl in m.AFTER_MIGRATIONS:
                 await cur.execute(self._sql(ddl))
+            if m.needs_fill_migration(version):
+                for ddl in m.FILL_INDEXES:
+                    await cur.execute(self._sql(ddl))
             await cur.execute(self._sql(c.INSERT_VERSION), (str(c.STORE_SCHEMA_VERSION),))
 
     async def _current(self, cur: Cursor) -> bool:

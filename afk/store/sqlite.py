@@ -295,6 +295,7 @@ class SQLiteStore(SQLiteReady, StoreOps):
                     drive(conn, ls.fill_columns(), tx=False)
                 for ddl in m.AFTER_MIGRATIONS:
                     conn.execute(_sql(ddl))
+                drive(conn, m.rebuild_without_rowid(), tx=False)  # store schema 10
                 conn.execute(_sql(c.INSERT_VERSION), (str(c.STORE_SCHEMA_VERSION),))
 
         await self._call(work)

@@ -219,3 +219,32 @@ async def to_v7(backend: Backend) -> None:
     await backend.execute(
         f"UPDATE {backend.table('meta')} SET value = '7' WHERE key = 'store_schema_version'"
     )
+
+
+async def to_v9(backend: Backend) -> None:
+    """Rewrite the store as afk wrote it at store schema 9: on SQLite, runs and requests as
+    rowid tables; on Postgres, their indexes at the default fill (afk.store._migrate)."""
+    from afk.store import _listing as ls
+    from afk.store import _migrate as m
+    from afk.store import _paging as p
+    from afk.store import _ready as r
+    from afk.store._sqlite_driver import _sql
+
+    if backend.name == "postgres":
+        for name in m.FILLED_INDEXES:
+            await backend.execute(f"ALTER INDEX {backend.table(name)} RESET (fillfactor)")
+    else:
+        for table in ("runs", "requests"):
+            [(ddl,)] = await backend.rows(m.SQLITE_TABLE_SQL.replace("?", f"'{table}'"))
+            for sql in (
+                f"ALTER TABLE {table} RENAME TO old_{table}",
+                ddl.replace("WITHOUT ROWID", ""),
+                f"INSERT INTO {table} SELECT * FROM old_{table}",
+                f"DROP TABLE old_{table}",
+            ):
+                await backend.execute(sql)
+        for ddl in (*p.INDEXES, *r.INDEXES, *ls.INDEXES):
+            await backend.execute(_sql(ddl))
+    await backend.execute(
+        f"UPDATE {backend.table('meta')} SET value = '9' WHERE key = 'store_schema_version'"
+    )

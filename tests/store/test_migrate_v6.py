@@ -112,7 +112,7 @@ async def test_a_v5_store_migrates_and_its_runs_resume_verify_and_page(backend: 
         [(version,)] = await backend.rows(
             f"SELECT value FROM {backend.table('meta')} WHERE key = 'store_schema_version'"
         )
-        assert version == str(STORE_SCHEMA_VERSION) == "9"
+        assert version == str(STORE_SCHEMA_VERSION) == "10"
         assert await contents(store, run_ids) == (events, requests)
         assert all(s.record_ok(store.keys, q) for q in requests)
         stored = await backend.rows(f"SELECT request FROM {backend.table('requests')}")

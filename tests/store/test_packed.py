@@ -120,7 +120,7 @@ async def test_a_v7_store_migrates_and_its_runs_resume_verify_and_page(backend: 
         [(version,)] = await backend.rows(
             f"SELECT value FROM {backend.table('meta')} WHERE key = 'store_schema_version'"
         )
-        assert version == str(STORE_SCHEMA_VERSION) == "9"
+        assert version == str(STORE_SCHEMA_VERSION) == "10"
         for table, _, column in m.PACKED:
             stored = await backend.rows(f"SELECT {column} FROM {backend.table(table)}")
             assert stored and all(pk.is_packed(value) for (value,) in stored), table

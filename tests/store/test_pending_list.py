@@ -171,7 +171,7 @@ async def test_a_v8_store_is_backfilled(backend: Backend) -> None:
         [(version,)] = await backend.rows(
             f"SELECT value FROM {backend.table('meta')} WHERE key = 'store_schema_version'"
         )
-        assert version == str(STORE_SCHEMA_VERSION) == "9"
+        assert version == str(STORE_SCHEMA_VERSION) == "10"
         rows = await backend.rows(f"SELECT rule_id, agent_name FROM {backend.table('requests')}")
         assert rows == [("refunds", "billing")] * 3
         pending = [r.request_id for r in await store.list_requests(order="expires", limit=10)]
