@@ -4,8 +4,12 @@ Prints one table. Targets (2-core machine, issue 9): the interactive approved ro
 sync tool at least 25x faster than LangGraph's in the same scenario (the issue measured it at
 4,277-4,471 µs here), at most 4 KB per waiting run; and the earlier ones: resolve-to-wake
 < 1 ms (same loop) / < 10 ms (other thread), policy overhead < 1.5x the bare condition calls,
-import < 150 ms. The LangGraph column (benchmarks/langgraph_peer.py) needs ``pip install
-langgraph``; without it the column is skipped with a note.
+import < 150 ms. Measured here after the worker-thread change (load ~1.2, medians of six
+processes): sync round trip 204-209 µs when the tool's thread shares the loop's vCPU and
+313-334 µs when it does not (a cross-vCPU wake costs ~40 µs each way on this VM), inline
+170-175 µs, 6.29 KB per waiting run (LangGraph 4,641-4,707 µs, 8.45 KB). The LangGraph
+column (benchmarks/langgraph_peer.py) needs ``pip install langgraph``; without it the column
+is skipped with a note.
 """
 
 from __future__ import annotations

@@ -24,7 +24,13 @@ from afk.core._facts import RunFacts
 from afk.core._gate import PolicyGate
 from afk.core._setup import RunSetup
 from afk.core._snapshot import RunSnapshot, StepState
-from afk.core._tool_call import Prepared, StepDone, ToolCallRunner, new_questions
+from afk.core._tool_call import (
+    Prepared,
+    StepDone,
+    ToolCallRunner,
+    discard_asked,
+    new_questions,
+)
 from afk.core.events import (
     LLMCalled,
     LLMCompleted,
@@ -212,7 +218,12 @@ class Run:
                 prepared = await self.tool_calls.prepare_step(nxt.step, nxt.calls)
                 if prepared.requests:
                     await self._checkpoint_gated(prepared)
-                done = await self.tool_calls.complete(nxt.step, prepared.calls)
+                # complete(), inline: its frame would be one more while the run waits.
+                try:
+                    await self.tool_calls.settle(nxt.step, prepared.calls)
+                finally:
+                    discard_asked(prepared.calls)
+                done = self.tool_calls.done(nxt.step, prepared.calls)
                 if done.asked is not None:
                     done = await self._questions(done)
                 self.messages.extend(done.messages)

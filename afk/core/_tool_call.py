@@ -9,7 +9,7 @@ defaults filled in, as JSON, so nobody is shown something other than what runs.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -63,8 +63,7 @@ class Prepared:
 
     def discard(self) -> None:
         """The step ends before its calls are decided: stop asking the provider."""
-        for item in self.calls:
-            discard(item.asked)
+        discard_asked(self.calls)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -188,23 +187,39 @@ class ToolCallRunner:
         await self._denied(step, item, f"{why} (policy now denies it: rule {now.rule_id!r})")
 
     async def complete(self, step: int, items: list[Call]) -> StepDone:
-        """Decide and run every unsettled call; the results for the model in call order."""
+        """Decide and run every unsettled call; the results for the model in call order.
+
+        The run loop does the same inline (:meth:`settle`, then :meth:`done`), so that a run
+        waiting for a human carries no frame of this method."""
+        try:
+            await self.settle(step, items)
+        finally:
+            discard_asked(items)
+        return self.done(step, items)
+
+    def settle(self, step: int, items: list[Call]) -> Awaitable[None]:
+        """What decides and runs the step's unsettled calls: the one call's own coroutine
+        (no frame around it while it waits), else a task group over them. The caller awaits
+        it, then calls :func:`discard_asked` (also when it raises) and :meth:`done`."""
         for position, item in enumerate(items):
             item.position = position  # a resumed step lists its calls in call order too
             if item.args is None:
                 normalize_call(item)
-        try:
-            if len(items) == 1:
-                if items[0].execution is None:
-                    await self._finish(step, items[0], items)
-            else:
-                async with asyncio.TaskGroup() as group:
-                    for item in items:
-                        if item.execution is None:
-                            item.task = group.create_task(self._finish(step, item, items))
-        finally:
+        if len(items) == 1:
+            if items[0].execution is None:
+                return self._finish(step, items[0], items)
+            return _nothing()
+        return self._finish_all(step, items)
+
+    async def _finish_all(self, step: int, items: list[Call]) -> None:
+        async with asyncio.TaskGroup() as group:
             for item in items:
-                discard(item.asked)
+                if item.execution is None:
+                    item.task = group.create_task(self._finish(step, item, items))
+
+    def done(self, step: int, items: list[Call]) -> StepDone:
+        """The settled step's messages; or, when a tool waits on its question, the step
+        again (``asked``) with the requests to store."""
         if any(item.execution is None for item in items):  # a tool waits on its question
             requests = new_questions(items)
             return StepDone(
@@ -610,6 +625,16 @@ def step_state(step: int, items: list[Call]) -> StepState:
     paused += tuple(i.questions[-1].request_id for i in items if i.questions)
     paused += tuple(r.request_id for i in items for r in i.child_waits)
     return StepState(step=step, calls=calls, paused_ids=paused)
+
+
+def discard_asked(items: list[Call]) -> None:
+    """Close the provider coroutines of the step's calls that were never awaited."""
+    for item in items:
+        discard(item.asked)
+
+
+async def _nothing() -> None:
+    """A step whose one call settled already: nothing to wait for."""
 
 
 def new_questions(items: list[Call]) -> list[Request]:

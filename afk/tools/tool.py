@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import re
@@ -15,6 +14,7 @@ from afk.approvals.display import SAFE_TOOL_NAME, SAFE_TOOL_NAME_TEXT, is_safe_t
 from afk.approvals.requests import CallApproval, ToolAnswer
 from afk.canonical import clean
 from afk.errors import AfkError, ConfigurationError, InvalidArgumentsError
+from afk.tools._threads import run_in_thread
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -312,7 +312,7 @@ class Tool:
             return await self.fn(**kwargs)
         if self.inline:
             return self.fn(**kwargs)
-        return await asyncio.to_thread(self.fn, **kwargs)
+        return await run_in_thread(self.fn, kwargs)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the underlying function directly (handy in tests)."""
