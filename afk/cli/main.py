@@ -10,6 +10,7 @@ parser from its module's ``register``.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import sys
 from collections.abc import Sequence
@@ -49,6 +50,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# Commands that do one bounded piece of work and exit (and ``afk``, ``--version``: None). Run as
+# the process's command line, they run without the cyclic garbage collector: its collections
+# while the command's modules load are a few ms of an approver's wait, and the exit frees
+# everything anyway. Whatever runs an agent or serves (demo, resume, worker, serve) or walks a
+# whole ledger (audit) keeps it.
+_BRIEF: frozenset[str | None] = frozenset(
+    {None, "approvals", "input", "grants", "tokens", "runs", "policy", "completion"}
+)
+
+
 def build_parser(commands: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The ``afk`` parser: full parsers for ``commands`` (default: all) and for the other
     commands their modules register; every other command only carries its help line."""
@@ -81,6 +92,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     status: an AfkError prints one ``afk: ...`` line and returns 2; Ctrl-C returns 130."""
     args_list = sys.argv[1:] if argv is None else list(argv)
     command = _command(args_list)
+    # Only as the command line (argv None): called in-process, the caller's collector is left
+    # alone (a cycle among frozen objects is never collected in a process that goes on).
+    if argv is not None or command not in _BRIEF or not gc.isenabled():
+        return _run(args_list, command)
+    gc.disable()
+    try:
+        return _run(args_list, command)
+    finally:
+        # The interpreter collects what is tracked on its way out: frozen, that is nothing.
+        gc.freeze()
+        gc.enable()
+
+
+def _run(args_list: list[str], command: str | None) -> int:
     parser = build_parser([command] if command else [])
     args = parser.parse_args(args_list)
     if args.version:

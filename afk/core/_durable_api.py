@@ -12,18 +12,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from afk.approvals import _codec as codec
 from afk.approvals._rows import load_decision, load_request
 from afk.approvals.decide import Decided, Vote, decide, eligible
-from afk.approvals.grants import add_grant
 from afk.approvals.principal import Principal
 from afk.approvals.requests import ApprovalDecision, ApprovalRequest, Decision, Request
-from afk.audit.entries import (
-    DecisionRefused,
-    ReminderSent,
-    RequestDecided,
-    RequestEscalated,
-    VoteCast,
-    to_log,
-    who,
-)
+from afk.audit.entries import DecisionRefused, RequestDecided, VoteCast, to_log, who
 from afk.canonical import sha256_hex
 from afk.core._records import approved_args
 from afk.errors import (
@@ -51,7 +42,8 @@ if TYPE_CHECKING:
     from afk.core.result import RunInfo, RunResult
 
 # Deciding (`afk approvals approve` in a fresh process) imports only this module's top: the
-# snapshot, the run's result and pydantic load inside claim(), which resumes a run.
+# snapshot, the run's result and pydantic load inside claim(), which resumes a run; grants
+# (and their ledger kinds) when a decision makes one; the timer kinds in fire_due_timers.
 
 
 async def resolve(
@@ -115,7 +107,12 @@ async def resolve(
     except InteractionError as exc:
         await _refused(store, record.run_id, request_id, vote, exc)
         raise
-    await add_grant(store, request, decision)
+    if isinstance(decision, ApprovalDecision) and decision.grant is not None:
+        # Only then: grants and their ledger kinds are not loaded by a plain decision.
+        # add_grant (grant_record) is still what decides whether there is one to store.
+        from afk.approvals.grants import add_grant
+
+        await add_grant(store, request, decision)
     return "decided"
 
 
@@ -297,6 +294,8 @@ class Reminder:
 
 
 async def fire_due_timers(store: RunStore, notifier: Any) -> list[Reminder]:
+    from afk.audit.entries import ReminderSent, RequestEscalated
+
     now = time.time()
     sent = []
     for timer in await store.claim_due_timers(now=now):

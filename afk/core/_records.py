@@ -15,18 +15,13 @@ from afk.approvals.requests import (
     Request,
     UserInputDecision,
 )
-from afk.audit.entries import (
-    ExecutionFinished,
-    RequestDecided,
-    RequestExpired,
-    RequestOpened,
-    Who,
-    to_log,
-    who,
-)
+from afk.audit.entries import RequestDecided, Who, to_log, who
 from afk.store.store import LogEntry, RequestRecord
 
+# The other ledger kinds are imported where they are written: a decision (afk approvals
+# approve, which imports this module) writes none of them, and each costs a class to build.
 if TYPE_CHECKING:
+    from afk.audit.entries import RequestExpired
     from afk.audit.keys import Keyring
 
 
@@ -57,6 +52,8 @@ def approved_args(request: Request, decision: Decision, decided_by: str) -> dict
 
 
 def opened_log(request: Request, now: float, keys: Keyring) -> LogEntry:
+    from afk.audit.entries import RequestOpened
+
     entry = RequestOpened(
         run_id=request.run_id,
         request_id=request.request_id,
@@ -75,9 +72,11 @@ def decision_log(
     keys: Keyring,
     principal: Principal | None = None,
 ) -> LogEntry:
-    cls: type[RequestExpired | RequestDecided] = (
-        RequestExpired if decided_by == "timeout" else RequestDecided
-    )
+    cls: type[RequestExpired | RequestDecided] = RequestDecided
+    if decided_by == "timeout":
+        from afk.audit.entries import RequestExpired
+
+        cls = RequestExpired
     entry = cls(
         run_id=request.run_id,
         request_id=request.request_id,
@@ -97,6 +96,8 @@ def outcome_log(
 ) -> LogEntry:
     """The tool's outcome, for the ledger: success or the error (its first 1000 characters),
     and the digest of the arguments that ran."""
+    from afk.audit.entries import ExecutionFinished
+
     entry = ExecutionFinished(
         run_id=run_id,
         request_id=key,

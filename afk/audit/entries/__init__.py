@@ -5,29 +5,43 @@ that look inside payloads read ``from_log(row)``."""
 
 from __future__ import annotations
 
-from afk.audit.entries._codec import ENTRY_KINDS, LedgerEntryError, entry_payload, from_log, to_log
+from typing import TYPE_CHECKING
+
+from afk._lazy import lazy_exports
+from afk.audit.entries._codec import LedgerEntryError, entry_payload, from_log, to_log
 from afk.audit.entries._kinds import (
-    ENTRY_CLASSES,
+    _ELSEWHERE,
     DecisionRefused,
-    Entry,
-    ExecutionFinished,
-    ExecutionStarted,
-    GrantCreated,
-    GrantRevoked,
-    GrantUsed,
     LedgerEntry,
-    PolicyDecided,
-    ReminderSent,
     RequestDecided,
-    RequestEscalated,
-    RequestExpired,
-    RequestOpened,
-    ShadowRule,
     TamperDetected,
     VoteCast,
     Who,
     who,
 )
+
+if TYPE_CHECKING:
+    from afk.audit.entries._codec import ENTRY_KINDS
+    from afk.audit.entries._other_kinds import (
+        GrantCreated,
+        GrantRevoked,
+        GrantUsed,
+        ReminderSent,
+        RequestEscalated,
+    )
+    from afk.audit.entries._registry import ENTRY_CLASSES, Entry
+    from afk.audit.entries._run_kinds import (
+        ExecutionFinished,
+        ExecutionStarted,
+        PolicyDecided,
+        RequestExpired,
+        RequestOpened,
+        ShadowRule,
+    )
+
+# What a decision writes loads with the package; the other kinds, the union and the registry
+# load on first use, from where ._kinds says they are built.
+_LAZY: dict[str, str] = {"ENTRY_KINDS": "afk.audit.entries._codec", **_ELSEWHERE}
 
 __all__ = [
     "ENTRY_CLASSES",
@@ -56,3 +70,6 @@ __all__ = [
     "to_log",
     "who",
 ]
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

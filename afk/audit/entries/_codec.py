@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from afk.audit.entries._kinds import ENTRY_CLASSES, Entry
 from afk.audit.entries._shape import Problem, decode, payload
 from afk.canonical import canonical_json
 from afk.errors import StoreError
 from afk.store.store import LogEntry
+
+if TYPE_CHECKING:
+    from afk.audit.entries._registry import Entry
+
+    ENTRY_KINDS: dict[str, type[Entry]]  # built on first use: see __getattr__
 
 
 class LedgerEntryError(StoreError):
@@ -57,17 +61,34 @@ def _kind_of(cls: type[Entry]) -> str:
     return str(next(f.default for f in dataclasses.fields(cls) if f.name == "kind"))
 
 
-ENTRY_KINDS: dict[str, type[Entry]] = {_kind_of(cls): cls for cls in ENTRY_CLASSES}
+_KINDS: dict[str, type[Entry]] = {}
+
+
+def _entry_kinds() -> dict[str, type[Entry]]:
+    """Each kind's class, what ``from_log`` reads rows against: built on first use, since
+    it builds every kind, and writing a decision needs only its own (see ._kinds)."""
+    if not _KINDS:
+        from afk.audit.entries._registry import ENTRY_CLASSES
+
+        _KINDS.update({_kind_of(cls): cls for cls in ENTRY_CLASSES})
+    return _KINDS
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ENTRY_KINDS":
+        return _entry_kinds()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def from_log(entry: LogEntry) -> Entry:
     """The typed entry a stored row holds. Raises :class:`LedgerEntryError` naming the entry
     and its kind when the kind is not afk's or the payload does not fit it."""
-    cls = ENTRY_KINDS.get(entry.kind)
+    kinds = _entry_kinds()
+    cls = kinds.get(entry.kind)
     where = f"ledger entry {entry.id} ({entry.kind!r})"
     if cls is None:
         raise LedgerEntryError(
-            f"{where}: not a kind afk writes; the kinds are {', '.join(sorted(ENTRY_KINDS))}",
+            f"{where}: not a kind afk writes; the kinds are {', '.join(sorted(kinds))}",
             kind=entry.kind,
             entry_id=entry.id,
         )

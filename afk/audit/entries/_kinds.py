@@ -9,6 +9,12 @@ it is None (a vote nobody vouched for has no ``operator``), or afk's older write
 ``decided`` entry from before the ledger named principals has none; the first
 ``execution_started`` entries had an empty payload). Reading such an entry gives the
 default; writing it back leaves the field out again, so a payload round-trips byte for byte.
+
+Only the kinds a decision writes (``decided``, ``vote``, ``refused``, ``tamper_detected``) are
+built here, when the module loads: building a slotted dataclass is most of what importing the
+ledger costs, and an approver's command waits for it. The others are built in the modules
+their writers import (:mod:`._run_kinds`: a run's own entries; :mod:`._other_kinds`: grants'
+and timers'); their names here, the ``Entry`` union and ``ENTRY_CLASSES`` load on first use.
 """
 
 from __future__ import annotations
@@ -16,8 +22,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
+from afk._lazy import lazy_exports
+
 if TYPE_CHECKING:
     from afk.approvals.principal import Principal
+    from afk.audit.entries._other_kinds import (
+        GrantCreated,
+        GrantRevoked,
+        GrantUsed,
+        ReminderSent,
+        RequestEscalated,
+    )
+    from afk.audit.entries._registry import ENTRY_CLASSES, Entry
+    from afk.audit.entries._run_kinds import (
+        ExecutionFinished,
+        ExecutionStarted,
+        PolicyDecided,
+        RequestExpired,
+        RequestOpened,
+        ShadowRule,
+    )
 
 # The payload values' vocabularies. Copies of afk.agents.rules / afk.approvals.requests (the
 # ledger sits below them); tests/audit/test_entries.py fails when they drift apart.
@@ -47,15 +71,6 @@ class LedgerEntry:
     request_id: str | None = None
     actor: str | None = None
     at: float
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ShadowRule:
-    """What one shadow rule or engine would have decided (inside ``policy_decision``)."""
-
-    rule: str | None
-    action: PolicyAction
-    would_change: bool
 
 
 class Who(TypedDict, total=False):
@@ -94,27 +109,10 @@ class _DecisionEntry(_VoterEntry):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RequestOpened(LedgerEntry):
-    """The run asked a human (approval or input) about one tool call."""
-
-    kind: Literal["request_opened"] = "request_opened"
-    tool: str | None
-    args_digest: str
-    rule: str | None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class RequestDecided(_DecisionEntry):
     """A request was decided (by a human, or by a fallback before its deadline)."""
 
     kind: Literal["decided"] = "decided"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RequestExpired(_DecisionEntry):
-    """A request passed its deadline; ``decision`` is the fallback that applied."""
-
-    kind: Literal["expired"] = "expired"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -135,63 +133,6 @@ class DecisionRefused(_VoterEntry):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class _TimerEntry(LedgerEntry):
-    approvers: tuple[str, ...]  # who may decide now
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ReminderSent(_TimerEntry):
-    """A pending request's reminder came due."""
-
-    kind: Literal["reminded"] = "reminded"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RequestEscalated(_TimerEntry):
-    """A pending request was escalated; ``approvers`` is the widened set."""
-
-    kind: Literal["escalated"] = "escalated"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ExecutionStarted(LedgerEntry):
-    """A tool call is about to run (``request_id`` is its execution key). The first durable
-    writers logged it with an empty payload."""
-
-    kind: Literal["execution_started"] = "execution_started"
-    tool_call_id: str | None = _optional()
-    args_digest: str | None = _optional()
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ExecutionFinished(LedgerEntry):
-    """A tool call ended: ``success``, or ``error`` (its first 1000 characters)."""
-
-    kind: Literal["execution_finished"] = "execution_finished"
-    tool_call_id: str | None = _optional()
-    args_digest: str | None = _optional()
-    success: bool | None = _optional()
-    error: str | None = _optional(with_="success")  # null when it succeeded
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PolicyDecided(LedgerEntry):
-    """The policy's decision on one tool or model call, with the shadow rules' opinions."""
-
-    kind: Literal["policy_decision"] = "policy_decision"
-    event: EventType
-    step: int
-    tool: str | None
-    tool_call_id: str | None
-    args_digest: str
-    action: PolicyAction
-    rule: str | None
-    matched: tuple[str, ...]
-    reason: str | None
-    shadow: tuple[ShadowRule, ...] = _optional(())
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class TamperDetected(LedgerEntry):
     """A stored row did not verify under the store's key, so afk refused to use it.
 
@@ -205,70 +146,27 @@ class TamperDetected(LedgerEntry):
     expected: str | None = _optional()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _GrantEntry(LedgerEntry):
-    grant_id: str
-    tool: str
+# The kinds other writers use, the union of every kind and the registry: loaded on first use,
+# from the modules that build them.
+_RUN = "afk.audit.entries._run_kinds"
+_OTHER = "afk.audit.entries._other_kinds"
+_ELSEWHERE: dict[str, str] = {
+    "RequestOpened": _RUN,
+    "RequestExpired": _RUN,
+    "ExecutionStarted": _RUN,
+    "ExecutionFinished": _RUN,
+    "ShadowRule": _RUN,
+    "PolicyDecided": _RUN,
+    "ReminderSent": _OTHER,
+    "RequestEscalated": _OTHER,
+    "GrantCreated": _OTHER,
+    "GrantRevoked": _OTHER,
+    "GrantUsed": _OTHER,
+    "Entry": "afk.audit.entries._registry",
+    "ENTRY_CLASSES": "afk.audit.entries._registry",
+}
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GrantCreated(_GrantEntry):
-    """An approver's "allow, and keep allowing this" (or "deny, and keep denying this":
-    ``effect``) became a standing grant."""
-
-    kind: Literal["grant_created"] = "grant_created"
-    until: float
-    effect: Literal["deny"] | None = _optional()  # written for a standing deny only
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GrantRevoked(_GrantEntry):
-    """Someone stopped a standing grant from allowing further calls."""
-
-    kind: Literal["grant_revoked"] = "grant_revoked"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GrantUsed(_GrantEntry):
-    """A standing grant let a call run without asking."""
-
-    kind: Literal["grant_used"] = "grant_used"
-    tool_call_id: str
-
-
-Entry = (
-    RequestOpened
-    | RequestDecided
-    | RequestExpired
-    | VoteCast
-    | DecisionRefused
-    | ReminderSent
-    | RequestEscalated
-    | ExecutionStarted
-    | ExecutionFinished
-    | PolicyDecided
-    | TamperDetected
-    | GrantCreated
-    | GrantRevoked
-    | GrantUsed
-)
-
-ENTRY_CLASSES: tuple[type[Entry], ...] = (
-    RequestOpened,
-    RequestDecided,
-    RequestExpired,
-    VoteCast,
-    DecisionRefused,
-    ReminderSent,
-    RequestEscalated,
-    ExecutionStarted,
-    ExecutionFinished,
-    PolicyDecided,
-    TamperDetected,
-    GrantCreated,
-    GrantRevoked,
-    GrantUsed,
-)
+__getattr__, __dir__ = lazy_exports(__name__, _ELSEWHERE, globals())
 
 
 __all__ = [
