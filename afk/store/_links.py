@@ -11,6 +11,11 @@ that runs out is taken over, so a dead worker stalls nobody).
 is the link id and a MAC under the store's keys over the row (afk.console.channels.email),
 so a row edited in the database (another request, a later expiry) matches no token.
 ``used_at`` is set once, by compare-and-set: a link decides at most one thing.
+
+``channel_messages``: where a channel showed a request (Slack: its channel and message ts),
+so that whichever worker delivers a later event (a reminder, the outcome) finds the message,
+also after a restart. A row is dropped once the outcome is shown: the table holds the
+open requests' messages, not their history.
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ DDL = (
         link_id TEXT PRIMARY KEY, request_id TEXT NOT NULL, recipient TEXT NOT NULL,
         created_at {real} NOT NULL, expires_at {real} NOT NULL, used_at {real},
         used_by TEXT)""",
+    """CREATE TABLE IF NOT EXISTS {t}channel_messages (
+        channel TEXT NOT NULL, request_id TEXT NOT NULL, ref TEXT NOT NULL,
+        PRIMARY KEY (channel, request_id))""",
 )
 
 LINK_COLS = ("link_id", "request_id", "recipient", "created_at", "expires_at", "used_at", "used_by")
@@ -58,6 +66,15 @@ USE_LINK = (
     "UPDATE {t}email_links SET used_at = ?, used_by = ? "
     "WHERE link_id = ? AND used_at IS NULL AND expires_at >= ?"
 )
+
+# The first message kept stands: a second post of the same request (a retried delivery
+# whose first answer was lost) leaves the one already kept.
+KEEP_MESSAGE = (
+    "INSERT INTO {t}channel_messages (channel, request_id, ref) VALUES (?, ?, ?) "
+    "ON CONFLICT (channel, request_id) DO NOTHING"
+)
+SELECT_MESSAGE = "SELECT ref FROM {t}channel_messages WHERE channel = ? AND request_id = ?"
+FORGET_MESSAGE = "DELETE FROM {t}channel_messages WHERE channel = ? AND request_id = ?"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -131,6 +148,22 @@ def use_link(link_id: str, by: str, now: float) -> Proc[bool]:
     unexpired (compare-and-set), so a link decides at most once."""
     used = yield Q(USE_LINK, (now, by, link_id, now), fetch="count")
     return bool(used == 1)
+
+
+def keep_message(channel: str, request_id: str, ref: str) -> Proc[None]:
+    """Remember where ``channel`` showed ``request_id`` (``ref``: the channel's own words)."""
+    yield Q(KEEP_MESSAGE, (channel, request_id, ref))
+
+
+def message_ref(channel: str, request_id: str) -> Proc[str | None]:
+    """Where ``channel`` showed ``request_id``, or None."""
+    row = yield Q(SELECT_MESSAGE, (channel, request_id), fetch="one")
+    return str(row[0]) if row is not None else None
+
+
+def forget_message(channel: str, request_id: str) -> Proc[None]:
+    """The request's outcome is shown: its message needs no more finding."""
+    yield Q(FORGET_MESSAGE, (channel, request_id))
 
 
 # -- running them --------------------------------------------------------------------------

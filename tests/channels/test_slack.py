@@ -207,3 +207,38 @@ async def test_a_reminder_replies_in_the_thread(store_url: str, store: RunStore)
             await deliver_pending(store, notifiers)
     _, reply = slack.named("chat.postMessage")
     assert reply["thread_ts"] == "1700000000.000100" and "Reminder" in reply["text"]
+
+
+async def test_another_process_threads_the_reminder_and_updates_the_outcome(
+    store_url: str, store: RunStore
+) -> None:
+    """The message is kept in the store: a notifier in another worker (or after a restart)
+    replies in its thread and updates it, instead of posting the request again."""
+    import asyncio
+
+    from afk.agents import ApprovalDecision
+    from afk.store import _links as lk
+
+    slack = SlackStandIn()
+    with http_server(slack) as url:
+
+        def notifier() -> SlackNotifier:
+            return SlackNotifier("xoxb-test", "C1", base_url=f"{url}/api/", store=store)
+
+        first = Notifiers([notifier()])
+        await deliver_pending(store, first)
+        async with runner(store_url, approvers=["alice"], remind_after_s=0.01) as run:
+            request_id = await paused(run)
+            await deliver_pending(store, first)  # posted by the first process
+            later = Notifiers([notifier()])  # the first is gone; another worker delivers
+            await asyncio.sleep(0.05)
+            await run.fire_due_timers()
+            await deliver_pending(store, later)
+            await run.resolve(request_id, ApprovalDecision(kind="allow", approver="alice"))
+            await deliver_pending(store, later)
+            kept = await lk.run(store, lk.message_ref("slack", request_id))
+    posted, reply = slack.named("chat.postMessage")
+    assert "blocks" in posted and reply["thread_ts"] == "1700000000.000100"
+    [update] = slack.named("chat.update")
+    assert update["ts"] == "1700000000.000100" and "Approved by alice" in update["text"]
+    assert kept is None  # the outcome is shown: nothing left to find

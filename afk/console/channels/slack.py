@@ -58,6 +58,7 @@ from afk.errors import (
     InvalidPrincipalError,
     RequestExpiredError,
 )
+from afk.store import _links as lk
 from afk.store.store import RunStore
 
 INSTALL_HINT = 'Slack channels need slack_sdk and aiohttp: pip install "afk-agents[slack]"'
@@ -148,8 +149,11 @@ def outcome_text(event: RequestDecidedEvent | RequestExpiredEvent) -> str:
 
 class SlackNotifier:
     """Posts requests to ``channel`` with the bot ``token``. ``base_url``: the Web API's
-    (default Slack's; a stand-in's in tests). The message of each request is remembered in
-    this process, for its reminders and its outcome."""
+    (default Slack's; a stand-in's in tests). ``store``: where each request's message is
+    kept (afk's SQLite or Postgres store), so that a reminder threads under it and its
+    outcome updates it whichever worker delivers them, also after a restart; without one,
+    only the process that posted a message knows it (another posts the reminder anew and
+    cannot update the outcome)."""
 
     def __init__(
         self,
@@ -159,10 +163,11 @@ class SlackNotifier:
         name: str = "slack",
         base_url: str | None = None,
         client: AsyncWebClient | None = None,
+        store: RunStore | None = None,
     ) -> None:
         if not token or not channel:
             raise ConfigurationError("SlackNotifier needs a bot token and a channel id")
-        self.name, self.channel = name, channel
+        self.name, self.channel, self.store = name, channel, store
         self.client = client or _client(token, base_url)
         self.messages: dict[str, tuple[str, str]] = {}  # request id -> (channel, ts)
 
@@ -181,8 +186,9 @@ class SlackNotifier:
             ) from exc
 
     async def _send(self, event: NotificationEvent) -> None:
-        summary, known = event.request, self.messages.get(event.request_id)
-        if isinstance(event, RequestOpenedEvent) or known is None:
+        summary = event.request
+        known = None if isinstance(event, RequestOpenedEvent) else await self._message(event)
+        if known is None:
             if isinstance(event, RequestDecidedEvent | RequestExpiredEvent):
                 return  # never shown here: nothing to update
             answer = await self.client.chat_postMessage(
@@ -190,19 +196,40 @@ class SlackNotifier:
                 text=f"{summary.tool_name or 'a model call'} needs a decision",
                 blocks=request_blocks(summary),
             )
-            self.messages[event.request_id] = (str(answer["channel"]), str(answer["ts"]))
+            await self._keep(event.request_id, (str(answer["channel"]), str(answer["ts"])))
             return
         channel, ts = known
         if isinstance(event, RequestDecidedEvent | RequestExpiredEvent):
             text = outcome_text(event)
             blocks = outcome_blocks(summary, text)
             await self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+            await self._forget(event.request_id)
             return
         who = ", ".join(getattr(event, "approvers", ()))
         what = "Escalated" if event.kind == "request_escalated" else "Reminder"
         await self.client.chat_postMessage(
             channel=channel, thread_ts=ts, text=f"{what}: still waiting. May decide: {who}"
         )
+
+    async def _message(self, event: NotificationEvent) -> tuple[str, str] | None:
+        known = self.messages.get(event.request_id)
+        if known is not None or self.store is None:
+            return known
+        ref = await lk.run(self.store, lk.message_ref(self.name, event.request_id))
+        if ref is None:
+            return None
+        channel, _, ts = ref.partition(" ")
+        return channel, ts
+
+    async def _keep(self, request_id: str, message: tuple[str, str]) -> None:
+        self.messages[request_id] = message
+        if self.store is not None:
+            await lk.run(self.store, lk.keep_message(self.name, request_id, " ".join(message)))
+
+    async def _forget(self, request_id: str) -> None:
+        self.messages.pop(request_id, None)
+        if self.store is not None:
+            await lk.run(self.store, lk.forget_message(self.name, request_id))
 
 
 def _client(token: str, base_url: str | None) -> AsyncWebClient:
