@@ -232,7 +232,10 @@ class ToolCallRunner:
             self.executions.append(item.execution)
         return StepDone(messages=messages, stop=any(i.stop for i in items))
 
-    async def _evaluate(self, step: int, item: Call) -> PolicyDecision:
+    async def _evaluate(
+        self, step: int, item: Call, args: dict[str, Any] | None = None
+    ) -> PolicyDecision:
+        """The policy's decision on the call, with its own arguments or ``args``."""
         facts = self._facts
         event = PolicyEvent(
             event_type="tool_before_execute",
@@ -241,7 +244,7 @@ class ToolCallRunner:
             step=step,
             agent_name=facts.agent_name,
             tool_name=item.call.name,
-            tool_args=json_copy(item.arguments),
+            tool_args=json_copy(item.arguments if args is None else args),
             tool_call_id=item.call.id,
             context=facts.context,
             tool_annotations=(item.tool or Tool).annotations,
@@ -369,7 +372,24 @@ class ToolCallRunner:
                 await self._settle(step, item, args, output=decision.value, executed=False)
                 return
             args = {**args, request.input_target_arg: decision.value}
+        if args != request.tool_args and await self._denies_decided(step, item, args):
+            return
         await self._execute(step, item, args)
+
+    async def _denies_decided(self, step: int, item: Call, args: dict[str, Any]) -> bool:
+        """Arguments a human changed (edited, or an answer filled in) meet the policy before
+        they run: a deny rule that matches them stops the call, as it would have stopped the
+        model asking for them. Only a deny counts: the human's decision is the approval a
+        gating rule asks for. Whether it denied (the call is then settled as denied)."""
+        now = await self._evaluate(step, item, args)
+        if now.action != "deny":
+            return False
+        item.policy, item.stop = now, now.stop_run
+        why = now.reason or "denied by policy"
+        await self._denied(
+            step, item, f"{why} (policy denies the arguments as decided: rule {now.rule_id!r})"
+        )
+        return True
 
     async def _answer(self, step: int, item: Call) -> None:
         """Wait for the answer to the question the call's tool asked last."""
