@@ -5,7 +5,9 @@ The cookie is signed with itsdangerous under a key derived from the store's keyr
 (afk.audit.keys), so a deployment has no new secret to manage, and rotating the store's key
 (the old one kept in ``AFK_SECRET_KEYS_PREVIOUS``) keeps sessions signed before it valid
 until they expire. The cookie holds no secret of its own besides the CSRF token: it says who
-logged in, how (``token:tok_...``), and when.
+logged in, how (``token:tok_...``), and when. Logging out records the session as ended in
+the store (``ended_sessions``, until its cookie would have expired): a copy of the cookie
+kept elsewhere stops working too.
 
 A session started from an API token is only as good as that token: every request reads the
 token row again, so revoking the token (``afk tokens revoke``) or its expiry ends the
@@ -25,6 +27,7 @@ import dataclasses
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -68,6 +71,7 @@ class Session:
     principal: Principal
     csrf: str
     started_at: float
+    session_id: str  # what a logout records (a digest of the CSRF token, never the token)
 
 
 class Sessions:
@@ -98,8 +102,15 @@ class Sessions:
         }
         self._set(request, response, COOKIE, self._signer(_SALT).dumps(data), self.ttl_s)
 
-    def end(self, request: HTTPConnection, response: Response) -> None:
-        """Log out: the session cookie is deleted (with the attributes it was set with)."""
+    async def end(self, request: HTTPConnection, response: Response, session: Session) -> None:
+        """Log out: the session is recorded as ended in the store, so its cookie, wherever
+        a copy of it is, no longer authenticates; and the cookie is deleted (with the
+        attributes it was set with)."""
+        from afk.store import _links as lk
+        from afk.store import _tokens as tk
+
+        until = session.started_at + self.ttl_s
+        await lk.run(self.store, tk.end_session(session.session_id, until, time.time()))
         response.delete_cookie(
             COOKIE, path="/", secure=_secure(request), httponly=True, samesite=self.same_site
         )
@@ -116,10 +127,25 @@ class Sessions:
             return None
         if not isinstance(data, dict) or not isinstance(data.get("csrf"), str):
             return None
+        session_id = _session_id(data["csrf"])
+        if await self._ended(session_id):
+            return None
         principal = await self._recheck(data)
         if principal is None:
             return None
-        return Session(principal=principal, csrf=data["csrf"], started_at=at.timestamp())
+        return Session(
+            principal=principal,
+            csrf=data["csrf"],
+            started_at=at.timestamp(),
+            session_id=session_id,
+        )
+
+    async def _ended(self, session_id: str) -> bool:
+        from afk.store import _links as lk
+        from afk.store import _tokens as tk
+
+        ended: bool = await lk.run(self.store, tk.session_ended(session_id))
+        return ended
 
     async def _recheck(self, data: dict[str, Any]) -> Principal | None:
         by, who = data.get("by"), data.get("p")
@@ -179,6 +205,12 @@ class Sessions:
             httponly=True,
             samesite=self.same_site,
         )
+
+
+def _session_id(csrf: str) -> str:
+    """The session's id: the CSRF token is the one random value each session has; the
+    store keeps only a digest of it, so its rows cannot be turned into a form's token."""
+    return hashlib.sha256(b"afk session id\0" + csrf.encode()).hexdigest()[:32]
 
 
 def csrf_ok(session: Session, sent: object) -> bool:

@@ -224,9 +224,9 @@ class Web:
         return response
 
     async def logout(self, request: Request, session: Session, form: dict[str, str]) -> Response:
-        """End the session (its cookie deleted)."""
+        """End the session: recorded as ended in the store, its cookie deleted."""
         response = RedirectResponse("/login", status_code=303)
-        self.sessions.end(request, response)
+        await self.sessions.end(request, response, session)
         return response
 
     async def static(self, request: Request) -> Response:

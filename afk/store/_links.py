@@ -173,10 +173,11 @@ class _Driven(Protocol):
 
 async def run(store: RunStore, proc: Proc[T]) -> T:
     """Run ``proc`` in one transaction of ``store`` (afk's SQLite or Postgres store: the
-    channels' tables are theirs; another RunStore has no place to keep them)."""
+    tables of the channels and of ended inbox sessions are theirs; another RunStore has no
+    place to keep them)."""
     if not callable(getattr(store, "_run", None)):
         raise ConfigurationError(
-            f"notification channels keep their place in an afk store (sqlite:/// or "
-            f"postgresql://), got {type(store).__name__}"
+            f"notification channels and inbox sessions keep their state in an afk store "
+            f"(sqlite:/// or postgresql://), got {type(store).__name__}"
         )
     return await cast("_Driven", store)._run(proc, tx=True)

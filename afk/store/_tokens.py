@@ -1,5 +1,6 @@
-"""API tokens and the HTTP API's idempotent answers: their tables (store schema 7), SQL,
-procedures (see :mod:`afk.store._procs`) and the tokens' secret format.
+"""API tokens, the HTTP API's idempotent answers and the web inbox's ended sessions: their
+tables (store schema 7; ended sessions 10), SQL, procedures (see :mod:`afk.store._procs`)
+and the tokens' secret format.
 
 A token's secret is ``afk_<token id>_<43 characters>``: 32 bytes from ``secrets``, URL-safe
 base64. Only its SHA-256 is stored. A plain hash is enough, no salt and no slow KDF: those
@@ -51,6 +52,11 @@ DDL = (
         principal_id TEXT NOT NULL, idem_key TEXT NOT NULL, request_id TEXT NOT NULL,
         status INTEGER NOT NULL, body TEXT NOT NULL, at {real} NOT NULL, mac TEXT,
         PRIMARY KEY (principal_id, idem_key))""",
+    # Sessions logged out before their cookie expires (afk.console._sessions): kept until
+    # then, so the table holds the last few hours' logouts, not every session ever.
+    """CREATE TABLE IF NOT EXISTS {t}ended_sessions (
+        session_id TEXT PRIMARY KEY, until {real} NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS ended_sessions_until ON {t}ended_sessions (until)",
 )
 
 _T = ", ".join(TOKEN_COLS)
@@ -67,6 +73,25 @@ INSERT_ANSWER = (
     "ON CONFLICT (principal_id, idem_key) DO NOTHING"
 )
 SELECT_ANSWER = f"SELECT {_A} FROM {{t}}api_answers WHERE principal_id = ? AND idem_key = ?"
+END_SESSION = (
+    "INSERT INTO {t}ended_sessions (session_id, until) VALUES (?, ?) "
+    "ON CONFLICT (session_id) DO NOTHING"
+)
+PRUNE_ENDED = "DELETE FROM {t}ended_sessions WHERE until < ?"
+SELECT_ENDED = "SELECT 1 FROM {t}ended_sessions WHERE session_id = ?"
+
+
+def end_session(session_id: str, until: float, now: float) -> Proc[None]:
+    """Record that ``session_id`` was logged out (its cookie good until ``until``), and
+    forget the ended sessions whose cookies have expired anyway."""
+    yield Q(PRUNE_ENDED, (now,))
+    yield Q(END_SESSION, (session_id, until))
+
+
+def session_ended(session_id: str) -> Proc[bool]:
+    """Whether ``session_id`` was logged out."""
+    row = yield Q(SELECT_ENDED, (session_id,), fetch="one")
+    return row is not None
 
 
 def token_from_row(row: Sequence[Any]) -> TokenRecord:

@@ -293,3 +293,25 @@ def test_taken_states_are_remembered_within_their_cap() -> None:
         assert used.take(state, 2.0 + i)
     assert not used.take("f", 9.0)  # the newest are kept
     assert len(used.seen) <= 4
+
+
+async def test_logging_out_ends_the_session_for_every_copy_of_its_cookie(
+    console: Console, tmp_path: Path
+) -> None:
+    """An OIDC session has no token row behind it: logging out records it as ended in the
+    store, so a copy of the cookie taken before (another tab, a stolen one) stops working."""
+    import re
+
+    assert (await log_in(console)).status_code == 303
+    copied = console.http.cookies["afk_session"]
+    page = await console.http.get("/")
+    [csrf] = re.findall(r'name="csrf" value="([^"]+)"', page.text)[:1]
+    out = await console.http.post("/logout", data={"csrf": csrf}, headers={"origin": CONSOLE})
+    assert out.status_code == 303 and out.headers["location"] == "/login"
+    transport = httpx.ASGITransport(app=app(store=console.store))
+    async with httpx.AsyncClient(transport=transport, base_url=CONSOLE) as replay:
+        replay.cookies.set("afk_session", copied)
+        inbox = await replay.get("/")
+        api = await replay.get("/api/v1/requests")
+    assert inbox.status_code == 303 and inbox.headers["location"].startswith("/login")
+    assert api.status_code == 401
