@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_probe import LOOP, loaded, run
 from durable_app import APP, REPO, Env, make_env, request_id, start
 
 from afk.cli._identity import os_account
@@ -22,18 +23,6 @@ from afk.cli._output import run_inline
 from afk.store import RequestRecord, SQLiteStore
 from afk.store.store import LogEntry
 
-# main() in a fresh interpreter, then the names of the modules it loaded.
-_PROBE = (
-    "import json, sys\n"
-    "from afk.cli.main import main\n"
-    "try:\n"
-    "    code = main(sys.argv[1:])\n"
-    "except SystemExit as exc:\n"
-    "    code = exc.code\n"
-    "print(json.dumps({'code': code, 'modules': sorted(sys.modules)}))\n"
-)
-# An event loop and what only it brings here (its thread pool, TLS for its streams).
-LOOP = ("asyncio", "concurrent.futures", "ssl")
 # What a plain decision does not write, so does not build: grants and their ledger kinds, the
 # timers' kinds, and the registry of every kind (from_log's).
 NOT_DECIDING = (
@@ -41,24 +30,6 @@ NOT_DECIDING = (
     "afk.audit.entries._other_kinds",
     "afk.audit.entries._registry",
 )
-
-
-def run(*argv: str) -> tuple[int, set[str], str]:
-    proc = subprocess.run(
-        [sys.executable, "-c", _PROBE, *argv],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.stdout, proc.stderr
-    result = json.loads(proc.stdout.splitlines()[-1])
-    return result["code"], set(result["modules"]), proc.stdout + proc.stderr
-
-
-def loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
-    return sorted(m for m in modules if any(m == n or m.startswith(n + ".") for n in names))
 
 
 def stored(env: Env, rid: str) -> tuple[RequestRecord | None, list[LogEntry]]:
@@ -114,27 +85,6 @@ def test_a_refusal_on_sqlite_loads_no_event_loop_and_is_in_the_ledger(
     assert [e.kind for e in log if e.request_id == rid][-1] == "refused"
 
 
-@pytest.mark.parametrize(
-    "argv",
-    [
-        ["approvals", "list"],
-        ["approvals", "list", "--all", "--json"],
-        ["approvals", "show", "{rid}"],
-    ],
-    ids=["list", "list-all-json", "show"],
-)
-def test_reading_requests_on_sqlite_loads_no_event_loop(
-    argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    env = make_env(tmp_path, monkeypatch)
-    rid = request_id(start(env))
-    code, modules, out = run(*(a.format(rid=rid) for a in argv))
-    assert code == 0, out
-    assert rid.removeprefix("req_")[:8] in out
-    assert loaded(modules, LOOP) == []
-
-
-# -- the pieces ------------------------------------------------------------------------------
 def test_an_inline_store_works_in_the_calling_thread_with_no_event_loop(tmp_path: Path) -> None:
     threads: set[int] = set()
 

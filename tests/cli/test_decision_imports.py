@@ -4,24 +4,12 @@ afk.approvals._codec, never through pydantic, the run loop, its events or its sn
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from durable_app import REPO, make_env, request_id, start
+from cli_probe import LOOP, loaded, run
+from durable_app import make_env, request_id, start
 
-# main() in a fresh interpreter, then the names of the modules it loaded.
-_PROBE = (
-    "import json, sys\n"
-    "from afk.cli.main import main\n"
-    "try:\n"
-    "    code = main(sys.argv[1:])\n"
-    "except SystemExit as exc:\n"
-    "    code = exc.code\n"
-    "print(json.dumps({'code': code, 'modules': sorted(sys.modules)}))\n"
-)
 NOT_NEEDED = (
     "pydantic",
     "pydantic_core",
@@ -42,23 +30,6 @@ NOT_NEEDED = (
     "jsonschema",
     "psycopg",
 )
-
-
-def run(*argv: str) -> tuple[int, set[str], str]:
-    proc = subprocess.run(
-        [sys.executable, "-c", _PROBE, *argv],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    result = json.loads(proc.stdout.splitlines()[-1])
-    return result["code"], set(result["modules"]), proc.stdout
-
-
-def loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
-    return sorted(m for m in modules if any(m == n or m.startswith(n + ".") for n in names))
 
 
 @pytest.mark.parametrize(
@@ -109,6 +80,7 @@ def test_reading_requests_imports_neither_pydantic_nor_the_run_loop(
     assert code == 0, out
     assert rid.removeprefix("req_")[:8] in out  # listed (short ids leave "req_" out)
     assert loaded(modules, NOT_NEEDED) == []
+    assert loaded(modules, LOOP) == []  # a SQLite store: no event loop either
 
 
 def test_a_refused_decision_stays_off_the_run_loop_too(
