@@ -15,12 +15,13 @@ Each entry kind is a class (:mod:`afk.audit.entries`: ``RequestOpened``, ``Reque
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
+from afk._lazy import lazy_exports
 from afk.audit.chain import GENESIS, Checkpoint, audit_keyring_from_env, entry_body, entry_hash
-from afk.audit.export import entry_json, export_jsonl
 from afk.audit.keys import Keyring, SecretKey, keyring_from_env, parse_secret
-from afk.audit.verify import BadEntry, ChainChecker, LedgerError, VerifyReport, checkpoint, verify
 
 if TYPE_CHECKING:
     from afk.audit.entries import (
@@ -46,16 +47,43 @@ if TYPE_CHECKING:
         from_log,
         to_log,
     )
+    from afk.audit.export import entry_json, export_jsonl
+    from afk.audit.verify import (
+        BadEntry,
+        ChainChecker,
+        LedgerError,
+        VerifyReport,
+        checkpoint,
+        verify,
+    )
 
 
-def __getattr__(name: str) -> Any:
-    # The entry names load on first use: they need afk.store's LogEntry, and afk.store loads
-    # afk.audit.keys (importing them here would make the two packages import each other).
-    if name in __all__:
-        from afk.audit import entries
+# Loaded on first use. The entry names need afk.store's LogEntry, and afk.store loads
+# afk.audit.keys (importing them here would make the two packages import each other);
+# verify and export are what `afk audit` runs, while every store command loads this package.
+_ELSEWHERE = {
+    **dict.fromkeys(
+        ("BadEntry", "ChainChecker", "LedgerError", "VerifyReport", "checkpoint", "verify"),
+        "afk.audit.verify",
+    ),
+    "entry_json": "afk.audit.export",
+    "export_jsonl": "afk.audit.export",
+}
 
-        return getattr(entries, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+class _Package(types.ModuleType):
+    """This package's module type. ``afk.audit.verify`` names the function, also once its
+    module has loaded: the import system sets a package's attribute to each submodule it
+    loads, which (verify loading on first use, not with the package) would otherwise leave
+    ``from afk.audit import verify`` holding the module."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "verify" and isinstance(value, types.ModuleType):
+            value = value.verify
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 __all__ = [
@@ -98,3 +126,9 @@ __all__ = [
     "to_log",
     "verify",
 ]
+
+_LAZY = {
+    **{name: "afk.audit.entries" for name in __all__ if name not in globals()},
+    **_ELSEWHERE,
+}
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

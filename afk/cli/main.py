@@ -60,9 +60,13 @@ _BRIEF: frozenset[str | None] = frozenset(
 )
 
 
-def build_parser(commands: Sequence[str] | None = None) -> argparse.ArgumentParser:
+def build_parser(
+    commands: Sequence[str] | None = None, *, others: bool = True
+) -> argparse.ArgumentParser:
     """The ``afk`` parser: full parsers for ``commands`` (default: all) and for the other
-    commands their modules register; every other command only carries its help line."""
+    commands their modules register; every other command only carries its help line, or
+    is left out with ``others=False`` (a command line that names a known command parses
+    with none of them: a parser each is most of what building them costs)."""
     wanted = set(COMMANDS) if commands is None else set(commands)
     modules = {module for name, (module, _) in COMMANDS.items() if name in wanted}
     parser = argparse.ArgumentParser(
@@ -73,7 +77,8 @@ def build_parser(commands: Sequence[str] | None = None) -> argparse.ArgumentPars
     for name, (module, help_text) in COMMANDS.items():
         if module not in modules:
             # Enough for the command list and for "invalid choice"; never parsed with.
-            sub.add_parser(name, help=help_text)
+            if others:
+                sub.add_parser(name, help=help_text)
         elif name not in sub.choices:
             # A module registers its commands together (approvals and input; resume and
             # worker), and they sit next to each other in the table, so the order holds.
@@ -106,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args_list: list[str], command: str | None) -> int:
-    parser = build_parser([command] if command else [])
+    parser = build_parser([command] if command else [], others=command not in COMMANDS)
     args = parser.parse_args(args_list)
     if args.version:
         from afk import __version__

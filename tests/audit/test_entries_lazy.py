@@ -79,3 +79,28 @@ def test_every_name_is_the_same_object_from_every_module_that_exports_it() -> No
 def test_a_name_no_module_exports_is_still_an_attribute_error(module: ModuleType) -> None:
     with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
         module.Nope  # noqa: B018
+
+
+def test_verify_and_export_load_on_first_use_and_verify_stays_the_function() -> None:
+    """Every store command loads afk.audit (afk.audit.keys is in it); verify and export load
+    when first asked for. ``afk.audit.verify`` is the function whichever is imported first,
+    the package's name or the module of the same name."""
+    assert (
+        fresh(
+            "import json, sys\n"
+            "import afk.audit\n"
+            "print(json.dumps([m for m in ('afk.audit.verify', 'afk.audit.export') "
+            "if m in sys.modules]))\n"
+        )
+        == []
+    )
+    for first in ("import afk.audit.verify", "from afk.audit.verify import VerifyReport", ""):
+        kinds = fresh(
+            "import json\n"
+            f"{first}\n"
+            "from afk.audit import verify, export_jsonl\n"
+            "import afk.audit\n"
+            "print(json.dumps([type(verify).__name__, type(afk.audit.verify).__name__, "
+            "type(export_jsonl).__name__]))\n"
+        )
+        assert kinds == ["function", "function", "function"], first
