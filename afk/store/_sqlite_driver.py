@@ -1,6 +1,6 @@
 """The SQLite driver of the store's procedures (:mod:`afk.store._procs`): the whole
-procedure runs in the calling thread (one ``asyncio.to_thread`` hop per operation; none for
-an inline store), a write inside one ``BEGIN IMMEDIATE`` transaction."""
+procedure runs in one thread (the event loop's when nothing makes it wait, else a worker's:
+afk.store.sqlite), a write inside one ``BEGIN IMMEDIATE`` transaction."""
 
 from __future__ import annotations
 

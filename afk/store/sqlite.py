@@ -1,7 +1,9 @@
 """The SQLite run store: one file, safe for many processes on one machine.
 
-Each store owns one connection, used from worker threads (``asyncio.to_thread``) one call at
-a time under a lock (an ``inline`` store: from the calling thread itself). Cross-process
+Each store owns one connection, used one call at a time under a lock: in the calling thread
+when nothing makes the call wait (see ``SQLiteStore._now``), else from a worker thread
+(``asyncio.to_thread``) so the event loop goes on; an ``inline`` store always in the calling
+thread. Cross-process
 safety comes from SQLite itself: WAL lets readers run beside the single writer, every
 read-modify-write starts with ``BEGIN IMMEDIATE`` so it takes the write lock before reading
 (two processes' compare-and-set cannot interleave), and ``busy_timeout`` makes a writer wait
