@@ -272,6 +272,8 @@ class Run:
         """Finish the step the run paused in."""
         if pending.model_request is not None:
             allowed = await self._model_gate_decided(pending.step, pending.model_request)
+            if allowed and await self._model_denied_now(pending.step):
+                allowed = False
             return CallModel(let_through=True) if allowed else Finish("stopped")
         done = await self.tool_calls.resume_step(pending)
         if done.asked is not None:
@@ -450,11 +452,8 @@ class Run:
             raise RunError(f"model {model_label(model)} streamed no final ModelResponse")
         return final
 
-    async def _gate_model_call(self, step: int) -> bool:
-        """Policy for the model call itself; only when some rule covers model calls."""
-        if not self.gate.gates_model:
-            return True
-        event = PolicyEvent(
+    def _model_event(self, step: int) -> PolicyEvent:
+        return PolicyEvent(
             event_type="llm_before_execute",
             run_id=self.setup.run_id,
             thread_id=self.setup.thread_id,
@@ -462,7 +461,19 @@ class Run:
             agent_name=self.agent.name,
             context=self.facts.context,
         )
-        decision = await self.gate.decide(step, event)
+
+    async def _model_denied_now(self, step: int) -> bool:
+        """A model call whose run waited for its approval meets the policy of now, as a
+        waiting tool call does: a deny rule added meanwhile stops it. Only a deny counts."""
+        if not self.gate.gates_model:
+            return False
+        return (await self.gate.decide(step, self._model_event(step))).action == "deny"
+
+    async def _gate_model_call(self, step: int) -> bool:
+        """Policy for the model call itself; only when some rule covers model calls."""
+        if not self.gate.gates_model:
+            return True
+        decision = await self.gate.decide(step, self._model_event(step))
         if decision.action == "allow":
             return True
         if decision.action == "deny":

@@ -116,3 +116,39 @@ async def test_a_rule_removed_while_the_run_waited_does_not_skip_a_humans_deny(
         done = await later.resume(paused.run_id, agent())
     [call] = done.tool_executions
     assert call.denied and not call.executed and SEEN == []
+
+
+async def test_a_deny_rule_added_while_the_run_waited_stops_an_approved_model_call(
+    store_url: str,
+) -> None:
+    """A gated model call meets the policy of now on resume, as a gated tool call does."""
+    calls: list[int] = []
+
+    def counted(messages: list[Any], tools: list[Any]) -> Any:
+        calls.append(len(messages))
+        return ModelResponse(text="hello")
+
+    def talker() -> Agent:
+        return Agent("talker", FunctionModel(counted), "You talk.")
+
+    model_rule = {"event_types": ("llm_before_execute",)}
+    ask = PolicyRule("ask-model", action="request_approval", reason="cost", **model_rule)
+    freeze = PolicyRule("model-freeze", action="deny", reason="frozen", **model_rule)
+    async with Runner(PolicyEngine([ask]), config=EXTERNAL, store=store_url) as runner:
+        paused = await runner.run(talker(), user_message="hi")
+        [request] = paused.pending_requests
+        await runner.resolve(request.request_id, ApprovalDecision(kind="allow", approver="ann"))
+    async with Runner(PolicyEngine([freeze, ask]), config=EXTERNAL, store=store_url) as later:
+        done = await later.resume(paused.run_id, talker())
+        assert later.store is not None
+        ledger = [e for e in await later.store.list_log() if e.kind == "policy_decision"]
+    assert done.state == "stopped" and calls == []
+    decisions = [e for e in done.events if e.type == "policy_decision"]
+    assert [(d.action, d.rule_id) for d in decisions][-1] == ("deny", "model-freeze")
+    assert '"rule":"model-freeze"' in ledger[-1].payload
+    async with Runner(PolicyEngine([ask]), config=EXTERNAL, store=store_url) as unchanged:
+        again = await unchanged.run(talker(), user_message="hi")
+        [second] = again.pending_requests
+        await unchanged.resolve(second.request_id, ApprovalDecision(kind="allow", approver="ann"))
+        resumed = await unchanged.resume(again.run_id, talker())
+    assert resumed.state == "completed" and calls == [2]  # no deny rule: the approval stands
