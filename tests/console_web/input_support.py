@@ -8,7 +8,7 @@ from typing import Any
 import dba_support
 from dba_support import agent
 from reporter_support import input_runner, reporter
-from web_support import sync, with_store
+from web_support import paused, with_store, worker_pass
 
 from afk.agents import PolicyEngine, PolicyRule
 from afk.core import Runner, RunnerConfig
@@ -18,44 +18,24 @@ def ask(
     store_url: str, *titles: str, timeout_s: float | None = None, requested_by: str | None = None
 ) -> list[str]:
     """Paused runs (one per title), each waiting on the tool's question: the request ids."""
-
-    async def go() -> list[str]:
-        async with input_runner(store_url, timeout_s=timeout_s) as run:
-            ids = []
-            for title in titles:
-                result = await run.run(reporter(), user_message=title, requested_by=requested_by)
-                assert result.state == "paused", result
-                ids.append(result.pending_requests[0].request_id)
-            return ids
-
-    return sync(go)
+    return paused(
+        lambda: input_runner(store_url, timeout_s=timeout_s),
+        reporter,
+        *titles,
+        requested_by=requested_by,
+    )
 
 
 def resume_reports(store_url: str) -> list[Any]:
     """One worker pass over the reporter's runs: how each ready run ended."""
-
-    async def go() -> list[Any]:
-        async with input_runner(store_url) as run:
-            return await run.resume_ready([reporter()])
-
-    return sync(go)
+    return worker_pass(lambda: input_runner(store_url), reporter)
 
 
 def pause_under(store_url: str, rule_id: str, *tables: str) -> list[str]:
     """Paused drops (one per table) under a rule named ``rule_id``: their request ids."""
     policy = PolicyEngine([PolicyRule(rule_id, tool="drop_*", action="request_approval")])
-
-    async def go() -> list[str]:
-        config = RunnerConfig(interaction_mode="external")
-        async with Runner(policy, config=config, store=store_url) as run:
-            ids = []
-            for table in tables:
-                result = await run.run(agent(), user_message=table)
-                assert result.state == "paused", result
-                ids.append(result.pending_requests[0].request_id)
-            return ids
-
-    return sync(go)
+    config = RunnerConfig(interaction_mode="external")
+    return paused(lambda: Runner(policy, config=config, store=store_url), agent, *tables)
 
 
 def store_contents(store_url: str) -> Any:

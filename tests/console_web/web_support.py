@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import uvicorn
 from dba_support import add_token, agent, drop_table, executed  # noqa: F401
 
-from afk.agents import PolicyEngine, PolicyRule
+from afk.agents import Agent, PolicyEngine, PolicyRule
 from afk.console import app
 from afk.core import Runner, RunnerConfig
 from afk.store import RunStore, open_store
@@ -52,14 +52,17 @@ def runner(store_url: str, **rule: Any) -> Runner:
     return Runner(policy, config=RunnerConfig(interaction_mode="external"), store=store_url)
 
 
-def pause(store_url: str, *tables: str, **rule: Any) -> list[str]:
-    """Paused runs (one per table) through the public API: their request ids."""
+def paused(
+    make: Callable[[], Runner], agent_of: Callable[[], Agent], *messages: str, **kwargs: Any
+) -> list[str]:
+    """Runs of ``agent_of()`` (one per message) on ``make()``'s runner, each paused on one
+    request: their request ids."""
 
     async def go() -> list[str]:
-        async with runner(store_url, **rule) as run:
+        async with make() as run:
             ids = []
-            for table in tables:
-                result = await run.run(agent(), user_message=table)
+            for message in messages:
+                result = await run.run(agent_of(), user_message=message, **kwargs)
                 assert result.state == "paused", result
                 ids.append(result.pending_requests[0].request_id)
             return ids
@@ -67,14 +70,25 @@ def pause(store_url: str, *tables: str, **rule: Any) -> list[str]:
     return sync(go)
 
 
-def resume_ready(store_url: str) -> list[Any]:
-    """One worker pass (``Runner.resume_ready``): how each ready run ended."""
+def worker_pass(make: Callable[[], Runner], agent_of: Callable[[], Agent]) -> list[Any]:
+    """One worker pass (``Runner.resume_ready``) on ``make()``'s runner: how each ready
+    run ended."""
 
     async def go() -> list[Any]:
-        async with runner(store_url) as run:
-            return await run.resume_ready([agent()])
+        async with make() as run:
+            return await run.resume_ready([agent_of()])
 
     return sync(go)
+
+
+def pause(store_url: str, *tables: str, **rule: Any) -> list[str]:
+    """Paused runs (one per table) through the public API: their request ids."""
+    return paused(lambda: runner(store_url, **rule), agent, *tables)
+
+
+def resume_ready(store_url: str) -> list[Any]:
+    """One worker pass (``Runner.resume_ready``): how each ready run ended."""
+    return worker_pass(lambda: runner(store_url), agent)
 
 
 def with_store(store_url: str, use: Callable[[RunStore], Awaitable[T]]) -> T:
