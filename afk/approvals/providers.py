@@ -132,8 +132,6 @@ class InMemoryInteractiveProvider:
         return _answer(self._register(request))
 
     def _register(self, request: Request) -> asyncio.Future[Any]:
-        # The future the request's decision is set on. afk's runner awaits it directly
-        # (afk.core._asking), without the coroutine request_* wraps around it.
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         entry = _Entry(request=request, state="pending", future=future)

@@ -147,11 +147,6 @@ class Asking:
     def _ask_early(self, request: Request) -> Any:
         if self.facts.headless or self.facts.external:
             return None
-        provider = self.facts.provider
-        if self._durable is None and type(provider) is InMemoryInteractiveProvider:
-            # Ours: the future it registers the request with, not the coroutine its
-            # request_* wraps around it; a run waiting for a human keeps one frame less.
-            return provider._register(request)
         fn = self._provider_method(request)
         if inspect.iscoroutinefunction(fn):
             # Started now, in the step's call order: a provider that shows one request at a
