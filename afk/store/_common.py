@@ -196,6 +196,8 @@ ACQUIRE_LEASE = (
     "UPDATE {t}runs SET lease_owner = ?, lease_expires_at = ? WHERE run_id = ? "
     "AND (lease_owner IS NULL OR lease_owner = ? OR lease_expires_at < ?)"
 )
+# The lease and the row it leased, in one statement (SQLite 3.35+, every Postgres).
+ACQUIRE_LEASE_RETURNING = f"{ACQUIRE_LEASE} RETURNING {_cols(RUN_COLS)}"
 RELEASE_LEASE = (
     "UPDATE {t}runs SET lease_owner = NULL, lease_expires_at = NULL "
     "WHERE run_id = ? AND lease_owner = ?"

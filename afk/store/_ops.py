@@ -59,6 +59,8 @@ class _Store(Protocol):
     @property
     def keys(self) -> Keyring: ...
 
+    _returning: bool  # the database has UPDATE ... RETURNING
+
     async def _run(self, proc: Proc[T], *, tx: bool, durable: bool = True) -> T:
         """Drive ``proc``: in one explicit transaction when ``tx``; else each statement is
         its own (a read, or a write that is one statement). ``durable=False``: ``proc``
@@ -227,9 +229,9 @@ class StoreOps:
     ) -> ClaimedRun:
         page = p.requests_query(run_id=run_id, status=None, limit=p.MAX_LIMIT, cursor=None)
         lease = (owner, now + r.check_ttl(ttl_s), now)
-        proc = q.claim_run(run_id, lease, page)
-        # Not one transaction: the lease commits first, then the rows are read as the lease
-        # holder's (what acquire_lease then load_run did), in one call to the backend.
+        proc = q.claim_run(run_id, lease, page, returning=self._returning)
+        # The rows are read as the lease holder's, after the lease (what acquire_lease then
+        # load_run did), in one call to the backend.
         leased, row, rows = await self._run(proc, tx=False, durable=False)
         run = c.run_from_row(row) if row else None
         if not leased:

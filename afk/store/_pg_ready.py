@@ -5,14 +5,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol, TypeVar
 
 from afk.store import _common as c
+from afk.store import _procs as q
 from afk.store import _ready as r
 from afk.store._docs import documented_as
 from afk.store._pg_listener import Listener
+from afk.store._procs import Proc
 from afk.store.store import RunRecord, RunStore
 
+T = TypeVar("T")
 # SKIP LOCKED: a claimer passes over the run another claimer is taking right now instead of
 # queueing behind it, so concurrent workers each get a different run in one statement.
 _CLAIM_ANY = r.claim_sql("", " FOR UPDATE SKIP LOCKED")
@@ -28,9 +31,7 @@ class _Store(Protocol):
 
     def _take_mark(self) -> None: ...
 
-    async def _one(self, template: str, args: Sequence[Any]) -> tuple[Any, ...] | None: ...
-
-    async def _all(self, template: str, args: Sequence[Any]) -> list[tuple[Any, ...]]: ...
+    async def _run(self, proc: Proc[T], *, tx: bool, durable: bool = True) -> T: ...
 
 
 @documented_as(RunStore)
@@ -47,12 +48,12 @@ class PostgresReady:
     ) -> RunRecord | None:
         names, expiry = r.check_agents(agents), now + r.check_ttl(ttl_s)
         self._take_mark()  # before the query: see wait_for_work
-        if names is None:
-            row = await self._one(_CLAIM_ANY, (owner, expiry, now, now, now))
-        elif names:
-            row = await self._one(_CLAIM_AGENTS, (owner, expiry, now, now, now, names))
-        else:
+        if names == []:
             return None
+        # A lease write: its commit need not wait for the disk (PostgresStore._run).
+        sql, args = (_CLAIM_ANY, ()) if names is None else (_CLAIM_AGENTS, (names,))
+        row = await self._run(q.one(sql, (owner, expiry, now, now, now, *args)), tx=False,
+                              durable=False)  # fmt: skip
         return c.run_from_row(row) if row else None
 
     async def wait_for_work(self: _Store, *, timeout_s: float) -> None:

@@ -220,12 +220,22 @@ def claim_run(
     run_id: str,
     lease: tuple[str, float, float],
     requests: tuple[str, Sequence[Any]],
+    *,
+    returning: bool,
 ) -> Proc[tuple[bool, tuple[Any, ...] | None, list[tuple[Any, ...]]]]:
     """The run's lease (``lease``: owner, expires_at, now), then the run row and its first
-    page of requests (``requests``: the page's SQL and arguments)."""
+    page of requests (``requests``: the page's SQL and arguments). ``returning``: the
+    database has UPDATE ... RETURNING, so the lease hands back the row it leased."""
     owner, expires_at, now = lease
-    taken = yield Q(c.ACQUIRE_LEASE, (owner, expires_at, run_id, owner, now), fetch="count")
-    run = yield Q(c.SELECT_RUN, (run_id,), fetch="one")
+    args = (owner, expires_at, run_id, owner, now)
+    if returning:
+        run = yield Q(c.ACQUIRE_LEASE_RETURNING, args, fetch="one")
+        taken = 1 if run is not None else 0
+        if run is None:  # held by another, or no such run: which, the caller says
+            run = yield Q(c.SELECT_RUN, (run_id,), fetch="one")
+    else:
+        taken = yield Q(c.ACQUIRE_LEASE, args, fetch="count")
+        run = yield Q(c.SELECT_RUN, (run_id,), fetch="one")
     if taken != 1 or run is None:
         return False, run, []
     rows = yield Q(requests[0], requests[1], fetch="all")

@@ -117,6 +117,11 @@ def _claim(
 class SQLiteReady:
     """Readiness by index, one claim at a time, and wake-ups within ``WATCH_INTERVAL_S``."""
 
+    @property
+    def _returning(self) -> bool:
+        """Whether this SQLite has UPDATE ... RETURNING (afk.store._ops's claim_run)."""
+        return RETURNING
+
     async def claim_ready(
         self: _Store,
         *,

@@ -54,6 +54,17 @@ async def test_ready_after_the_last_decision_not_before(store: RunStore, claim_p
     assert leased is not None and (leased.lease_owner, leased.lease_expires_at) == ("w1", NOW + 30)
 
 
+async def test_claim_run_on_each_claim_path(store: RunStore, claim_path: str) -> None:
+    await store.save_run(run(), requests=[request("q1")])
+    claimed = await store.claim_run("run-1", owner="w1", ttl_s=10, now=NOW)
+    assert claimed.leased and claimed.run is not None and claimed.run.lease_owner == "w1"
+    assert [r.request_id for r in claimed.requests] == ["q1"]
+    held = await store.claim_run("run-1", owner="w2", ttl_s=10, now=NOW + 1)
+    assert not held.leased and held.run is not None and held.run.lease_owner == "w1"
+    missing = await store.claim_run("nope", owner="w1", ttl_s=10, now=NOW)
+    assert (missing.run, missing.leased) == (None, False)
+
+
 async def test_ready_once_every_pending_request_expired(store: RunStore) -> None:
     requests = [request("q1", expires_at=500.0), request("q2", expires_at=700.0)]
     await store.save_run(run(), requests=requests)
