@@ -25,12 +25,14 @@ from afk.errors import (
     RunNotResumableError,
     UnknownRequestError,
 )
-from afk.store._paging import every_request
+from afk.store._paging import MAX_LIMIT, every_request
 from afk.store._seal import record_ok, tamper_log, tampered
 from afk.store.store import (
     TERMINAL_RUN_STATES,
+    ClaimedRun,
     LogEntry,
     RequestRecord,
+    RunRecord,
     RunStore,
     VoteRecord,
     VoteRule,
@@ -227,11 +229,18 @@ async def get_run(store: RunStore, run_id: str) -> RunInfo:
 
 
 async def claim(
-    store: RunStore, run_id: str, agent: Agent, owner: str, lease_ttl_s: float
+    store: RunStore,
+    run_id: str,
+    agent: Agent,
+    owner: str,
+    lease_ttl_s: float,
+    leased: RunRecord | None = None,
 ) -> tuple[RunSnapshot, list[RequestRecord]] | RunResult:
     """The run's snapshot and its request rows (read under the lease, for the run's
     Durable to take decisions from), with its lease taken by ``owner``; or a ``paused``
-    result when it still waits for a decision."""
+    result when it still waits for a decision. ``leased``: the run's row as
+    ``claim_ready`` returned it, its lease taken by ``owner`` in that same statement (a
+    worker's claim): only the requests are read."""
     from afk.core._snapshot import load_snapshot
     from afk.core.result import RunResult
 
@@ -239,7 +248,10 @@ async def claim(
     # Lease first, then read (one transaction): read first, and a worker finishing in
     # between would release the lease and leave us resuming a stale snapshot of a run that
     # already ended.
-    claimed = await store.claim_run(run_id, owner=owner, ttl_s=lease_ttl_s, now=now)
+    if leased is not None and leased.run_id == run_id and leased.lease_owner == owner:
+        claimed = await _claimed(store, leased)
+    else:
+        claimed = await store.claim_run(run_id, owner=owner, ttl_s=lease_ttl_s, now=now)
     record = claimed.run
     if record is None:
         if claimed.leased:  # a lease on no row cannot be, but hand nothing back held
@@ -281,6 +293,13 @@ async def claim(
     except Exception:
         await store.release_lease(run_id, owner=owner)
         raise
+
+
+async def _claimed(store: RunStore, leased: RunRecord) -> ClaimedRun:
+    """What ``claim_run`` would return for a run whose lease ``claim_ready`` already took:
+    its first page of requests, read now, under that lease."""
+    page = await store.list_requests(run_id=leased.run_id, status=None, limit=MAX_LIMIT)
+    return ClaimedRun(run=leased, leased=True, requests=page, next_cursor=page.next_cursor)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

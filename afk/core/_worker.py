@@ -165,7 +165,7 @@ class Worker:
             )
             if record is None:
                 break
-            self._start(record.run_id, self.agents[record.agent_name])
+            self._start(record, self.agents[record.agent_name])
             started += 1
         return started
 
@@ -177,15 +177,18 @@ class Worker:
         self._delivery = asyncio.get_running_loop().create_task(self.runner.deliver_notifications())
         self._delivery.add_done_callback(_log_failure)
 
-    def _start(self, run_id: str, agent: Agent) -> None:
-        task = asyncio.get_running_loop().create_task(self._resume(run_id, agent))
+    def _start(self, record: RunRecord, agent: Agent) -> None:
+        task = asyncio.get_running_loop().create_task(self._resume(record, agent))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _resume(self, run_id: str, agent: Agent) -> None:
+    async def _resume(self, record: RunRecord, agent: Agent) -> None:
+        run_id = record.run_id
         self._told.pop(run_id, None)
         try:
-            result = await self.runner.resume(run_id, agent)
+            # The row claim_ready returned was read under the lease it took: the claim
+            # reads only the run's requests (one lease write and one run read less).
+            result = await self.runner._resume(run_id, agent, leased=record)
         except (RunLockedError, RunNotResumableError) as exc:
             _log.info("run %s not resumed: %s", run_id, exc, extra={"run_id": run_id})
             return
@@ -228,7 +231,7 @@ class Worker:
                     extra={"run_id": record.run_id},
                 )
                 await self._report(TookOver(run_id=record.run_id, dead_owner=owner))
-                self._start(record.run_id, agent)
+                self._start(record, agent)  # read before the take-over: claimed again
 
     async def _survey(self, now: float) -> None:
         """Say, once per run and cause, why a ready run is not being resumed here."""

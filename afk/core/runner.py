@@ -41,7 +41,7 @@ from afk.llms.registry import resolve_model
 from afk.llms.settings import ModelSettings
 from afk.observability import span_factory
 from afk.store._paging import Page
-from afk.store.store import GrantRecord, RunStore
+from afk.store.store import GrantRecord, RunRecord, RunStore
 
 if TYPE_CHECKING:
     from afk.approvals.notify import DeliveryReport, Notifiers
@@ -423,10 +423,24 @@ class Runner:
         over the stored context and never checkpointed; a key the stored context holds with
         another value is refused. ``model_settings``: as for :meth:`run` (a checkpoint does not
         keep the first stretch's)."""
+        return await self._resume(run_id, agent, context, model_settings)
+
+    async def _resume(
+        self,
+        run_id: str,
+        agent: Agent,
+        context: dict[str, Any] | None = None,
+        model_settings: ModelSettings | None = None,
+        leased: RunRecord | None = None,
+    ) -> RunResult:
+        """:meth:`resume`; ``leased``: the run's row as a worker's ``claim_ready`` took it
+        (its lease this runner's), so the claim reads only its requests."""
         if context is not None and not isinstance(context, dict):
             raise ConfigurationError("resume() context must be a dict or None")
         store = await self._ready_store("resume")
-        claimed = await _durable_api.claim(store, run_id, agent, self.owner, self.lease_ttl_s)
+        claimed = await _durable_api.claim(
+            store, run_id, agent, self.owner, self.lease_ttl_s, leased=leased
+        )
         if isinstance(claimed, RunResult):
             return claimed
         snapshot, records = claimed
