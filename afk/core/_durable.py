@@ -96,6 +96,7 @@ class Durable:
         self.lease_ttl_s = lease_ttl_s
         self.flushed_seq = emitter.seq
         self._lease_task: asyncio.Task[None] | None = None
+        self._released = False  # by finish(): release() has nothing left to do
         self._pending_log: list[LogEntry] = []
         # Decided request rows this run already read (a decision never changes: the first
         # stands), so taking the decision and checking it before execution read each once.
@@ -138,6 +139,23 @@ class Durable:
     ) -> None:
         """Persist ``snapshot``, the run's new requests and unflushed events in one
         transaction."""
+        await self._save(status, snapshot, new_requests, release=False)
+
+    async def finish(self, status: RunStatus, snapshot: RunSnapshot) -> None:
+        """The run's last checkpoint (it ended: ``status``), which hands its lease back in
+        the same transaction; renewing stops first, so no renewal can take it again."""
+        self._stop_renewing()
+        await self._save(status, snapshot, (), release=True)
+        self._released = True
+
+    async def _save(
+        self,
+        status: RunStatus,
+        snapshot: RunSnapshot,
+        new_requests: Sequence[Request],
+        *,
+        release: bool,
+    ) -> None:
         from afk.core.events import stored_payload  # lazy: the CLI's decision path never saves
 
         facts = self.facts
@@ -162,7 +180,13 @@ class Durable:
         ]
         log = self._take_log(*(opened_log(r, now, self.keys) for r in new_requests))
         requests = [request_record(r, self.keys) for r in new_requests]
-        await self.store.save_run(record, requests=requests, events=events, log=log)
+        await self.store.save_run(
+            record,
+            requests=requests,
+            events=events,
+            log=log,
+            release=self.owner if release else None,
+        )
         if events:
             self.flushed_seq = events[-1].seq
         timers = _timers(new_requests)
@@ -383,11 +407,15 @@ class Durable:
                 self.facts.run_id, owner=self.owner, ttl_s=self.lease_ttl_s, now=time.time()
             )
 
-    async def release(self) -> None:
+    def _stop_renewing(self) -> None:
         if self._lease_task is not None:
             self._lease_task.cancel()
             self._lease_task = None
-        await self.store.release_lease(self.facts.run_id, owner=self.owner)
+
+    async def release(self) -> None:
+        self._stop_renewing()
+        if not self._released:  # finish() handed it back already
+            await self.store.release_lease(self.facts.run_id, owner=self.owner)
 
 
 def _untrusted_outcome(key: str) -> str:
@@ -431,6 +459,10 @@ class NestedDurable(Durable):
         new_requests: Sequence[Request] = (),
     ) -> None:
         """Keep ``snapshot`` for the parent (the parent's checkpoint writes it)."""
+        self.last = snapshot
+
+    async def finish(self, status: RunStatus, snapshot: RunSnapshot) -> None:
+        """The child's last checkpoint: kept for the parent, like the others."""
         self.last = snapshot
 
     def take_log(self) -> list[LogEntry]:

@@ -351,7 +351,7 @@ class Run:
             return
         try:
             if state != "paused":
-                await self.durable.checkpoint(state, self.snapshot(None))
+                await self.durable.finish(state, self.snapshot(None))  # the lease with it
             await self.durable.release()
         except Exception as exc:
             self.emitter.warnings.append(

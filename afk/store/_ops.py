@@ -85,8 +85,9 @@ class StoreOps:
         requests: Sequence[RequestRecord] = (),
         events: Sequence[EventRow] = (),
         log: Sequence[LogEntry] = (),
+        release: str | None = None,
     ) -> None:
-        proc = q.save_run(self.keys, run, requests, events, log, time.time())
+        proc = q.save_run(self.keys, run, requests, events, log, time.time(), release=release)
         await self._run(proc, tx=True)
 
     async def load_run(self: _Store, run_id: str) -> RunRecord | None:

@@ -104,6 +104,8 @@ def save_run(
     events: Sequence[EventRow],
     log: Sequence[LogEntry],
     now: float,
+    *,
+    release: str | None = None,
 ) -> Proc[None]:
     created = yield Q(c.SELECT_RUN_CREATED, (run.run_id,), fetch="one", lock=FOR_UPDATE)
     if requests:
@@ -113,6 +115,8 @@ def save_run(
         horizon = yield Q(r.PENDING_HORIZON, (run.run_id,), fetch="one")
     row = r.upsert_params(c.run_params(keys, run, created), run.status, horizon, run.updated_at)
     yield Q(c.UPSERT_RUN_WAKE, row)
+    if release is not None:  # nothing read back: no round trip of its own on Postgres
+        yield Q(c.RELEASE_LEASE, (run.run_id, release))
     if row[-1] is not None and row[-1] <= now:  # ready now: wake the workers
         yield Notify("run:" + run.run_id)
     yield from append_events(events)

@@ -257,11 +257,13 @@ class RunStore(Protocol):
         requests: Sequence[RequestRecord] = (),
         events: Sequence[EventRow] = (),
         log: Sequence[LogEntry] = (),
+        release: str | None = None,
     ) -> None:
         """Upsert the run; insert new requests (existing ids are left untouched); append
         events and log entries. One transaction. Events are appended in increasing seq
         after the run's last stored one: one that is not (a duplicate seq) is a StoreError
-        and nothing is saved."""
+        and nothing is saved. ``release``: an owner whose lease on the run the same
+        transaction hands back, as ``release_lease`` would (a run's last save)."""
 
     async def load_run(self, run_id: str) -> RunRecord | None:
         """The run ``run_id``, or None when the store holds no such run."""

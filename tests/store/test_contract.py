@@ -255,6 +255,21 @@ async def test_claim_run_takes_the_lease_then_reads_the_run_and_its_requests(
     assert late.leased and late.run is not None and late.run.lease_owner == "w2"
 
 
+async def test_a_save_can_hand_back_its_holders_lease_in_the_same_transaction(
+    store: RunStore,
+) -> None:
+    await store.save_run(run(), requests=[request("q1")])
+    assert await store.acquire_lease("run-1", owner="w1", ttl_s=10, now=100.0)
+    await store.save_run(run(status="completed", updated_at=101.0), release="w2")  # not its
+    kept = await store.load_run("run-1")
+    assert kept is not None and (kept.status, kept.lease_owner) == ("completed", "w1")
+    await store.save_run(run(status="completed", updated_at=102.0), release="w1")
+    freed = await store.load_run("run-1")
+    assert freed is not None and (freed.lease_owner, freed.lease_expires_at) == (None, None)
+    assert freed.updated_at == 102.0
+    assert await store.held_leases(now=100.0) == []
+
+
 # -- readiness -----------------------------------------------------------------------------
 async def test_ready_runs(store: RunStore) -> None:
     now = 1000.0
