@@ -101,6 +101,10 @@ class Durable:
         # Decided request rows this run already read (a decision never changes: the first
         # stands), so taking the decision and checking it before execution read each once.
         self._decided: dict[str, RequestRecord] = {}
+        # Decided rows that verified, read back as typed values: the decision is taken from
+        # a row and checked again before execution, and the row (the same object, its bytes
+        # unchanged) need not be checked and parsed twice.
+        self._trusted: dict[str, tuple[RequestRecord, Request, Decision]] = {}
 
     def remember(self, records: Iterable[RequestRecord]) -> None:
         """Request rows read under this run's lease (when it was claimed)."""
@@ -204,7 +208,7 @@ class Durable:
         if not await self._verified(record, "take its decision"):
             return denial(request, refused_record(request.request_id)), "error"
         if record.status != "pending":
-            return load_decision(record), _decided_by(record.decided_by)
+            return self._read(record)[1], _decided_by(record.decided_by)
         if time.time() <= record.expires_at:
             return None
         fallback = fallback_decision(self.facts.config, request, "expired")
@@ -252,13 +256,22 @@ class Durable:
             return "no stored decision for this request"
         if not await self._verified(record, "execute"):
             return refused_record(record.request_id)
-        return approved_args(
-            load_request(record), load_decision(record), record.decided_by or "human"
-        )
+        stored, decision = self._read(record)
+        return approved_args(stored, decision, record.decided_by or "human")
+
+    def _read(self, record: RequestRecord) -> tuple[Request, Decision]:
+        """A decided row that ``_verified`` passed, as its request and decision."""
+        known = self._trusted.get(record.request_id)
+        if known is not None and known[0] is record:
+            return known[1], known[2]
+        return load_request(record), load_decision(record)
 
     async def _verified(self, record: RequestRecord, refused: str) -> bool:
         """Whether the request row is what the store wrote: its MAC, and its digests over the
         arguments it holds. When not, the refusal goes to the ledger."""
+        known = self._trusted.get(record.request_id)
+        if known is not None and known[0] is record:
+            return True
         if record_ok(self.keys, record) and self._digests_ok(record):
             return True
         entry = tamper_log(record, refused)
@@ -276,7 +289,10 @@ class Durable:
         if decision is None or record.bound_digest is None:
             return True
         args = approved_args(stored, decision, record.decided_by or "human")
-        return self.keys.verify("args", args, record.bound_digest)
+        if not self.keys.verify("args", args, record.bound_digest):
+            return False
+        self._trusted[record.request_id] = (record, stored, decision)
+        return True
 
     async def execute_once(
         self,

@@ -36,6 +36,8 @@ _log = logging.getLogger("afk.worker")
 PARK_S = 60.0
 # How often a worker looks for dead lease holders and explains the runs it leaves alone.
 SURVEY_S = 1.0
+# Due reminders and escalations are looked for at most this often (and every poll_s).
+TIMERS_S = 0.5
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -132,6 +134,7 @@ class Worker:
         self.tasks: set[asyncio.Task[None]] = set()
         self._told: dict[str, str] = {}  # run id -> what we last said about it
         self._last_survey = 0.0
+        self._last_timers = 0.0
         self._held: dict[str, str] = {}  # run id -> holder, as of the last survey
         self._delivery: asyncio.Task[Any] | None = None  # the notifiers' pass, if one runs
 
@@ -147,8 +150,13 @@ class Worker:
     async def pass_once(self, *, survey: bool = True) -> int:
         """One pass; the number of runs it started. ``survey``: also take over dead
         holders' runs and explain the ready runs left alone (at most every SURVEY_S)."""
-        for reminder in await self.runner.fire_due_timers():
-            await self._report(TimerSent(reminder=reminder))
+        now = time.time()
+        # A busy worker passes once per run it finishes: asking for due timers on every pass
+        # would be a store round trip per run. As often as an idle worker's poll is enough.
+        if now - self._last_timers >= min(self.poll_s, TIMERS_S):
+            self._last_timers = now
+            for reminder in await self.runner.fire_due_timers():
+                await self._report(TimerSent(reminder=reminder))
         self._deliver()
         now = time.time()
         if survey and now - self._last_survey >= SURVEY_S:
