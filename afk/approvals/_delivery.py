@@ -182,7 +182,7 @@ async def deliver_pending(
     if not isinstance(notifiers, Notifiers):
         raise ConfigurationError(f"deliver_pending takes Notifiers, got {type(notifiers).__name__}")
     start = after_id if after_id is not None else await store.last_log_id()
-    cache: dict[int, list[tuple[int, NotificationEvent]]] = {}
+    cache: dict[tuple[int, ...], list[tuple[int, NotificationEvent]]] = {}
     outcomes = await asyncio.gather(
         *(
             _pass(store, notifiers, name, start, owner, limit, max_attempts, cache)
@@ -232,7 +232,7 @@ async def _pass(
     owner: str,
     limit: int,
     max_attempts: int,
-    cache: dict[int, list[tuple[int, NotificationEvent]]],
+    cache: dict[tuple[int, ...], list[tuple[int, NotificationEvent]]],
 ) -> _Outcome | None:
     """One channel's pass: its place taken under its lease, moved past what it delivered."""
     cursor = await lk.run(store, lk.take_cursor(name, owner, start, time.time(), LEASE_TTL_S))
@@ -242,9 +242,13 @@ async def _pass(
     gave_up: list[int] = []
     try:
         entries = await store.list_log(after_id=position, limit=limit)
-        if position not in cache:  # channels at one place share one conversion
-            cache[position] = await events_from_log(store, entries)
-        events = dict(cache[position])
+        # Channels that read the same entries share one conversion. Not by place alone: the
+        # passes run at once, and one that read the ledger after another (an entry more)
+        # would take the shorter reading for its own and move past what it never saw.
+        seen = (position, *(e.id for e in entries))
+        if seen not in cache:
+            cache[seen] = await events_from_log(store, entries)
+        events = dict(cache[seen])
         for entry in entries:
             event = events.get(entry.id)
             if event is not None:

@@ -5,6 +5,7 @@ delivery id is stable per (event, channel)."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from channels_support import Recorder, agent, executed, paused, runner
@@ -168,3 +169,35 @@ def test_notifiers_refuse_what_cannot_work() -> None:
         Notifiers({"Bad Name": Recorder()})
     with pytest.raises(ConfigurationError, match="no async notify"):
         Notifiers({"x": object()})  # type: ignore[dict-item]
+
+
+async def test_channels_at_one_place_that_read_the_ledger_at_different_times_lose_nothing(
+    store_url: str, store: RunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The channels' passes run at once: the first to read the ledger reads it before a
+    # request opens, the second after. The second must not take the first's (empty) reading
+    # of that place for its own and move past the request it never delivered.
+    first, second = Recorder("first"), Recorder("second")
+    notifiers = Notifiers([first, second])
+    await deliver_pending(store, notifiers)  # both start at the head
+    read = store.list_log
+    opened = asyncio.Event()
+    calls = 0
+
+    async def list_log(**kw: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            entries = await read(**kw)
+            async with runner(store_url) as run:
+                await paused(run)
+            opened.set()
+            return entries
+        await opened.wait()
+        return await read(**kw)
+
+    monkeypatch.setattr(store, "list_log", list_log)
+    await deliver_pending(store, notifiers)
+    monkeypatch.undo()
+    await deliver_pending(store, notifiers)  # the first channel's turn to see it
+    assert first.kinds == ["request_opened"] and second.kinds == ["request_opened"]
