@@ -222,7 +222,7 @@ class StoreOps:
         # its WHERE clause after waiting on a concurrent writer's row lock, SQLite holds the
         # write lock for it: two racers cannot both win.
         args = (owner, now + ttl_s, run_id, owner, now)
-        taken = await self._run(q.changes(c.ACQUIRE_LEASE, args), tx=False, durable=False)
+        taken = await self._run(q.last_changes(c.ACQUIRE_LEASE, args), tx=False, durable=False)
         return taken == 1
 
     async def claim_run(
@@ -234,6 +234,8 @@ class StoreOps:
         # The rows are read as the lease holder's, after the lease (what acquire_lease then
         # load_run did), in one call to the backend.
         leased, row, rows = await self._run(proc, tx=False, durable=False)
+        if row is None:  # held by another, or no such run: the caller says which
+            row = await self._run(q.one(c.SELECT_RUN, (run_id,)), tx=False)
         run = c.run_from_row(row) if row else None
         if not leased:
             return ClaimedRun(run=run, leased=False)
@@ -243,7 +245,7 @@ class StoreOps:
         return ClaimedRun(run=run, leased=True, requests=found, next_cursor=found.next_cursor)
 
     async def release_lease(self: _Store, run_id: str, *, owner: str) -> None:
-        await self._run(q.changes(c.RELEASE_LEASE, (run_id, owner)), tx=False, durable=False)
+        await self._run(q.last_changes(c.RELEASE_LEASE, (run_id, owner)), tx=False, durable=False)
 
     async def ready_runs(self: _Store, *, now: float, limit: int = 100) -> list[RunRecord]:
         self._take_mark()
@@ -263,7 +265,7 @@ class StoreOps:
         self: _Store, run_id: str, *, from_owner: str, owner: str, ttl_s: float, now: float
     ) -> bool:
         args = (owner, now + r.check_ttl(ttl_s), run_id, from_owner)
-        return await self._run(q.changes(r.TAKE_OVER, args), tx=False, durable=False) == 1
+        return await self._run(q.last_changes(r.TAKE_OVER, args), tx=False, durable=False) == 1
 
     # -- approver votes --------------------------------------------------------------------
     async def add_vote(

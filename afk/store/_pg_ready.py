@@ -52,7 +52,7 @@ class PostgresReady:
             return None
         # A lease write: its commit need not wait for the disk (PostgresStore._run).
         sql, args = (_CLAIM_ANY, ()) if names is None else (_CLAIM_AGENTS, (names,))
-        row = await self._run(q.one(sql, (owner, expiry, now, now, now, *args)), tx=False,
+        row = await self._run(q.last_one(sql, (owner, expiry, now, now, now, *args)), tx=False,
                               durable=False)  # fmt: skip
         return c.run_from_row(row) if row else None
 

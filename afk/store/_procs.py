@@ -66,7 +66,16 @@ class Notify:
     payload: str
 
 
-Op = Q | LockLog | Notify
+@dataclass(frozen=True, slots=True)
+class Last:
+    """The transaction's last statements, sent together, their results sent back as one
+    list; the procedure returns next. Postgres commits in the same round trip instead of
+    waiting for each result, then for the commit."""
+
+    queries: tuple[Q, ...]
+
+
+Op = Q | LockLog | Notify | Last
 Proc = Generator[Op, Any, T]
 
 
@@ -83,6 +92,18 @@ def every(sql: str, args: Sequence[Any] = ()) -> Proc[list[tuple[Any, ...]]]:
 def changes(sql: str, args: Sequence[Any] = ()) -> Proc[int]:
     count: int = yield Q(sql, args, fetch="count")
     return count
+
+
+def last_changes(sql: str, args: Sequence[Any] = ()) -> Proc[int]:
+    """``changes``, as a transaction's only statement (see Last)."""
+    counts: list[int] = yield Last((Q(sql, args, fetch="count"),))
+    return counts[0]
+
+
+def last_one(sql: str, args: Sequence[Any] = ()) -> Proc[tuple[Any, ...] | None]:
+    """``one``, as a transaction's only statement (see Last)."""
+    rows: list[tuple[Any, ...] | None] = yield Last((Q(sql, args, fetch="one"),))
+    return rows[0]
 
 
 def insert_log(keys: Keyring, log: Sequence[LogEntry]) -> Proc[None]:
@@ -229,18 +250,22 @@ def claim_run(
 ) -> Proc[tuple[bool, tuple[Any, ...] | None, list[tuple[Any, ...]]]]:
     """The run's lease (``lease``: owner, expires_at, now), then the run row and its first
     page of requests (``requests``: the page's SQL and arguments). ``returning``: the
-    database has UPDATE ... RETURNING, so the lease hands back the row it leased."""
+    database has UPDATE ... RETURNING, so the lease hands back the row it leased, and the
+    requests are read in the same round trip (a run not leased reads back no row: the
+    caller reads it when it needs to say why)."""
     owner, expires_at, now = lease
     args = (owner, expires_at, run_id, owner, now)
     if returning:
-        run = yield Q(c.ACQUIRE_LEASE_RETURNING, args, fetch="one")
-        taken = 1 if run is not None else 0
-        if run is None:  # held by another, or no such run: which, the caller says
-            run = yield Q(c.SELECT_RUN, (run_id,), fetch="one")
-    else:
-        taken = yield Q(c.ACQUIRE_LEASE, args, fetch="count")
-        run = yield Q(c.SELECT_RUN, (run_id,), fetch="one")
-    if taken != 1 or run is None:
-        return False, run, []
-    rows = yield Q(requests[0], requests[1], fetch="all")
-    return True, run, rows
+        run, rows = yield Last(
+            (
+                Q(c.ACQUIRE_LEASE_RETURNING, args, fetch="one"),
+                Q(requests[0], requests[1], fetch="all"),
+            )
+        )
+        return run is not None, run, rows if run is not None else []
+    taken = yield Q(c.ACQUIRE_LEASE, args, fetch="count")
+    found = yield Q(c.SELECT_RUN, (run_id,), fetch="one")
+    if taken != 1 or found is None:
+        return False, found, []
+    page = yield Q(requests[0], requests[1], fetch="all")
+    return True, found, page

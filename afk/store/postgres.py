@@ -36,7 +36,7 @@ from afk.store._docs import documented_as
 from afk.store._ops import StoreOps
 from afk.store._pg_listener import Listener
 from afk.store._pg_ready import PostgresReady
-from afk.store._procs import LockLog, Notify, Proc, Q
+from afk.store._procs import Last, LockLog, Notify, Proc, Q
 from afk.store.store import RunStore
 
 if TYPE_CHECKING:
@@ -238,21 +238,34 @@ class PostgresStore(PostgresReady, StoreOps):
         which writes the WAL before it, lease included. About 0.3 ms off every claim."""
         if tx or not durable:
             async with self._connection() as conn:
-                return await _in_transaction(conn, lambda cur, pipe: self._drive(cur, proc, pipe),
-                                             durable=durable)  # fmt: skip
+                return await _in_transaction(
+                    conn, lambda cur, pipe: self._drive_ended(cur, proc, pipe), durable=durable
+                )
         async with self._cursor(tx=False) as cur:
             return await self._drive(cur, proc, None)
 
     async def _drive(self, cur: Cursor, proc: Proc[T], pipe: Pipeline | None) -> T:
+        return (await self._drive_ended(cur, proc, pipe))[0]
+
+    async def _drive_ended(
+        self, cur: Cursor, proc: Proc[T], pipe: Pipeline | None
+    ) -> tuple[T, bool]:
+        """``proc``'s result, and whether its Last step committed the transaction."""
+        committed = False
         try:
             op = next(proc)
             while True:
+                committed = pipe is not None and isinstance(op, Last)
                 op = proc.send(await self._step(cur, op, pipe))
         except StopIteration as stop:
             value: T = stop.value
-        return value
+        return value, committed
 
-    async def _step(self, cur: Cursor, op: Q | LockLog | Notify, pipe: Pipeline | None) -> Any:
+    async def _step(
+        self, cur: Cursor, op: Q | LockLog | Notify | Last, pipe: Pipeline | None
+    ) -> Any:
+        if isinstance(op, Last):
+            return await self._last(cur, op, pipe)
         if isinstance(op, LockLog):
             # Held until commit: log writers take turns, so ids (head id + 1, ...) follow
             # commit order and a reader tailing with after_id never skips one; the head
@@ -277,6 +290,22 @@ class PostgresStore(PostgresReady, StoreOps):
                 await pipe.sync()  # the row count is known once the result is in
             return cur.rowcount
         return None
+
+    async def _last(self, cur: Cursor, op: Last, pipe: Pipeline | None) -> list[Any]:
+        """Each statement on a cursor of its own, then (in a transaction) COMMIT, then one
+        wait for all their results: one round trip (see Last)."""
+        if pipe is None:
+            return [await self._step(cur, q, None) for q in op.queries]
+        async with contextlib.AsyncExitStack() as stack:
+            cursors = [await stack.enter_async_context(cur.connection.cursor()) for _ in op.queries]
+            for each, q in zip(cursors, op.queries, strict=True):
+                sql = self._sql(q.sql + q.lock)
+                await (each.executemany(sql, q.args) if q.many else each.execute(sql, q.args))
+            await cur.execute("COMMIT")
+            await pipe.sync()
+            return [
+                await _result(each, q.fetch) for each, q in zip(cursors, op.queries, strict=True)
+            ]
 
     async def _byte_ordered(self) -> bool:
         if self._collation_ok is None:  # the database's collation does not change
@@ -401,12 +430,13 @@ class PostgresStore(PostgresReady, StoreOps):
 
 async def _in_transaction(
     conn: Conn,
-    body: Callable[[Cursor, Pipeline], Awaitable[T]],
+    body: Callable[[Cursor, Pipeline], Awaitable[tuple[T, bool]]],
     *,
     durable: bool,
 ) -> T:
     """``body`` inside BEGIN ... COMMIT on a pipelined ``conn`` (see ``_run``); rolled back
-    when it raises (a refusal from a procedure, a failed statement)."""
+    when it raises (a refusal from a procedure, a failed statement). ``body`` returns its
+    value and whether it sent the COMMIT itself (a Last step)."""
     import psycopg
 
     try:
@@ -414,14 +444,24 @@ async def _in_transaction(
             await cur.execute("BEGIN")
             if not durable:
                 await cur.execute("SET LOCAL synchronous_commit TO off")
-            value = await body(cur, pipe)
-            await cur.execute("COMMIT")
+            value, committed = await body(cur, pipe)
+            if not committed:
+                await cur.execute("COMMIT")
     except BaseException:
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             with contextlib.suppress(psycopg.Error):
                 await conn.rollback()  # a broken connection: the pool discards it
         raise
     return value
+
+
+async def _result(cur: Cursor, fetch: str) -> Any:
+    """What a statement's ``fetch`` asks for, once its result is in."""
+    if fetch == "one":
+        return await cur.fetchone()
+    if fetch == "all":
+        return await cur.fetchall()
+    return cur.rowcount if fetch == "count" else None
 
 
 async def _configure(conn: Conn) -> None:
