@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Sequence
 from typing import Any, TypedDict
 
 from afk.approvals.requests import ApprovalDecision, ApprovalRequest, Decision, Request
@@ -120,7 +121,8 @@ class Grants:
         an unknown id."""
         now = time.time()
         if self.store is not None:
-            found = [g for g in await self.store.list_grants() if g.grant_id == grant_id]
+            stored = await self.store.get_grant(grant_id)
+            found = [stored] if stored is not None else []
             run_id = found[0].source_request_id or "" if found else ""
             log = [
                 to_log(GrantRevoked(run_id=run_id, actor=by, at=time.time(), **_named(g)))
@@ -143,8 +145,7 @@ class Grants:
         if not self.store and not self._memory:
             return None
         now = time.time()
-        active = await self.list(active_at=now)
-        for grant in sorted(active, key=lambda g: g.effect != "deny"):
+        for grant in sorted(await self._candidates(tool_name, values, now), key=_allow_last):
             # Checked before anything reads it: inserted, edited or un-revoked in the
             # database, a grant covers nothing (and every call it is offered to logs it).
             if self.store is not None and not record_ok(self.store.keys, grant):
@@ -163,6 +164,20 @@ class Grants:
                 self._memory[grant.grant_id] = dataclasses.replace(grant, uses=grant.uses + 1)
             return grant
         return None
+
+    async def _candidates(
+        self, tool_name: str, values: dict[str, Any], now: float
+    ) -> Sequence[GrantRecord]:
+        """The active grants that may cover a call of ``tool_name`` with scope ``values``
+        (oldest first): in the store, found by index, not by reading every grant."""
+        if self.store is None:
+            return [g for g in await self.list(active_at=now) if g.tool_name == tool_name]
+        scoped = [v for v in values.values() if isinstance(v, str)]
+        return await self.store.active_grants(tool_name, scope_values=scoped, now=now)
+
+
+def _allow_last(grant: GrantRecord) -> bool:
+    return grant.effect != "deny"
 
 
 __all__ = [

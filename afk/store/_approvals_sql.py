@@ -53,6 +53,10 @@ DDL = (
         request_id TEXT NOT NULL, kind TEXT NOT NULL, due_at {real} NOT NULL,
         fired_at {real}, PRIMARY KEY (request_id, kind))""",
     "CREATE INDEX IF NOT EXISTS timers_due ON {t}timers (fired_at, due_at)",
+    # The grants that may cover a call: its tool's, for one of its scopes' values, not
+    # revoked (a gated call asks for them; a revoked grant leaves the index).
+    "CREATE INDEX IF NOT EXISTS grants_active ON {t}grants (tool_name, scope_value) "
+    "WHERE revoked_at IS NULL",
 )
 
 _V = ", ".join(VOTE_COLS)
@@ -70,6 +74,18 @@ LIST_ACTIVE_GRANTS = (
     "ORDER BY created_at, grant_id"
 )
 SELECT_GRANT = f"SELECT {_G} FROM {{t}}grants WHERE grant_id = ?"
+
+
+def active_grants_sql(values: int) -> str:
+    """The active grants of one tool whose scope value is one of ``values`` (that many
+    parameters after the tool name; then the time), by the grants_active index."""
+    marks = ", ".join("?" * values)
+    return (
+        f"SELECT {_G} FROM {{t}}grants WHERE tool_name = ? AND scope_value IN ({marks}) "
+        "AND revoked_at IS NULL AND until > ?"
+    )
+
+
 REVOKE_GRANT = (
     "UPDATE {t}grants SET revoked_at = ?, revoked_by = ?, mac = ? "
     "WHERE grant_id = ? AND revoked_at IS NULL"

@@ -295,6 +295,21 @@ class StoreOps:
         )
         return [a.grant_from_row(row) for row in await self._run(read, tx=False)]
 
+    async def get_grant(self: _Store, grant_id: str) -> GrantRecord | None:
+        row = await self._run(q.one(a.SELECT_GRANT, (grant_id,)), tx=False)
+        return a.grant_from_row(row) if row else None
+
+    async def active_grants(
+        self: _Store, tool_name: str, *, scope_values: Sequence[str], now: float
+    ) -> list[GrantRecord]:
+        values = sorted(set(scope_values))
+        if not values:
+            return []
+        sql = a.active_grants_sql(len(values))
+        rows = await self._run(q.every(sql, (tool_name, *values, now)), tx=False)
+        found = [a.grant_from_row(row) for row in rows]
+        return sorted(found, key=lambda g: (g.created_at, g.grant_id))  # a few: no SQL sort
+
     async def revoke_grant(
         self: _Store, grant_id: str, *, by: str | None, now: float, log: Sequence[LogEntry] = ()
     ) -> GrantRecord:

@@ -457,6 +457,16 @@ class RunStore(Protocol):
     async def list_grants(self, *, active_at: float | None = None) -> list[GrantRecord]:
         """All grants, or those not revoked and not past ``until`` at ``active_at``."""
 
+    async def get_grant(self, grant_id: str) -> GrantRecord | None:
+        """The grant ``grant_id``, or None."""
+
+    async def active_grants(
+        self, tool_name: str, *, scope_values: Sequence[str], now: float
+    ) -> list[GrantRecord]:
+        """The grants of ``tool_name`` whose scope value is one of ``scope_values``, not
+        revoked and not past ``until`` at ``now``, oldest first: those that may cover a call
+        (found by index, whatever else the store holds)."""
+
     async def revoke_grant(
         self, grant_id: str, *, by: str | None, now: float, log: Sequence[LogEntry] = ()
     ) -> GrantRecord:

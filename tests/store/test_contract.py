@@ -22,7 +22,7 @@ from store_support import (
 
 from afk.errors import AlreadyDecidedError, RequestExpiredError, UnknownRequestError
 from afk.store import StoreError
-from afk.store.store import RequestRecord, RunStore
+from afk.store.store import GrantRecord, RequestRecord, RunStore
 
 
 async def decide(store: RunStore, request_id: str, **overrides: Any) -> RequestRecord:
@@ -268,6 +268,34 @@ async def test_a_save_can_hand_back_its_holders_lease_in_the_same_transaction(
     assert freed is not None and (freed.lease_owner, freed.lease_expires_at) == (None, None)
     assert freed.updated_at == 102.0
     assert await store.held_leases(now=100.0) == []
+
+
+async def test_the_grants_that_may_cover_a_call_are_found_by_tool_and_scope_value(
+    store: RunStore,
+) -> None:
+    def grant(grant_id: str, tool: str, value: str, **kw: Any) -> GrantRecord:
+        fields: dict[str, Any] = {
+            "grant_id": grant_id, "tool_name": tool, "scope": "agent", "scope_value": value,
+            "when": "{}", "until": 500.0, "created_by": "alice", "created_at": 100.0,
+        }  # fmt: skip
+        return GrantRecord(**(fields | kw))
+
+    for g in [
+        grant("g-later", "drop_table", "dba", created_at=120.0),
+        grant("g-first", "drop_table", "t-1", scope="thread"),
+        grant("g-other-tool", "send_email", "dba"),
+        grant("g-other-agent", "drop_table", "ops"),
+        grant("g-expired", "drop_table", "dba", until=150.0),
+        grant("g-revoked", "drop_table", "dba"),
+    ]:
+        await store.add_grant(g)
+    await store.revoke_grant("g-revoked", by="bob", now=110.0)
+    found = await store.active_grants("drop_table", scope_values=["dba", "t-1"], now=200.0)
+    assert [g.grant_id for g in found] == ["g-first", "g-later"]  # oldest first
+    assert await store.active_grants("drop_table", scope_values=[], now=200.0) == []
+    one = await store.get_grant("g-other-tool")
+    assert one is not None and one.tool_name == "send_email"
+    assert await store.get_grant("nope") is None
 
 
 # -- readiness -----------------------------------------------------------------------------
