@@ -235,7 +235,8 @@ class PostgresStore(PostgresReady, StoreOps):
         transaction only), as SQLite's lease commits skip the fsync. A lease lost to a
         server crash loses nothing: its holder's connection is gone, and whatever the run
         does next that matters (an execution begun, a snapshot saved) is a durable commit,
-        which writes the WAL before it, lease included. About 0.3 ms off every claim."""
+        which writes the WAL before it, lease included. (A lease write alone: 0.49 to 0.45
+        ms here; the wait saved is mostly spent on the transaction's extra statements.)"""
         if tx or not durable:
             async with self._connection() as conn:
                 return await _in_transaction(
