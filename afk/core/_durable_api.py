@@ -14,7 +14,7 @@ from afk.approvals._rows import load_decision, load_request
 from afk.approvals.decide import Decided, Vote, decide, eligible
 from afk.approvals.principal import Principal
 from afk.approvals.requests import ApprovalDecision, ApprovalRequest, Decision, Request
-from afk.audit.entries import DecisionRefused, RequestDecided, VoteCast, to_log, who
+from afk.audit.entries import RequestDecided, to_log, who
 from afk.canonical import sha256_hex
 from afk.core._records import approved_args
 from afk.errors import (
@@ -40,6 +40,7 @@ from afk.store.store import (
 
 if TYPE_CHECKING:
     from afk.agents.agent import Agent
+    from afk.audit.entries import VoteCast
     from afk.core._snapshot import RunSnapshot
     from afk.core.result import RunInfo, RunResult
 
@@ -67,9 +68,7 @@ async def resolve(
         outcome = decide(request, vote, votes=await _votes(store, request), now=vote.at)
         decision = outcome.vote.decision  # its approver is now the principal's id
         digest = _digest(store, approved_args(request, decision, "human"))
-        log = _vote_log(
-            request, outcome.vote, digest, VoteCast if _quorum(request) else RequestDecided
-        )
+        log = _vote_log(request, outcome.vote, digest, _vote_kind(request))
         if _quorum(request):
             assert outcome.vote.approver is not None  # decide() refuses anonymous quorum votes
             stored, _ = await store.add_vote(
@@ -155,6 +154,15 @@ def _rule(request: Request, vote: Vote) -> VoteRule:
     return decides
 
 
+def _vote_kind(request: Request) -> type[VoteCast | RequestDecided]:
+    """A quorum's vote is a ``vote`` entry, any other a ``decided`` one."""
+    if not _quorum(request):
+        return RequestDecided
+    from afk.audit.entries import VoteCast  # built on first use (afk.audit.entries)
+
+    return VoteCast
+
+
 def _vote_log(
     request: Request, vote: Vote, digest: str, kind: type[VoteCast | RequestDecided]
 ) -> LogEntry:
@@ -180,6 +188,8 @@ async def log_refused(store: RunStore, request: Request, vote: Vote, exc: Except
 async def _refused(
     store: RunStore, run_id: str, request_id: str, vote: Vote, exc: Exception
 ) -> None:
+    from afk.audit.entries import DecisionRefused
+
     entry = DecisionRefused(
         run_id=run_id,
         request_id=request_id,

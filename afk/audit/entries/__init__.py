@@ -9,16 +9,7 @@ from typing import TYPE_CHECKING
 
 from afk._lazy import lazy_exports
 from afk.audit.entries._codec import LedgerEntryError, entry_payload, from_log, to_log
-from afk.audit.entries._kinds import (
-    _ELSEWHERE,
-    DecisionRefused,
-    LedgerEntry,
-    RequestDecided,
-    TamperDetected,
-    VoteCast,
-    Who,
-    who,
-)
+from afk.audit.entries._kinds import _ELSEWHERE, LedgerEntry, RequestDecided, Who, who
 
 if TYPE_CHECKING:
     from afk.audit.entries._codec import ENTRY_KINDS
@@ -29,6 +20,7 @@ if TYPE_CHECKING:
         ReminderSent,
         RequestEscalated,
     )
+    from afk.audit.entries._rarer_kinds import DecisionRefused, TamperDetected, VoteCast
     from afk.audit.entries._registry import ENTRY_CLASSES, Entry
     from afk.audit.entries._run_kinds import (
         ExecutionFinished,
@@ -39,7 +31,7 @@ if TYPE_CHECKING:
         ShadowRule,
     )
 
-# What a decision writes loads with the package; the other kinds, the union and the registry
+# What a plain decision writes loads with the package; the other kinds, the union and the registry
 # load on first use, from where ._kinds says they are built.
 _LAZY: dict[str, str] = {"ENTRY_KINDS": "afk.audit.entries._codec", **_ELSEWHERE}
 

@@ -10,11 +10,12 @@ it is None (a vote nobody vouched for has no ``operator``), or afk's older write
 ``execution_started`` entries had an empty payload). Reading such an entry gives the
 default; writing it back leaves the field out again, so a payload round-trips byte for byte.
 
-Only the kinds a decision writes (``decided``, ``vote``, ``refused``, ``tamper_detected``) are
-built here, when the module loads: building a slotted dataclass is most of what importing the
-ledger costs, and an approver's command waits for it. The others are built in the modules
-their writers import (:mod:`._run_kinds`: a run's own entries; :mod:`._other_kinds`: grants'
-and timers'); their names here, the ``Entry`` union and ``ENTRY_CLASSES`` load on first use.
+Only the kind a decision writes (``decided``) is built here, when the module loads: building
+a slotted dataclass is most of what importing the ledger costs (about 0.7 ms each), and an
+approver's command waits for it. The others are built in the modules their writers import
+(:mod:`._rarer_kinds`: a quorum's vote, a refused decision, a row that did not verify;
+:mod:`._run_kinds`: a run's own entries; :mod:`._other_kinds`: grants' and timers'); their
+names here, the ``Entry`` union and ``ENTRY_CLASSES`` load on first use.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
         ReminderSent,
         RequestEscalated,
     )
+    from afk.audit.entries._rarer_kinds import DecisionRefused, TamperDetected, VoteCast
     from afk.audit.entries._registry import ENTRY_CLASSES, Entry
     from afk.audit.entries._run_kinds import (
         ExecutionFinished,
@@ -115,42 +117,15 @@ class RequestDecided(_DecisionEntry):
     kind: Literal["decided"] = "decided"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class VoteCast(_DecisionEntry):
-    """One approver's vote on a request that needs a quorum."""
-
-    kind: Literal["vote"] = "vote"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DecisionRefused(_VoterEntry):
-    """A decision afk refused to record: ``why`` is the error's class, ``detail`` its text."""
-
-    kind: Literal["refused"] = "refused"
-    decision: DecisionKind = field(metadata={KEY: "kind"})
-    why: str
-    detail: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TamperDetected(LedgerEntry):
-    """A stored row did not verify under the store's key, so afk refused to use it.
-
-    ``row_id`` is the payload's ``id`` (the row's primary key). The first writers recorded
-    only ``expected``, the digest a decision had bound."""
-
-    kind: Literal["tamper_detected"] = "tamper_detected"
-    table: str | None = _optional()
-    row_id: str | None = _optional(key="id")
-    refused: str | None = _optional()  # what afk refused to do with the row
-    expected: str | None = _optional()
-
-
 # The kinds other writers use, the union of every kind and the registry: loaded on first use,
 # from the modules that build them.
 _RUN = "afk.audit.entries._run_kinds"
 _OTHER = "afk.audit.entries._other_kinds"
+_RARER = "afk.audit.entries._rarer_kinds"
 _ELSEWHERE: dict[str, str] = {
+    "VoteCast": _RARER,
+    "DecisionRefused": _RARER,
+    "TamperDetected": _RARER,
     "RequestOpened": _RUN,
     "RequestExpired": _RUN,
     "ExecutionStarted": _RUN,

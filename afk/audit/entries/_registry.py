@@ -4,7 +4,7 @@ ledger (and the type checker) do."""
 
 from __future__ import annotations
 
-from afk.audit.entries._kinds import DecisionRefused, RequestDecided, TamperDetected, VoteCast
+from afk.audit.entries._kinds import RequestDecided
 from afk.audit.entries._other_kinds import (
     GrantCreated,
     GrantRevoked,
@@ -12,6 +12,7 @@ from afk.audit.entries._other_kinds import (
     ReminderSent,
     RequestEscalated,
 )
+from afk.audit.entries._rarer_kinds import DecisionRefused, TamperDetected, VoteCast
 from afk.audit.entries._run_kinds import (
     ExecutionFinished,
     ExecutionStarted,
