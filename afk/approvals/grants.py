@@ -8,7 +8,7 @@ import dataclasses
 import json
 import time
 from collections.abc import Sequence
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from afk.approvals.requests import ApprovalDecision, ApprovalRequest, Decision, Request
 from afk.audit.entries import GrantCreated, GrantRevoked, GrantUsed, to_log
@@ -16,6 +16,9 @@ from afk.canonical import canonical_json
 from afk.errors import GrantNotFoundError
 from afk.store._seal import record_ok, tamper_log
 from afk.store.store import GrantRecord, RunStore
+
+if TYPE_CHECKING:
+    from afk.store._paging import Page
 
 
 def scope_values(*, thread_id: str | None, agent_name: str, user: str | None) -> dict[str, Any]:
@@ -105,15 +108,28 @@ class Grants:
         if grant is not None:
             self._memory.setdefault(grant.grant_id, grant)
 
-    async def list(self, *, active_at: float | None = None) -> list[GrantRecord]:
+    async def list(
+        self,
+        *,
+        active_at: float | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Page[GrantRecord]:
         """Every grant, or with ``active_at`` only those neither revoked nor past ``until`` at that
-        time."""
+        time; ``limit`` / ``cursor``: one page of them (``RunStore.list_grants``)."""
         if self.store is not None:
-            return await self.store.list_grants(active_at=active_at)
+            return await self.store.list_grants(active_at=active_at, limit=limit, cursor=cursor)
         grants = list(self._memory.values())
-        if active_at is None:
-            return grants
-        return [g for g in grants if g.revoked_at is None and g.until > active_at]
+        if active_at is not None:
+            grants = [g for g in grants if g.revoked_at is None and g.until > active_at]
+        from afk.store._paging import Page, page_of
+
+        if limit is None and cursor is None:
+            return Page(grants)
+        from afk.store._approvals_sql import grant_key
+
+        filters = ["active" if active_at is not None else "all"]
+        return page_of(grants, grant_key, "grants", filters, limit=limit, cursor=cursor)
 
     async def revoke(self, grant_id: str, *, by: str | None) -> GrantRecord:
         """Stop grant ``grant_id`` from allowing calls, recording ``by`` and a ledger entry; returns

@@ -13,6 +13,8 @@ from afk.cli._identity import cli_principal
 from afk.cli._ids import GRANT, resolve, short_ids
 from afk.cli._output import (
     common_options,
+    next_page_line,
+    positive_int,
     print_json,
     record_json,
     relative,
@@ -31,6 +33,12 @@ def register(subparsers: Any) -> None:
     commands = grants.add_subparsers(dest="grants_command", metavar="SUBCOMMAND", required=True)
     listing = commands.add_parser("list", parents=[common], help="active grants (--all: every)")
     listing.add_argument("--all", action="store_true", help="revoked and expired ones too")
+    listing.add_argument(
+        "--limit", type=positive_int, default=50, metavar="N", help="at most N grants per page (50)"
+    )
+    listing.add_argument(
+        "--cursor", metavar="C", help="start after an earlier page (its 'more:' line)"
+    )
     listing.set_defaults(func=list_grants)
     revoke = commands.add_parser("revoke", parents=[common], help="stop a grant from allowing")
     revoke.add_argument(
@@ -51,9 +59,17 @@ def register(subparsers: Any) -> None:
 def list_grants(args: argparse.Namespace) -> int:
     """``afk grants list``: active grants (``--all``: revoked and expired ones too). Returns 0."""
     now = time.time()
-    records = with_store(args, lambda s: s.list_grants(active_at=None if args.all else now))
+    records = with_store(
+        args,
+        lambda s: s.list_grants(
+            active_at=None if args.all else now, limit=args.limit, cursor=args.cursor
+        ),
+    )
+    more = next_page_line(args, ["grants", "list", *(["--all"] if args.all else [])], records)
     if args.json:
         print_json([record_json(g) for g in records])
+        if more:
+            print(more, file=sys.stderr)
         return 0
     if not records:
         print("no grants" if args.all else "no active grants")
@@ -89,6 +105,8 @@ def list_grants(args: argparse.Namespace) -> int:
     )
     for line in lay.marker(esc):
         print(line)
+    if more:
+        print(more)
     return 0
 
 

@@ -547,11 +547,15 @@ class Runner:
         await worker.run(stop or asyncio.Event())
 
     # -- standing grants -----------------------------------------------------------------
-    async def grants(self, *, active_only: bool = True) -> list[GrantRecord]:
-        """Standing grants (in the store when there is one), oldest first."""
+    async def grants(
+        self, *, active_only: bool = True, limit: int | None = None, cursor: str | None = None
+    ) -> Page[GrantRecord]:
+        """Standing grants (in the store when there is one), oldest first. ``limit`` (1 to
+        1000) or ``cursor`` (an earlier page's ``next_cursor``): one page of them."""
         if self.store is not None:
             await ensure_ready(self.store)
-        return await self._grants.list(active_at=time.time() if active_only else None)
+        active_at = time.time() if active_only else None
+        return await self._grants.list(active_at=active_at, limit=limit, cursor=cursor)
 
     async def revoke_grant(self, grant_id: str, *, by: str | None = None) -> GrantRecord:
         """Stop a grant from allowing anything more; the first revocation stands."""

@@ -57,6 +57,8 @@ DDL = (
     # revoked (a gated call asks for them; a revoked grant leaves the index).
     "CREATE INDEX IF NOT EXISTS grants_active ON {t}grants (tool_name, scope_value) "
     "WHERE revoked_at IS NULL",
+    # The grants listing's order (afk grants list, a page at a time).
+    "CREATE INDEX IF NOT EXISTS grants_page ON {t}grants (created_at, grant_id)",
 )
 
 _V = ", ".join(VOTE_COLS)
@@ -74,6 +76,22 @@ LIST_ACTIVE_GRANTS = (
     "ORDER BY created_at, grant_id"
 )
 SELECT_GRANT = f"SELECT {_G} FROM {{t}}grants WHERE grant_id = ?"
+
+
+def grant_key(grant: GrantRecord) -> tuple[float, str]:
+    """The grants listing's sort key."""
+    return grant.created_at, grant.grant_id
+
+
+def grants_page_sql(*, active: bool, after: bool) -> str:
+    """One page of grants, oldest first, by the grants_page index: ``active`` (a time
+    parameter first) leaves out revoked and expired ones, ``after`` (the cursor's
+    created_at and grant_id next) starts past a position; the page size last."""
+    where = ["revoked_at IS NULL", "until > ?"] if active else []
+    if after:
+        where.append("(created_at, grant_id) > (?, ?)")
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    return f"SELECT {_G} FROM {{t}}grants{clause} ORDER BY created_at, grant_id LIMIT ?"
 
 
 def active_grants_sql(values: int) -> str:

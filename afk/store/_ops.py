@@ -287,13 +287,27 @@ class StoreOps:
     async def add_grant(self: _Store, grant: GrantRecord, *, log: Sequence[LogEntry] = ()) -> None:
         await self._run(qa.add_grant(self.keys, s.sealed(self.keys, grant), log), tx=True)
 
-    async def list_grants(self: _Store, *, active_at: float | None = None) -> list[GrantRecord]:
-        read: Proc[list[tuple[Any, ...]]] = (
-            q.every(a.LIST_GRANTS)
-            if active_at is None
-            else q.every(a.LIST_ACTIVE_GRANTS, (active_at,))
-        )
-        return [a.grant_from_row(row) for row in await self._run(read, tx=False)]
+    async def list_grants(
+        self: _Store,
+        *,
+        active_at: float | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Page[GrantRecord]:
+        if limit is None and cursor is None:  # every grant, in one read
+            read: Proc[list[tuple[Any, ...]]] = (
+                q.every(a.LIST_GRANTS)
+                if active_at is None
+                else q.every(a.LIST_ACTIVE_GRANTS, (active_at,))
+            )
+            return p.Page(a.grant_from_row(row) for row in await self._run(read, tx=False))
+        size = p.check_limit(p.DEFAULT_LIMIT if limit is None else limit)
+        filters = ["active" if active_at is not None else "all"]
+        after = p.decode_cursor(cursor, "grants", filters) if cursor is not None else None
+        sql = a.grants_page_sql(active=active_at is not None, after=after is not None)
+        args = [*(() if active_at is None else (active_at,)), *(after or ()), size + 1]
+        found = [a.grant_from_row(row) for row in await self._run(q.every(sql, args), tx=False)]
+        return p.keyed_page(found, a.grant_key, "grants", filters, size)
 
     async def get_grant(self: _Store, grant_id: str) -> GrantRecord | None:
         row = await self._run(q.one(a.SELECT_GRANT, (grant_id,)), tx=False)

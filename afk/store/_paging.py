@@ -21,7 +21,7 @@ import binascii
 import json
 import math
 import re
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, get_args
 
@@ -77,6 +77,38 @@ def check_limit(limit: object) -> int:
             f"limit must be a whole number from 1 to {MAX_LIMIT}, got {limit!r}"
         )
     return limit
+
+
+def keyed_page(
+    records: Sequence[T],
+    key: Callable[[T], tuple[float, str]],
+    listing: str,
+    filters: Sequence[str | None],
+    limit: int,
+) -> Page[T]:
+    """The first ``limit`` of ``records`` (read as ``limit + 1`` in ``key`` order, past the
+    cursor), with the cursor of the next page when there was one more."""
+    page = list(records[:limit])
+    more = len(records) > limit
+    return Page(page, next_cursor=encode_cursor(listing, filters, key(page[-1])) if more else None)
+
+
+def page_of(
+    records: Iterable[T],
+    key: Callable[[T], tuple[float, str]],
+    listing: str,
+    filters: Sequence[str | None],
+    *,
+    limit: int | None,
+    cursor: str | None,
+) -> Page[T]:
+    """A page of records held in memory, as a store's listing pages its rows."""
+    size = check_limit(DEFAULT_LIMIT if limit is None else limit)
+    after = decode_cursor(cursor, listing, filters) if cursor is not None else None
+    ordered = sorted(records, key=key)
+    if after is not None:
+        ordered = [r for r in ordered if key(r) > after]
+    return keyed_page(ordered[: size + 1], key, listing, filters, size)
 
 
 # -- cursors -------------------------------------------------------------------------------

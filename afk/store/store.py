@@ -454,8 +454,17 @@ class RunStore(Protocol):
     async def add_grant(self, grant: GrantRecord, *, log: Sequence[LogEntry] = ()) -> None:
         """Insert once (a second grant with the same id is ignored)."""
 
-    async def list_grants(self, *, active_at: float | None = None) -> list[GrantRecord]:
-        """All grants, or those not revoked and not past ``until`` at ``active_at``."""
+    async def list_grants(
+        self,
+        *,
+        active_at: float | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Page[GrantRecord]:
+        """Grants oldest first (by created_at, then grant_id): all, or with ``active_at``
+        those not revoked and not past ``until`` then. ``limit`` (1 to 1000) or ``cursor``
+        (an earlier page's ``next_cursor``): one page of at most ``limit`` (default 50),
+        ``next_cursor`` set when there are more; neither: every grant, in one read."""
 
     async def get_grant(self, grant_id: str) -> GrantRecord | None:
         """The grant ``grant_id``, or None."""

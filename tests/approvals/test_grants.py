@@ -151,3 +151,41 @@ async def test_grants_from_the_cli_approve_list_and_revoke(
     capsys.readouterr()
     assert await asyncio.to_thread(afk_main, ["grants", "list", "--store", url]) == 0
     assert "no active grants" in capsys.readouterr().out
+
+
+async def test_grants_list_a_page_at_a_time_from_the_cli_and_in_memory(
+    tmp_path: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from afk.approvals.grants import Grants
+    from afk.cli.main import main as afk_main
+    from afk.store import open_store
+    from afk.store.store import GrantRecord
+
+    def grant(i: int) -> GrantRecord:
+        return GrantRecord(
+            grant_id=f"grant_{i}", tool_name="refund", scope="user", scope_value="alice",
+            when="{}", until=time.time() + 3600, created_by="bob", created_at=100.0 + i,
+        )  # fmt: skip
+
+    url = f"sqlite:///{tmp_path}/runs.db"
+    store = open_store(url)
+    await store.setup()
+    for i in range(3):
+        await store.add_grant(grant(i))
+    await store.close()
+    argv = ["grants", "list", "--store", url, "--wide", "--limit", "2"]
+    assert await asyncio.to_thread(afk_main, argv) == 0
+    out = capsys.readouterr().out
+    assert "grant_0" in out and "grant_1" in out and "grant_2" not in out
+    more = out.strip().splitlines()[-1]
+    assert more.startswith("more: afk grants list --store") and "--limit 2 --cursor" in more
+    assert await asyncio.to_thread(afk_main, more.removeprefix("more: afk ").split()) == 0
+    rest = capsys.readouterr().out
+    assert "grant_2" in rest and "grant_0" not in rest and "more:" not in rest
+    # Without a store, the runner's grants are paged the same way.
+    memory = Grants(None)
+    memory._memory.update({g.grant_id: g for g in map(grant, range(3))})
+    page = await memory.list(limit=2)
+    assert [g.grant_id for g in page] == ["grant_0", "grant_1"]
+    last = await memory.list(limit=2, cursor=page.next_cursor)
+    assert [g.grant_id for g in last] == ["grant_2"]

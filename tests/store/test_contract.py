@@ -20,7 +20,12 @@ from store_support import (
     unsealed,
 )
 
-from afk.errors import AlreadyDecidedError, RequestExpiredError, UnknownRequestError
+from afk.errors import (
+    AlreadyDecidedError,
+    ConfigurationError,
+    RequestExpiredError,
+    UnknownRequestError,
+)
 from afk.store import StoreError
 from afk.store.store import GrantRecord, RequestRecord, RunStore
 
@@ -296,6 +301,34 @@ async def test_the_grants_that_may_cover_a_call_are_found_by_tool_and_scope_valu
     one = await store.get_grant("g-other-tool")
     assert one is not None and one.tool_name == "send_email"
     assert await store.get_grant("nope") is None
+
+
+async def test_grants_are_listed_a_page_at_a_time(store: RunStore) -> None:
+    for i in range(5):
+        await store.add_grant(
+            GrantRecord(
+                grant_id=f"g{i}", tool_name="drop_table", scope="agent", scope_value="dba",
+                when="{}", until=500.0 if i != 3 else 150.0, created_by="alice",
+                created_at=100.0 + (i % 2),  # ties on created_at: grant_id breaks them
+            )
+        )  # fmt: skip
+    seen, cursor = [], None
+    while True:
+        page = await store.list_grants(limit=2, cursor=cursor)
+        assert len(page) <= 2
+        seen += [g.grant_id for g in page]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == ["g0", "g2", "g4", "g1", "g3"]  # by created_at, then grant_id
+    active = await store.list_grants(active_at=200.0, limit=10)
+    assert [g.grant_id for g in active] == ["g0", "g2", "g4", "g1"] and active.next_cursor is None
+    first = await store.list_grants(limit=1)
+    with pytest.raises(ConfigurationError, match="another listing or other filters"):
+        await store.list_grants(active_at=200.0, limit=1, cursor=first.next_cursor)
+    with pytest.raises(ConfigurationError, match="limit must be a whole number from 1 to 1000"):
+        await store.list_grants(limit=0)
+    assert len(await store.list_grants()) == 5  # no limit, no cursor: every grant
 
 
 # -- readiness -----------------------------------------------------------------------------

@@ -1,6 +1,7 @@
-"""The grants a gated call may use are found by the grants_active index (afk.store.
+"""The grants a gated call may use are found by the grants_active index, and a page of the
+grants listing is read in the grants_page index's order with no sort (afk.store.
 _approvals_sql): on SQLite with and without ANALYZE, and on Postgres over 50,000 grants never
-ANALYZEd (custom and generic plans), never by reading the table."""
+ANALYZEd (custom and generic plans), never by reading the whole table."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from pg_support import PgSchema
 from store_support import Backend
-from test_ready_plans import _numbered
+from test_ready_plans import _assert_pg_plan, _numbered
 
 from afk.store import PostgresStore
 from afk.store import _approvals_sql as a
@@ -22,6 +23,14 @@ FILL = (
     "INSERT INTO {t}grants (grant_id, tool_name, scope, scope_value, when_json, until, "
     "created_at, uses) VALUES (?, ?, 'agent', ?, '{{}}', 1e10, ?, 0)"
 )
+
+
+PAGES = [  # (active, after, parameters)
+    (False, False, (51,)),
+    (True, False, (100.0, 51)),
+    (True, True, (100.0, 5.0, "g5", 51)),
+    (False, True, (5.0, "g5", 51)),
+]
 
 
 def _row(i: int) -> tuple[Any, ...]:
@@ -42,6 +51,12 @@ async def test_sqlite_finds_grants_by_index(tmp_path: Path) -> None:
             plan = "\n".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", ARGS))
             assert "INDEX grants_active" in plan, plan
             assert "SCAN grants" not in plan.replace("USING INDEX", ""), plan
+            for active, after, args in PAGES:
+                page = render(a.grants_page_sql(active=active, after=after), prefix="",
+                              postgres=False)  # fmt: skip
+                rows = conn.execute(f"EXPLAIN QUERY PLAN {page}", args)
+                plan = "\n".join(row[3] for row in rows)
+                assert "INDEX grants_page" in plan and "TEMP B-TREE" not in plan, plan
 
 
 async def test_postgres_finds_grants_by_index(pg_schema: PgSchema) -> None:
@@ -69,6 +84,12 @@ async def test_postgres_finds_grants_by_index(pg_schema: PgSchema) -> None:
             values = sql_.SQL(", ").join(sql_.Literal(v) for v in ARGS)
             await cur.execute(sql_.SQL("EXPLAIN EXECUTE g({})").format(values))
             _assert_indexed(sql, [row[0] for row in await cur.fetchall()])
+            await cur.execute("RESET plan_cache_mode")
+            for active, after, args in PAGES:
+                page = render(a.grants_page_sql(active=active, after=after), prefix=prefix,
+                              postgres=True)  # fmt: skip
+                await cur.execute(f"EXPLAIN {page}".encode(), args)
+                _assert_pg_plan(page, [row[0] for row in await cur.fetchall()], "grants_page")
     finally:
         await store.close()
 
