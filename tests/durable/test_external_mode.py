@@ -59,6 +59,20 @@ async def test_resolve_then_resume_elsewhere_runs_the_tool_exactly_once(
     assert lines(side_effects) == [f"order-2 250 {request_id}"]
 
 
+async def test_a_resumed_run_that_ends_holds_no_lease(store_url: str, side_effects: Path) -> None:
+    # Its last save hands the lease back in the same transaction (save_run(release=)).
+    runner = external(store_url)
+    paused = await runner.run(billing_agent(), user_message="order-9")
+    await runner.resolve(paused.pending_requests[0].request_id, ApprovalDecision(kind="allow"))
+    done = await runner.resume(paused.run_id, billing_agent())
+    assert done.state == "completed"
+    assert runner.store is not None
+    record = await runner.store.load_run(paused.run_id)
+    assert record is not None and (record.status, record.lease_owner) == ("completed", None)
+    assert record.lease_expires_at is None
+    assert await runner.store.held_leases(now=0.0) == []
+
+
 async def test_a_second_decision_is_refused_and_the_first_stands(
     store_url: str, side_effects: Path
 ) -> None:
