@@ -234,7 +234,7 @@ class StoreOps:
         # The rows are read as the lease holder's, after the lease (what acquire_lease then
         # load_run did), in one call to the backend.
         leased, row, rows = await self._run(proc, tx=False, durable=False)
-        if row is None:  # held by another, or no such run: the caller says which
+        if row is None and self._returning:  # held by another, or no such run: say which
             row = await self._run(q.one(c.SELECT_RUN, (run_id,)), tx=False)
         run = c.run_from_row(row) if row else None
         if not leased:

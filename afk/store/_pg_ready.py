@@ -52,8 +52,8 @@ class PostgresReady:
             return None
         # A lease write: its commit need not wait for the disk (PostgresStore._run).
         sql, args = (_CLAIM_ANY, ()) if names is None else (_CLAIM_AGENTS, (names,))
-        row = await self._run(q.last_one(sql, (owner, expiry, now, now, now, *args)), tx=False,
-                              durable=False)  # fmt: skip
+        claim = q.last_one(sql, (owner, expiry, now, now, now, *args))
+        row = await self._run(claim, tx=False, durable=False)
         return c.run_from_row(row) if row else None
 
     async def wait_for_work(self: _Store, *, timeout_s: float) -> None:
