@@ -14,6 +14,8 @@ the driver supplies it:
   so ids follow commit order); nothing on SQLite, for the same reason.
 - ``Notify``: something a waiter may want was committed. Postgres: ``pg_notify`` in the
   transaction; SQLite: this store's waiters are signalled after the commit.
+- ``Together`` and ``Last``: statements whose results the procedure reads sent as one batch,
+  one wait for all of them on Postgres (``Last`` commits in it too); SQLite runs them in turn.
 
 A refusal is raised from the generator: the driver rolls the transaction back. A row that
 does not verify is *returned* as a :class:`TamperedRecordError`, so the tamper entry logged
@@ -75,7 +77,17 @@ class Last:
     queries: tuple[Q, ...]
 
 
-Op = Q | LockLog | Notify | Last
+@dataclass(frozen=True, slots=True)
+class Together:
+    """Statements (and the log's lock, in its place among them) sent together, their
+    results sent back as one list (None where a statement reads nothing). Postgres waits
+    once for all of them, where reading each result in turn would wait for each; the
+    transaction goes on after it."""
+
+    ops: tuple[Q | LockLog, ...]
+
+
+Op = Q | LockLog | Notify | Last | Together
 Proc = Generator[Op, Any, T]
 
 
@@ -114,7 +126,20 @@ def insert_log(keys: Keyring, log: Sequence[LogEntry]) -> Proc[None]:
         return
     yield LockLog()
     head = yield Q(c.LOG_HEAD, fetch="one")
-    yield Q(c.INSERT_LOG, c.chained_log_rows(keys, log, head), many=True)
+    yield from insert_log_at(keys, log, head)
+
+
+def log_head(log: Sequence[LogEntry]) -> tuple[LockLog | Q, ...]:
+    """The log's lock and its head read, to go in a ``Together`` with a procedure's first
+    reads when it has ``log`` to append (then :func:`insert_log_at` with the head read).
+    The lock is still the transaction's last: it follows the row locks sent before it."""
+    return (LockLog(), Q(c.LOG_HEAD, fetch="one")) if log else ()
+
+
+def insert_log_at(keys: Keyring, log: Sequence[LogEntry], head: Any) -> Proc[None]:
+    """Append ``log`` after ``head``, read under the log's lock in this transaction."""
+    if log:
+        yield Q(c.INSERT_LOG, c.chained_log_rows(keys, log, head), many=True)
 
 
 # -- runs ----------------------------------------------------------------------------------
@@ -128,42 +153,46 @@ def save_run(
     *,
     release: str | None = None,
 ) -> Proc[None]:
-    created = yield Q(c.SELECT_RUN_CREATED, (run.run_id,), fetch="one", lock=FOR_UPDATE)
-    if requests:
-        yield from insert_requests(keys, requests)
-    horizon = None
-    if run.status == "paused":  # after the insert: the requests of this call count
-        horizon = yield Q(r.PENDING_HORIZON, (run.run_id,), fetch="one")
-    row = r.upsert_params(c.run_params(keys, run, created), run.status, horizon, run.updated_at)
+    # One wait for the reads: the row lock and created_at, the new requests and then the
+    # run's pending horizon (which counts them), the event batches (appended under that row
+    # lock, so two saves of one run take turns and the second sees the first's batch). The
+    # upsert comes before the log's lock: a first save inserts the row, and a row lock
+    # waited for while holding the log's would deadlock with a save holding that row.
+    batches = eb.batches(events)
+    reads: list[Q | LockLog] = [
+        Q(c.SELECT_RUN_CREATED, (run.run_id,), fetch="one", lock=FOR_UPDATE),
+        *request_inserts(keys, requests),
+    ]
+    horizon_at = len(reads) if run.status == "paused" else None  # after the insert: they count
+    if horizon_at is not None:
+        reads.append(Q(r.PENDING_HORIZON, (run.run_id,), fetch="one"))
+    batches_at = len(reads)
+    reads += [Q(eb.APPEND, eb.append_params(i, b), fetch="count") for i, b in batches.items()]
+    found = yield Together(tuple(reads))
+    for (run_id, batch), count in zip(batches.items(), found[batches_at:], strict=True):
+        if count != 1:
+            raise eb.duplicate(run_id, batch[0].seq)
+    horizon = found[horizon_at] if horizon_at is not None else None
+    row = r.upsert_params(c.run_params(keys, run, found[0]), run.status, horizon, run.updated_at)
     yield Q(c.UPSERT_RUN_WAKE, row)
     if release is not None:  # nothing read back: no round trip of its own on Postgres
         yield Q(c.RELEASE_LEASE, (run.run_id, release))
     if row[-1] is not None and row[-1] <= now:  # ready now: wake the workers
         yield Notify("run:" + run.run_id)
-    yield from append_events(events)
     yield from insert_log(keys, log)
 
 
-def insert_requests(keys: Keyring, requests: Sequence[RequestRecord]) -> Proc[None]:
-    """Insert new requests (sealed), each tool schema once (afk.store._tool_schemas)."""
+def request_inserts(keys: Keyring, requests: Sequence[RequestRecord]) -> list[Q]:
+    """The statements inserting new requests (sealed), each tool schema once
+    (afk.store._tool_schemas); none for no requests."""
     rows, schemas = [], {}
     for record in requests:
         row, schema = c.request_params(keys, record)
         rows.append(row)
         if schema is not None:
             schemas[schema[0]] = schema[1]
-    if schemas:
-        yield Q(ts.INSERT, list(schemas.items()), many=True)
-    yield Q(c.INSERT_STORED_REQUEST, rows, many=True)
-
-
-def append_events(events: Sequence[EventRow]) -> Proc[None]:
-    """One batch row per run (afk.store._event_batches), after the run's stored events.
-    Called after the run's upsert, which holds its row lock until commit: two saves of one
-    run take turns, so the second sees the first's batch."""
-    for run_id, batch in eb.batches(events).items():
-        if (yield Q(eb.APPEND, eb.append_params(run_id, batch), fetch="count")) != 1:
-            raise eb.duplicate(run_id, batch[0].seq)
+    queries = [Q(ts.INSERT, list(schemas.items()), many=True)] if schemas else []
+    return [*queries, Q(c.INSERT_STORED_REQUEST, rows, many=True)] if rows else queries
 
 
 def rewake(run_id: str, now: float) -> Proc[None]:
@@ -192,10 +221,20 @@ def decide(
     honour_expiry: bool,
     log: Sequence[LogEntry],
 ) -> Proc[RequestRecord | TamperedRecordError]:
-    row = yield Q(c.SELECT_REQUEST, (request_id,), fetch="one", lock=FOR_UPDATE)
+    # One wait for the reads: the request's row, its run's row (locked before SET_WAKE
+    # counts the run's pending requests, see rewake; and before the log's lock, see
+    # RUN_OF_REQUEST), the log's lock and head. Every lock in that order: the log's last.
+    row, _, *head = yield Together(
+        (
+            Q(c.SELECT_REQUEST, (request_id,), fetch="one", lock=FOR_UPDATE),
+            Q(r.RUN_OF_REQUEST, (request_id,), lock=FOR_UPDATE),
+            *log_head(log),
+        )
+    )
     current = c.request_from_row(row) if row else None
     if current is not None and not s.record_ok(keys, current):
-        yield from insert_log(keys, [s.tamper_log(current, "decide")])
+        tamper = [s.tamper_log(current, "decide")]
+        yield from insert_log_at(keys, tamper, head[-1]) if log else insert_log(keys, tamper)
         return s.tampered(current, "decide")
     new = c.decided_record(
         current,
@@ -209,9 +248,9 @@ def decide(
     )
     new = s.sealed(keys, new)
     yield Q(c.DECIDE, c.decide_params(new))
-    yield from rewake(new.run_id, now)
+    yield Q(r.SET_WAKE, r.rewake_params(new.run_id, now))
     yield Notify(request_id)
-    yield from insert_log(keys, log)
+    yield from insert_log_at(keys, log, head[-1] if log else None)
     return new
 
 
@@ -220,10 +259,13 @@ def begin_execution(
     keys: Keyring, record: ExecutionRecord, log: Sequence[LogEntry]
 ) -> Proc[tuple[bool, ExecutionRecord]]:
     # On Postgres a concurrent insert of the same key blocks here until the other
-    # transaction ends; then this one inserts nothing and reads the committed row.
-    inserted = yield Q(c.INSERT_EXECUTION, c.params(record, c.EXECUTION_COLS), fetch="count")
+    # transaction ends; then this one inserts nothing and reads the committed row. The
+    # log's lock and head come in the same wait (unused when nothing was inserted).
+    inserted, *head = yield Together(
+        (Q(c.INSERT_EXECUTION, c.params(record, c.EXECUTION_COLS), fetch="count"), *log_head(log))
+    )
     if inserted == 1:
-        yield from insert_log(keys, log)
+        yield from insert_log_at(keys, log, head[-1] if log else None)
         return True, record
     row = yield Q(c.SELECT_EXECUTION, (record.key,), fetch="one")
     if row is None:  # pragma: no cover - a committed key cannot vanish
@@ -234,10 +276,13 @@ def begin_execution(
 def finish_execution(
     keys: Keyring, key: str, result: str, now: float, log: Sequence[LogEntry]
 ) -> Proc[None]:
-    row = yield Q(c.SELECT_EXECUTION, (key,), fetch="one", lock=FOR_UPDATE)
+    row, *head = yield Together(
+        (Q(c.SELECT_EXECUTION, (key,), fetch="one", lock=FOR_UPDATE), *log_head(log))
+    )
     done, extra = c.finished(keys, row, key, result=result, now=now)
     yield Q(c.FINISH_EXECUTION, (result, now, done.mac, key))
-    yield from insert_log(keys, [*extra, *log])
+    entries = [*extra, *log]
+    yield from insert_log_at(keys, entries, head[-1]) if log else insert_log(keys, entries)
 
 
 # -- leases --------------------------------------------------------------------------------

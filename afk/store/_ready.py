@@ -58,6 +58,12 @@ PENDING_HORIZON = (
     "WHERE run_id = ? AND status = 'pending'"
 )
 PAUSED_RUN = "SELECT 1 FROM {t}runs WHERE run_id = ? AND status = 'paused'"
+# A request's run, whatever its status: a decision locks it in its first round trip, with
+# the request's row and before the log's lock, so that SET_WAKE never waits for it while
+# the log's lock is held (a run that became paused after the lock was taken would be).
+RUN_OF_REQUEST = (
+    "SELECT 1 FROM {t}runs WHERE run_id = (SELECT run_id FROM {t}requests WHERE request_id = ?)"
+)
 # wake_at after a decision (wake_at above, in SQL): the horizon, or the decision's now.
 SET_WAKE = (
     "UPDATE {t}runs SET wake_at = coalesce((SELECT max(q.expires_at) FROM {t}requests q"

@@ -18,7 +18,7 @@ if sys.platform != "win32":  # no flock there: writers wait in SQLite's busy han
     import fcntl
 
 from afk.store import _common as c
-from afk.store._procs import Last, LockLog, Notify, Proc, Q
+from afk.store._procs import Last, LockLog, Notify, Proc, Q, Together
 
 T = TypeVar("T")
 TURN_WAIT_S = 5.0  # at most this long for a writer's turn (then SQLite's lock decides)
@@ -204,6 +204,8 @@ def _drive(
                     result = _execute(conn, op)
                 elif isinstance(op, Last):
                     result = [_execute(conn, q) for q in op.queries]
+                elif isinstance(op, Together):  # LockLog: this connection is the only writer
+                    result = [_execute(conn, q) if isinstance(q, Q) else None for q in op.ops]
                 elif isinstance(op, Notify):
                     notified = True  # signalled by the store once committed
                 else:

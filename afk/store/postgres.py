@@ -36,7 +36,7 @@ from afk.store._docs import documented_as
 from afk.store._ops import StoreOps
 from afk.store._pg_listener import Listener
 from afk.store._pg_ready import PostgresReady
-from afk.store._procs import Last, LockLog, Notify, Proc, Q
+from afk.store._procs import Last, LockLog, Notify, Proc, Q, Together
 from afk.store.store import RunStore
 
 if TYPE_CHECKING:
@@ -263,10 +263,12 @@ class PostgresStore(PostgresReady, StoreOps):
         return value, committed
 
     async def _step(
-        self, cur: Cursor, op: Q | LockLog | Notify | Last, pipe: Pipeline | None
+        self, cur: Cursor, op: Q | LockLog | Notify | Last | Together, pipe: Pipeline | None
     ) -> Any:
         if isinstance(op, Last):
-            return await self._last(cur, op, pipe)
+            return await self._batch(cur, op.queries, pipe, commit=True)
+        if isinstance(op, Together):
+            return await self._batch(cur, op.ops, pipe, commit=False)
         if isinstance(op, LockLog):
             # Held until commit: log writers take turns, so ids (head id + 1, ...) follow
             # commit order and a reader tailing with after_id never skips one; the head
@@ -292,21 +294,28 @@ class PostgresStore(PostgresReady, StoreOps):
             return cur.rowcount
         return None
 
-    async def _last(self, cur: Cursor, op: Last, pipe: Pipeline | None) -> list[Any]:
-        """Each statement on a cursor of its own, then (in a transaction) COMMIT, then one
-        wait for all their results: one round trip (see Last)."""
+    async def _batch(
+        self, cur: Cursor, ops: Sequence[Q | LockLog], pipe: Pipeline | None, *, commit: bool
+    ) -> list[Any]:
+        """A Last (``commit``) or Together step: each statement that reads on a cursor of
+        its own, then (for a Last) COMMIT, then one wait for all of their results."""
         if pipe is None:
-            return [await self._step(cur, q, None) for q in op.queries]
+            return [await self._step(cur, each, None) for each in ops]
         async with contextlib.AsyncExitStack() as stack:
-            cursors = [await stack.enter_async_context(cur.connection.cursor()) for _ in op.queries]
-            for each, q in zip(cursors, op.queries, strict=True):
-                sql = self._sql(q.sql + q.lock)
-                await (each.executemany(sql, q.args) if q.many else each.execute(sql, q.args))
-            await cur.execute("COMMIT")
+            sent: list[tuple[Cursor, Q] | None] = []
+            for each in ops:
+                if isinstance(each, LockLog) or each.fetch == "none":
+                    await self._step(cur, each, pipe)  # sends; nothing to read back
+                    sent.append(None)
+                    continue
+                reader = await stack.enter_async_context(cur.connection.cursor())
+                sql = self._sql(each.sql + each.lock)
+                await (reader.executemany if each.many else reader.execute)(sql, each.args)
+                sent.append((reader, each))
+            if commit:
+                await cur.execute("COMMIT")
             await pipe.sync()
-            return [
-                await _result(each, q.fetch) for each, q in zip(cursors, op.queries, strict=True)
-            ]
+            return [None if x is None else await _result(x[0], x[1].fetch) for x in sent]
 
     async def _byte_ordered(self) -> bool:
         if self._collation_ok is None:  # the database's collation does not change

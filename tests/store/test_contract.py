@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import time
 from typing import Any
 
@@ -75,6 +76,33 @@ async def test_bursts_of_concurrent_calls(store: RunStore) -> None:
     await asyncio.gather(*(decide(store, f"q{i}") for i in range(40)))
     assert len(await store.list_runs()) == 40
     assert await store.list_requests() == []
+
+
+async def test_one_runs_decisions_saves_and_executions_at_once(store: RunStore) -> None:
+    # Every writer of one run at the same time, each with a ledger entry: on Postgres they
+    # take the same locks in the same order (rows first, the log's last), so none deadlocks
+    # and the chain stays whole.
+    requests = [request(f"q{i}") for i in range(8)]
+    await store.save_run(run(), requests=requests, log=[entry("request_opened")])
+    writes = [decide(store, f"q{i}", log=[entry("decided", request_id=f"q{i}")]) for i in range(8)]
+    writes += [store.save_run(run(updated_at=200.0 + i), log=[entry("saved")]) for i in range(8)]
+    # and a new run's first saves: the first inserts the row the others then wait for
+    writes += [store.save_run(run("run-2"), log=[entry("saved", "run-2")]) for _ in range(8)]
+    writes += [
+        store.begin_execution(execution(f"k{i}"), log=[entry("execution_started")])
+        for i in range(8)
+    ]
+    await asyncio.gather(*writes)
+    await asyncio.gather(
+        *(
+            store.finish_execution(f"k{i}", result="{}", now=300.0, log=[entry("done")])
+            for i in range(8)
+        )
+    )
+    log = await store.list_log()
+    assert len(log) == 41 and [e.id for e in log] == list(range(1, 42))
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(log))
+    assert {r.status for r in await store.list_requests(status=None)} == {"decided"}
 
 
 # -- requests ------------------------------------------------------------------------------
