@@ -3,15 +3,14 @@ and claim a paused run for resuming."""
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from afk.approvals import _codec as codec
 from afk.approvals._rows import load_decision, load_request
-from afk.approvals.decide import Decided, Vote, decide, eligible
+from afk.approvals.decide import Decided, Vote, decide
 from afk.approvals.principal import Principal
 from afk.approvals.requests import ApprovalDecision, ApprovalRequest, Decision, Request
 from afk.audit.entries import RequestDecided, to_log, who
@@ -29,12 +28,10 @@ from afk.store._paging import MAX_LIMIT, every_request
 from afk.store._seal import record_ok, tamper_log, tampered
 from afk.store.store import (
     TERMINAL_RUN_STATES,
-    ClaimedRun,
     LogEntry,
     RequestRecord,
     RunRecord,
     RunStore,
-    VoteRecord,
     VoteRule,
 )
 
@@ -43,10 +40,11 @@ if TYPE_CHECKING:
     from afk.audit.entries import VoteCast
     from afk.core._snapshot import RunSnapshot
     from afk.core.result import RunInfo, RunResult
+    from afk.store.store import ClaimedRun, VoteRecord
 
 # Deciding (`afk approvals approve` in a fresh process) imports only this module's top: the
 # snapshot, the run's result and pydantic load inside claim(), which resumes a run; grants
-# (and their ledger kinds) when a decision makes one; the timer kinds in fire_due_timers.
+# (and their ledger kinds) when a decision makes one. Timers fire from afk.core._timers.
 
 
 async def resolve(
@@ -71,6 +69,8 @@ async def resolve(
         log = _vote_log(request, outcome.vote, digest, _vote_kind(request))
         if _quorum(request):
             assert outcome.vote.approver is not None  # decide() refuses anonymous quorum votes
+            from afk.store.store import VoteRecord  # a quorum's: built on first use
+
             stored, _ = await store.add_vote(
                 VoteRecord(
                     request_id=request_id,
@@ -308,50 +308,7 @@ async def claim(
 async def _claimed(store: RunStore, leased: RunRecord) -> ClaimedRun:
     """What ``claim_run`` would return for a run whose lease ``claim_ready`` already took:
     its first page of requests, read now, under that lease."""
+    from afk.store.store import ClaimedRun  # built on first use (afk.store._other_records)
+
     page = await store.list_requests(run_id=leased.run_id, status=None, limit=MAX_LIMIT)
     return ClaimedRun(run=leased, leased=True, requests=page, next_cursor=page.next_cursor)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Reminder:
-    """A pending request's reminder or escalation came due (sent to ``Runner(notifier=)``)."""
-
-    kind: Literal["remind", "escalate"]
-    request: Request
-    approvers: tuple[str, ...]  # who may decide now (widened when escalated)
-    due_at: float
-
-
-async def fire_due_timers(store: RunStore, notifier: Any) -> list[Reminder]:
-    from afk.audit.entries import ReminderSent, RequestEscalated
-
-    now = time.time()
-    sent = []
-    for timer in await store.claim_due_timers(now=now):
-        record = await store.get_request(timer.request_id)
-        if record is None:
-            continue
-        if not record_ok(store.keys, record):  # its approvers may be forged: tell no one
-            await store.log_refusal(tamper_log(record, f"send a {timer.kind} timer"))
-            continue
-        request = load_request(record)
-        reminder = Reminder(
-            kind=timer.kind,
-            request=request,
-            approvers=eligible(request, now) or (),
-            due_at=timer.due_at,
-        )
-        sent_as = RequestEscalated if timer.kind == "escalate" else ReminderSent
-        entry = sent_as(
-            run_id=request.run_id,
-            request_id=request.request_id,
-            approvers=reminder.approvers,
-            at=now,
-        )
-        await store.log_refusal(to_log(entry))  # the decision log's generic append
-        if notifier is not None:
-            outcome = notifier(reminder)
-            if inspect.isawaitable(outcome):
-                await outcome
-        sent.append(reminder)
-    return sent

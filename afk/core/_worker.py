@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from afk.agents.agent import Agent
-from afk.core._durable_api import Reminder
+from afk.core._timers import Reminder
 from afk.core.result import RunResult
 from afk.errors import AfkError, RunLockedError, RunNotResumableError
 

@@ -23,13 +23,13 @@ from afk.approvals.principal import Principal, asserted, canonical_id
 from afk.approvals.providers import HeadlessInteractionProvider, InMemoryInteractiveProvider
 from afk.approvals.requests import Decision, Request
 from afk.canonical import check_json
-from afk.core import _durable_api
+from afk.core import _durable_api, _timers
 from afk.core._durable import ensure_ready
-from afk.core._durable_api import Reminder
 from afk.core._run import Run
 from afk.core._setup import Nested, RunSetup
 from afk.core._snapshot import RunSnapshot, with_history
 from afk.core._subagents import ChildRuns
+from afk.core._timers import Reminder
 from afk.core._worker import OnReport, Resumed, Worker, WorkerReport
 from afk.core.config import RunnerConfig
 from afk.core.events import Event
@@ -516,7 +516,7 @@ class Runner:
         """Send each due reminder / escalation of a pending request to ``notifier`` once,
         across all workers, and record it in the decision log."""
         store = await self._ready_store("fire_due_timers")
-        return await _durable_api.fire_due_timers(store, self.notifier)
+        return await _timers.fire_due_timers(store, self.notifier)
 
     async def work(
         self,

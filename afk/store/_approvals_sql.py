@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 from afk.errors import DuplicateVoteError
 from afk.store import _seal as s
-from afk.store.store import GrantRecord, LogEntry, TimerRecord, VoteRecord
+from afk.store.store import LogEntry
 
 if TYPE_CHECKING:
     from afk.audit.keys import Keyring
+    from afk.store.store import GrantRecord, TimerRecord, VoteRecord
 
 VOTE_COLS = ("request_id", "approver", "kind", "decision", "bound_digest", "at", "mac")
 GRANT_COLS = (
@@ -132,12 +133,16 @@ FIRE_TIMER = (
 
 
 def vote_from_row(row: Sequence[Any]) -> VoteRecord:
+    from afk.store._other_records import VoteRecord  # built on first use: see there
+
     data = dict(zip(VOTE_COLS, row, strict=True))
     data["mac"] = data["mac"] or ""
     return VoteRecord(**data)
 
 
 def grant_from_row(row: Sequence[Any]) -> GrantRecord:
+    from afk.store._other_records import GrantRecord
+
     data = dict(zip(GRANT_COLS, row, strict=True))
     data["when"] = data.pop("when_json")
     data["mac"] = data["mac"] or ""
@@ -189,4 +194,6 @@ def revoked(
 
 
 def due_timer(row: Sequence[Any]) -> TimerRecord:
+    from afk.store._other_records import TimerRecord
+
     return TimerRecord(request_id=row[0], kind=row[1], due_at=row[2])

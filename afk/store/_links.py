@@ -21,12 +21,22 @@ open requests' messages, not their history.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
+from afk._lazy import lazy_exports
 from afk.errors import ConfigurationError
 from afk.store._procs import FOR_UPDATE, Proc, Q
 from afk.store.store import RunStore
+
+if TYPE_CHECKING:
+    from afk.store._other_records import Cursor as Cursor
+    from afk.store._other_records import EmailLink as EmailLink
+
+# Its records are built on first use (afk.store._other_records): every store imports this
+# module for its tables, an approver's decision uses neither.
+__getattr__, __dir__ = lazy_exports(
+    __name__, dict.fromkeys(("Cursor", "EmailLink"), "afk.store._other_records"), globals()
+)
 
 T = TypeVar("T")
 
@@ -77,31 +87,10 @@ SELECT_MESSAGE = "SELECT ref FROM {t}channel_messages WHERE channel = ? AND requ
 FORGET_MESSAGE = "DELETE FROM {t}channel_messages WHERE channel = ? AND request_id = ?"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Cursor:
-    """A channel's place in the ledger, as its lease holder took it."""
-
-    channel: str
-    after_id: int
-    attempts: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EmailLink:
-    """One emailed link: the request it decides, who it was sent to, until when; ``used_at``
-    and ``used_by`` once someone decided through it."""
-
-    link_id: str
-    request_id: str
-    recipient: str
-    created_at: float
-    expires_at: float
-    used_at: float | None = None
-    used_by: str | None = None
-
-
 def link_from_row(row: Sequence[Any]) -> EmailLink:
     """The link a SELECT_LINK row holds."""
+    from afk.store._other_records import EmailLink
+
     return EmailLink(**dict(zip(LINK_COLS, row, strict=True)))
 
 
@@ -116,6 +105,8 @@ def take_cursor(
     if taken != 1:
         return None
     row = yield Q(SELECT_CURSOR, (channel,), fetch="one", lock=FOR_UPDATE)
+    from afk.store._other_records import Cursor
+
     return Cursor(channel=channel, after_id=int(row[0]), attempts=int(row[1]))
 
 

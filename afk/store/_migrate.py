@@ -1,23 +1,14 @@
-"""The store schema v3 migration, shared by both backends: seal the rows a v1/v2 store holds
-and re-chain its ledger under the deployment key.
-
-Trust on first use: the rows and ledger entries found at upgrade time are taken as they are
-and signed. Whatever was forged in the database before the upgrade becomes "valid"; what is
-changed after it does not verify. (The one check possible is made: a v2 request's unkeyed
-digest is re-keyed only when it is still the digest of the arguments it claims to cover.)
-
-Also what setup creates, and how it tells that there is nothing to create (is_current).
+"""What setup creates, how it tells that there is nothing to create (is_current), and the
+store schema migrations, shared by both backends (the v3 one, sealing a v1/v2 store's rows,
+in afk.store._seal_migration: only such a store loads it).
 """
 
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from afk.audit.chain import Checkpoint
 from afk.audit.keys import Keyring
 from afk.store import _approvals_sql as a
 from afk.store import _common as c
@@ -27,7 +18,6 @@ from afk.store import _listing as ls
 from afk.store import _packed as pk
 from afk.store import _paging as p
 from afk.store import _ready as r
-from afk.store import _seal as s
 from afk.store import _threads as th
 from afk.store import _tokens as tk
 from afk.store import _tool_schemas as ts
@@ -82,80 +72,6 @@ def is_current(version: str | None, names: Iterable[str]) -> bool:
     with a writer that holds one table and wants the other."""
     found = set(names)
     return version == str(c.STORE_SCHEMA_VERSION) and found >= EXPECTED and not found & ROWID_KEYS
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SealStep:
-    """Read every row of one table, and the UPDATE parameters that seal them."""
-
-    select: str
-    update: str
-    updates: Callable[[Keyring, Rows], list[tuple[Any, ...]]]
-
-
-def _runs(keys: Keyring, rows: Rows) -> list[tuple[Any, ...]]:
-    return [(s.mac_of(keys, r), r.run_id) for r in map(c.run_from_row, rows)]
-
-
-def _requests(keys: Keyring, rows: Rows) -> list[tuple[Any, ...]]:
-    found = [s.rekeyed_request(keys, c.request_from_row(row)) for row in rows]
-    return [(r.args_digest, r.bound_digest, s.mac_of(keys, r), r.request_id) for r in found]
-
-
-def _executions(keys: Keyring, rows: Rows) -> list[tuple[Any, ...]]:
-    # Their unkeyed args_digest stays: it is covered by the MAC but compared with nothing.
-    return [(s.mac_of(keys, e), e.key) for e in map(c.execution_from_row, rows)]
-
-
-def _votes(keys: Keyring, rows: Rows) -> list[tuple[Any, ...]]:
-    return [(s.mac_of(keys, v), v.request_id, v.approver) for v in map(a.vote_from_row, rows)]
-
-
-def _grants(keys: Keyring, rows: Rows) -> list[tuple[Any, ...]]:
-    return [(s.mac_of(keys, g), g.grant_id) for g in map(a.grant_from_row, rows)]
-
-
-def _select(table: str, cols: Sequence[str]) -> str:
-    return f"SELECT {', '.join(cols)} FROM {{t}}{table}"
-
-
-STEPS = (
-    SealStep(
-        select=_select("runs", c.RUN_COLS),
-        update="UPDATE {t}runs SET mac = ? WHERE run_id = ?",
-        updates=_runs,
-    ),
-    SealStep(
-        select=f"SELECT {c.REQUEST_READ} FROM {{t}}requests",
-        update=(
-            "UPDATE {t}requests SET args_digest = ?, bound_digest = ?, mac = ? WHERE request_id = ?"
-        ),
-        updates=_requests,
-    ),
-    SealStep(
-        select=_select("executions", c.EXECUTION_COLS),
-        update="UPDATE {t}executions SET mac = ? WHERE key = ?",
-        updates=_executions,
-    ),
-    SealStep(
-        select=_select("votes", a.VOTE_COLS),
-        update="UPDATE {t}votes SET mac = ? WHERE request_id = ? AND approver = ?",
-        updates=_votes,
-    ),
-    SealStep(
-        select=_select("grants", a.GRANT_COLS),
-        update="UPDATE {t}grants SET mac = ? WHERE grant_id = ?",
-        updates=_grants,
-    ),
-)
-
-
-def fresh_checkpoint(keys: Keyring, head: tuple[int, str], entries: int) -> tuple[Any, ...]:
-    """INSERT_CHECKPOINT parameters vouching for the re-chained head. Written only when the
-    store kept checkpoints: the old ones signed unkeyed hashes that no longer exist (they
-    stay, as history; verification reads the latest)."""
-    signed = Checkpoint(head_id=head[0], head_hash=head[1], entries=entries, at=time.time())
-    return c.params(signed.signed(keys), c.CHECKPOINT_COLS[1:])
 
 
 # -- store schema 6 ------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from afk.audit.chain import Checkpoint
 from afk.audit.keys import Keyring
@@ -30,11 +30,8 @@ from afk.store._paging import Page
 from afk.store._prefix import IdKind
 from afk.store._procs import Proc
 from afk.store.store import (
-    ClaimedRun,
     EventRow,
     ExecutionRecord,
-    GrantRecord,
-    IdempotentAnswer,
     LogEntry,
     RequestOrder,
     RequestRecord,
@@ -42,13 +39,20 @@ from afk.store.store import (
     RunRecord,
     RunStatus,
     RunStore,
-    ThreadHolder,
-    ThreadTurnRecord,
-    TimerRecord,
-    TokenRecord,
-    VoteRecord,
     VoteRule,
 )
+
+if TYPE_CHECKING:  # built on first use (afk.store._other_records)
+    from afk.store.store import (
+        ClaimedRun,
+        GrantRecord,
+        IdempotentAnswer,
+        ThreadHolder,
+        ThreadTurnRecord,
+        TimerRecord,
+        TokenRecord,
+        VoteRecord,
+    )
 
 T = TypeVar("T")
 
@@ -228,6 +232,8 @@ class StoreOps:
     async def claim_run(
         self: _Store, run_id: str, *, owner: str, ttl_s: float, now: float
     ) -> ClaimedRun:
+        from afk.store._other_records import ClaimedRun  # built on first use: see there
+
         page = p.requests_query(run_id=run_id, status=None, limit=p.MAX_LIMIT, cursor=None)
         lease = (owner, now + r.check_ttl(ttl_s), now)
         proc = q.claim_run(run_id, lease, page, returning=self._returning)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from afk.audit.keys import Keyring
 from afk.errors import TamperedRecordError
@@ -11,7 +12,10 @@ from afk.store import _approvals_sql as a
 from afk.store import _common as c
 from afk.store import _seal as s
 from afk.store._procs import FOR_UPDATE, Notify, Proc, Q, insert_log, rewake
-from afk.store.store import GrantRecord, LogEntry, RequestRecord, TimerRecord, VoteRecord, VoteRule
+from afk.store.store import LogEntry, RequestRecord, VoteRule
+
+if TYPE_CHECKING:  # built on first use (afk.store._other_records)
+    from afk.store.store import GrantRecord, TimerRecord, VoteRecord
 
 
 def add_vote(

@@ -18,45 +18,51 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from afk.audit.keys import Keyring
 from afk.canonical import sha256_hex
 from afk.errors import TamperedRecordError
-from afk.store.store import (
-    ExecutionRecord,
-    GrantRecord,
-    IdempotentAnswer,
-    LogEntry,
-    RequestRecord,
-    RunRecord,
-    ThreadTurnRecord,
-    TokenRecord,
-    VoteRecord,
-)
+from afk.store.store import LogEntry
+
+if TYPE_CHECKING:
+    from afk.store.store import (
+        ExecutionRecord,
+        GrantRecord,
+        IdempotentAnswer,
+        RequestRecord,
+        RunRecord,
+        ThreadTurnRecord,
+        TokenRecord,
+        VoteRecord,
+    )
+
+    Sealable = (
+        RunRecord
+        | RequestRecord
+        | ExecutionRecord
+        | VoteRecord
+        | GrantRecord
+        | TokenRecord
+        | IdempotentAnswer
+        | ThreadTurnRecord
+    )
 
 Kind = Literal["text", "int", "real"]
-Sealable = (
-    RunRecord
-    | RequestRecord
-    | ExecutionRecord
-    | VoteRecord
-    | GrantRecord
-    | TokenRecord
-    | IdempotentAnswer
-    | ThreadTurnRecord
-)
 R = TypeVar(
     "R",
-    RunRecord, RequestRecord, ExecutionRecord, VoteRecord, GrantRecord, TokenRecord,
-    IdempotentAnswer,
-    ThreadTurnRecord,
+    "RunRecord", "RequestRecord", "ExecutionRecord", "VoteRecord", "GrantRecord", "TokenRecord",
+    "IdempotentAnswer",
+    "ThreadTurnRecord",
 )  # fmt: skip
 
 _T: Kind = "text"
 _R: Kind = "real"
-COVERED: dict[type[Any], tuple[str, tuple[tuple[str, Kind], ...]]] = {
-    RunRecord: (
+# By the record class's name: the records deciding does not use are built on first use
+# (afk.store._other_records), and sealing a decision must not build them. COVERED (below)
+# is the same by class.
+_COVERED: dict[str, tuple[str, tuple[tuple[str, Kind], ...]]] = {
+    "RunRecord": (
         "runs",
         (
             ("run_id", _T), ("agent_name", _T), ("status", _T), ("snapshot", _T),
@@ -64,7 +70,7 @@ COVERED: dict[type[Any], tuple[str, tuple[tuple[str, Kind], ...]]] = {
             ("thread_id", _T), ("requested_by", _T),
         ),
     ),
-    RequestRecord: (
+    "RequestRecord": (
         "requests",
         (
             ("request_id", _T), ("run_id", _T), ("kind", _T), ("request", _T),
@@ -73,21 +79,21 @@ COVERED: dict[type[Any], tuple[str, tuple[tuple[str, Kind], ...]]] = {
             ("decided_at", _R), ("bound_digest", _T),
         ),
     ),
-    ExecutionRecord: (
+    "ExecutionRecord": (
         "executions",
         (
             ("key", _T), ("run_id", _T), ("tool_call_id", _T), ("args_digest", _T),
             ("status", _T), ("started_at", _R), ("result", _T), ("finished_at", _R),
         ),
     ),
-    VoteRecord: (
+    "VoteRecord": (
         "votes",
         (
             ("request_id", _T), ("approver", _T), ("kind", _T), ("decision", _T),
             ("bound_digest", _T), ("at", _R),
         ),
     ),
-    GrantRecord: (
+    "GrantRecord": (
         "grants",
         (
             ("grant_id", _T), ("tool_name", _T), ("scope", _T), ("scope_value", _T),
@@ -96,19 +102,19 @@ COVERED: dict[type[Any], tuple[str, tuple[tuple[str, Kind], ...]]] = {
             ("effect", _T), ("reason", _T),
         ),
     ),
-    TokenRecord: (
+    "TokenRecord": (
         "api_tokens",
         (
             ("token_id", _T), ("principal_id", _T), ("secret_hash", _T), ("created_at", _R),
             ("expires_at", _R), ("created_by", _T), ("revoked_at", _R), ("revoked_by", _T),
         ),
     ),
-    IdempotentAnswer: (
+    "IdempotentAnswer": (
         "api_answers",
         (("principal_id", _T), ("key", _T), ("request_id", _T), ("status", "int"),
          ("body", _T), ("at", _R)),
     ),
-    ThreadTurnRecord: (
+    "ThreadTurnRecord": (
         "thread_turns",
         (("thread_id", _T), ("turn", "int"), ("run_id", _T), ("messages", _T), ("at", _R)),
     ),
@@ -127,15 +133,36 @@ def _value(value: Any, kind: Kind) -> Any:
 
 # Fields added to a sealed table after rows were signed: covered only when they differ from
 # what every older row means, so those rows still verify and a changed value does not.
-_COVERED_UNLESS: dict[type[Any], dict[str, Any]] = {
-    GrantRecord: {"effect": "allow", "reason": None},
+_COVERED_UNLESS: dict[str, dict[str, Any]] = {
+    "GrantRecord": {"effect": "allow", "reason": None},
 }
+# How the ledger names a row: its primary key's fields, joined by "/".
+_ROW_KEY: dict[str, tuple[str, ...]] = {
+    "RunRecord": ("run_id",),
+    "RequestRecord": ("request_id",),
+    "ExecutionRecord": ("key",),
+    "VoteRecord": ("request_id", "approver"),
+    "GrantRecord": ("grant_id",),
+    "TokenRecord": ("token_id",),
+    "IdempotentAnswer": ("principal_id", "key"),
+    "ThreadTurnRecord": ("thread_id", "turn"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """``COVERED``: what each record class's MAC covers, by class (built on first use)."""
+    if name != "COVERED":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from afk.store import store
+
+    return {getattr(store, kind): spec for kind, spec in _COVERED.items()}
 
 
 def covered(record: Sealable) -> tuple[str, dict[str, Any]]:
     """The record's table and the values its MAC covers."""
-    table, fields = COVERED[type(record)]
-    unless = _COVERED_UNLESS.get(type(record))
+    kind = type(record).__name__
+    table, fields = _COVERED[kind]
+    unless = _COVERED_UNLESS.get(kind)
     values = {name: _value(getattr(record, name), kind) for name, kind in fields}
     if unless is not None:
         for name, legacy in unless.items():
@@ -146,24 +173,11 @@ def covered(record: Sealable) -> tuple[str, dict[str, Any]]:
 
 def row_id(record: Sealable) -> str:
     """How the ledger names a row: its primary key."""
-    if isinstance(record, VoteRecord):
-        return f"{record.request_id}/{record.approver}"
-    if isinstance(record, ThreadTurnRecord):
-        return f"{record.thread_id}/{record.turn}"
-    if isinstance(record, IdempotentAnswer):
-        return f"{record.principal_id}/{record.key}"
-    key = {
-        RunRecord: "run_id",
-        RequestRecord: "request_id",
-        ExecutionRecord: "key",
-        GrantRecord: "grant_id",
-        TokenRecord: "token_id",
-    }[type(record)]
-    return str(getattr(record, key))
+    return "/".join(str(getattr(record, name)) for name in _ROW_KEY[type(record).__name__])
 
 
 def table_of(record: Sealable) -> str:
-    return COVERED[type(record)][0]
+    return _COVERED[type(record).__name__][0]
 
 
 def mac_of(keys: Keyring, record: Sealable) -> str:

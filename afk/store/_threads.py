@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from afk.audit.keys import Keyring
 from afk.errors import ThreadBusyError
 from afk.store import _seal as s
 from afk.store._procs import FOR_UPDATE, Proc, Q
-from afk.store.store import TERMINAL_RUN_STATES, ThreadHolder, ThreadTurnRecord
+from afk.store.store import TERMINAL_RUN_STATES
+
+if TYPE_CHECKING:
+    from afk.store.store import ThreadHolder, ThreadTurnRecord
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS {t}threads (
@@ -57,6 +60,8 @@ SELECT_TURNS = (
 
 def turn_from_row(row: Sequence[Any]) -> ThreadTurnRecord:
     """A ``thread_turns`` row as its record."""
+    from afk.store._other_records import ThreadTurnRecord  # built on first use: see there
+
     return ThreadTurnRecord(**dict(zip(TURN_COLS, row, strict=True)))
 
 
@@ -75,6 +80,8 @@ def take(
         status = yield Q(RUN_STATUS, (holder,), fetch="one")
         if status is None or status[0] not in TERMINAL_RUN_STATES:
             found = None if status is None else status[0]
+            from afk.store._other_records import ThreadHolder
+
             return ThreadHolder(
                 run_id=holder, owner=held_by or "", taken_at=float(taken_at or 0), status=found
             )

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from afk.store import _seal as s
 from afk.store._procs import FOR_UPDATE, Proc, Q, insert_log
-from afk.store.store import IdempotentAnswer, TokenRecord
 
 if TYPE_CHECKING:
     from afk.audit.keys import Keyring
+    from afk.store.store import IdempotentAnswer, TokenRecord
 
 # -- store schema 7 (API tokens, idempotent answers) ---------------------------------------
 # Kept apart from whatever else schema 7 adds, so the blocks merge without touching.
@@ -95,6 +95,8 @@ def session_ended(session_id: str) -> Proc[bool]:
 
 
 def token_from_row(row: Sequence[Any]) -> TokenRecord:
+    from afk.store._other_records import TokenRecord  # built on first use: see there
+
     data = dict(zip(TOKEN_COLS, row, strict=True))
     data["mac"] = data["mac"] or ""
     return TokenRecord(**data)
@@ -105,6 +107,8 @@ def token_params(token: TokenRecord) -> tuple[Any, ...]:
 
 
 def answer_from_row(row: Sequence[Any]) -> IdempotentAnswer:
+    from afk.store._other_records import IdempotentAnswer
+
     data = dict(zip(ANSWER_COLS, row, strict=True))
     data["key"] = data.pop("idem_key")
     data["status"] = int(data["status"])

@@ -388,7 +388,9 @@ class PostgresStore(PostgresReady, StoreOps):
         for table, column in [*columns, *((t, "mac") for t in m.SEALED_TABLES)]:
             add = f"ALTER TABLE {{t}}{table} ADD COLUMN IF NOT EXISTS {column} TEXT"
             await cur.execute(self._sql(add))
-        for step in m.STEPS:
+        from afk.store import _seal_migration as sm  # a v1/v2 store's only
+
+        for step in sm.STEPS:
             await cur.execute(self._sql(step.select))
             updates = step.updates(self.keys, await cur.fetchall())
             if updates:
@@ -404,7 +406,7 @@ class PostgresStore(PostgresReady, StoreOps):
             entries += len(rows)
         await cur.execute(self._sql(m.COUNT_CHECKPOINTS))
         if (counted := await cur.fetchone()) and counted[0]:
-            fresh = m.fresh_checkpoint(self.keys, head, entries)
+            fresh = sm.fresh_checkpoint(self.keys, head, entries)
             await cur.execute(self._sql(c.INSERT_CHECKPOINT), fresh)
 
     async def _migrate_wake(self, cur: Cursor) -> None:

@@ -73,7 +73,9 @@ def _migrate(conn: sqlite3.Connection, keys: Keyring) -> None:
         _add_column(conn, "log", column)
     for table in m.SEALED_TABLES:
         _add_column(conn, table, "mac")
-    for step in m.STEPS:
+    from afk.store import _seal_migration as sm  # a v1/v2 store's only
+
+    for step in sm.STEPS:
         rows = conn.execute(_sql(step.select)).fetchall()
         conn.executemany(_sql(step.update), step.updates(keys, rows))
     head, entries = (0, GENESIS), 0
@@ -82,7 +84,7 @@ def _migrate(conn: sqlite3.Connection, keys: Keyring) -> None:
         conn.executemany(_sql(c.SET_LOG_HASH), updates)
         entries += len(rows)
     if conn.execute(_sql(m.COUNT_CHECKPOINTS)).fetchone()[0]:
-        conn.execute(_sql(c.INSERT_CHECKPOINT), m.fresh_checkpoint(keys, head, entries))
+        conn.execute(_sql(c.INSERT_CHECKPOINT), sm.fresh_checkpoint(keys, head, entries))
 
 
 def _migrate_wake(conn: sqlite3.Connection) -> None:
