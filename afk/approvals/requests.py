@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+from afk._lazy import lazy_exports
 from afk.errors import InvalidDecisionError
+
+if TYPE_CHECKING:
+    from afk.approvals._answers import CallApproval, ResolvedDecision, ToolAnswer
 
 DecisionKind = Literal["allow", "deny"]
 # What the runner answers when no human does (headless mode, timeouts): an operator's choice.
@@ -300,49 +304,13 @@ def _check_strict(request: Request, args: Mapping[str, Any]) -> None:
         ) from None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CallApproval:
-    """Why a gated tool call is running, as the tool sees it (``ToolContext.approval``).
-
-    ``decided_by`` is ``human`` for a person's decision (``approver``: the authenticated id
-    the store recorded, ``reason``: theirs, ``edited``: they changed the arguments),
-    ``grant`` for a standing grant (``grant_id``), and ``timeout`` / ``fallback`` when an
-    operator's fallback allowed it without anyone deciding.
-    """
-
-    decided_by: DecidedBy | Literal["grant"]
-    request_id: str | None = None
-    approver: str | None = None
-    reason: str | None = None
-    edited: bool = False
-    grant_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ToolAnswer:
-    """The answer to a question a tool asked from inside its body
-    (``ToolContext.request_approval`` / ``request_input``).
-
-    ``approved``: the human allowed it (for input: answered); ``value``: the input (the JSON
-    it holds when the request had a non-string ``input_schema``); ``decided_by`` as for any
-    request: ``human``, or ``timeout`` / ``fallback`` / ``error`` when nobody decided."""
-
-    request_id: str
-    approved: bool
-    value: Any = None
-    approver: str | None = None
-    reason: str | None = None
-    decided_by: DecidedBy = "human"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ResolvedDecision:
-    """A decision together with who or what produced it."""
-
-    decision: Decision
-    decided_by: DecidedBy = "human"
-    decided_at: float = field(default=0.0)
-
+# What a tool sees of its call's approval and of the questions it asks, built on first use:
+# an approver's decision never uses them (afk.approvals._answers).
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    dict.fromkeys(("CallApproval", "ResolvedDecision", "ToolAnswer"), "afk.approvals._answers"),
+    globals(),
+)
 
 __all__ = [
     "DECISION_OPTIONS",
