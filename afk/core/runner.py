@@ -548,10 +548,11 @@ class Runner:
 
     # -- standing grants -----------------------------------------------------------------
     async def grants(
-        self, *, active_only: bool = True, limit: int | None = None, cursor: str | None = None
+        self, *, active_only: bool = True, limit: int | None = 50, cursor: str | None = None
     ) -> Page[GrantRecord]:
-        """Standing grants (in the store when there is one), oldest first. ``limit`` (1 to
-        1000) or ``cursor`` (an earlier page's ``next_cursor``): one page of them."""
+        """Standing grants (in the store when there is one), oldest first, a page at a time
+        like every listing: ``limit`` (1 to 1000, default 50) of them, after ``cursor`` (an
+        earlier page's ``next_cursor``); ``limit=None`` without a cursor: every one."""
         if self.store is not None:
             await ensure_ready(self.store)
         active_at = time.time() if active_only else None

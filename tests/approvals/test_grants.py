@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import pytest
 from approvals_support import executed, finance_agent, finance_policy
@@ -189,3 +190,25 @@ async def test_grants_list_a_page_at_a_time_from_the_cli_and_in_memory(
     assert [g.grant_id for g in page] == ["grant_0", "grant_1"]
     last = await memory.list(limit=2, cursor=page.next_cursor)
     assert [g.grant_id for g in last] == ["grant_2"]
+
+
+async def test_the_grants_listing_is_a_page_of_50_by_default(tmp_path: Path) -> None:
+    from afk.store.store import GrantRecord
+
+    async with Runner(finance_policy(quorum=1), store=f"sqlite:///{tmp_path}/g.db") as runner:
+        assert runner.store is not None
+        await runner.grants()  # readies the store
+        for i in range(55):
+            await runner.store.add_grant(
+                GrantRecord(
+                    grant_id=f"grant_{i:02d}", tool_name="refund", scope="user",
+                    scope_value="alice", when="{}", until=time.time() + 60, created_by="bob",
+                    created_at=1000.0 + i,
+                )
+            )  # fmt: skip
+        first = await runner.grants()
+        assert len(first) == 50 and first.next_cursor is not None
+        rest = await runner.grants(cursor=first.next_cursor)
+        assert [g.grant_id for g in rest] == [f"grant_{i}" for i in range(50, 55)]
+        assert rest.next_cursor is None
+        assert len(await runner.grants(limit=None)) == 55  # asked for: every one
