@@ -130,6 +130,13 @@ def _adapter(kind: type) -> Any:
     return TypeAdapter(kind)
 
 
+def prepare() -> None:
+    """Build the snapshot's adapter now rather than on first use (pydantic takes tens of
+    milliseconds for it): a worker does this as it starts, so that its first resume, a
+    decision's way to its tool, does not wait for it."""
+    _adapter(RunSnapshot)
+
+
 def _codec(kind: Any) -> Any:
     """The codec module when ``kind`` is a request, decision or grant: those are read and
     written without pydantic (afk.approvals._codec), here as everywhere else."""

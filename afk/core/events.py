@@ -332,6 +332,15 @@ def _dumper(kind: type) -> Any:
     return found
 
 
+def prepare() -> None:
+    """Build every event class's adapter now rather than on first use: a worker does this
+    as it starts, so that its first resume does not wait for them."""
+    import typing
+
+    for kind in typing.get_args(Event):
+        _dumper(kind)
+
+
 def event_to_dict(event: Event) -> dict[str, Any]:
     """``event`` as JSON data (dicts, lists, strings, numbers), ``type`` included."""
     result: dict[str, Any] = _dumper(type(event)).dump_python(event, mode="json")

@@ -6,6 +6,7 @@ lets the runs in progress finish."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import subprocess
 import sys
@@ -228,3 +229,34 @@ async def test_an_expired_request_is_reported_as_expired(
     assert runner.store is not None
     last = (await runner.store.list_events(paused.run_id))[-1]
     assert event_from_row(last, {}).expired_calls == (expired.tool_call_id,)  # type: ignore[union-attr]
+
+
+_PREPARED = """
+import asyncio, json, sys, typing
+from afk.core import Runner, RunnerConfig, _snapshot, events
+
+async def main():
+    runner = Runner(config=RunnerConfig(interaction_mode="external"), store=sys.argv[1])
+    stop = asyncio.Event()
+    work = asyncio.create_task(runner.work([], stop=stop, poll_s=0.05))
+    await asyncio.sleep(0.3)  # started, and waiting for work: no run resumed yet
+    built = [_snapshot._adapter.cache_info().currsize, len(events._DUMPERS)]
+    stop.set()
+    await work
+    await runner.aclose()
+    print(json.dumps(built + [len(typing.get_args(events.Event))]))
+
+asyncio.run(main())
+"""
+
+
+def test_a_worker_builds_what_a_resume_needs_before_its_first_wait(tmp_path: Path) -> None:
+    # A fresh process: the worker's first decision must not wait for pydantic's adapters
+    # (the snapshot's, every event's), which a resume would otherwise build on first use.
+    store = f"sqlite:///{tmp_path}/runs.db"
+    proc = subprocess.run(
+        [sys.executable, "-c", _PREPARED, store], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    snapshot_adapters, event_adapters, event_classes = json.loads(proc.stdout.splitlines()[-1])
+    assert snapshot_adapters >= 1 and event_adapters == event_classes
