@@ -32,6 +32,8 @@ Measured here (N=1,000, disk bytes per paused run, SQLite / Postgres):
   log 586/705; column bytes 1,424): ids of 26 base32 characters after their prefix
   (afk._ids), SQLite's runs and requests WITHOUT ROWID, Postgres's runs and requests
   indexes at fillfactor 100 (afk.store._migrate).
+- the snapshot's active time to the microsecond (it had 17 significant digits): 1,991 /
+  2,662 (runs 373/541; column bytes 1,416).
 
 What is left on Postgres is mostly its row and index overhead: about 900 of the 2,654
 bytes are index entries (eleven per paused run, each with an 8-byte tuple header, a 4-byte

@@ -400,7 +400,7 @@ class Run:
             history=self.history,
             executions=list(self.tool_calls.executions),
             usage=self.usage,
-            active_s=self.clock.used(),
+            active_s=round(self.clock.used(), 6),
             pending_step=pending,
             trace_context=self.emitter.observer.trace_context() if self.emitter.observer else {},
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from afk.errors import (
     RunNotResumableError,
     UnknownRequestError,
 )
+from afk.store import open_store
 
 
 def external(store_url: str, **config: float) -> Runner:
@@ -211,3 +213,18 @@ async def test_headless_runs_with_a_store_record_their_fallback_decisions(store_
     assert runner.store is not None
     [record] = await runner.store.list_requests(status=None)
     assert (record.status, record.decided_by) == ("decided", "fallback")
+
+
+async def test_a_paused_snapshot_keeps_its_active_time_to_the_microsecond(store_url: str) -> None:
+    # Every stored digit costs bytes on disk for each paused run; the run-time budget
+    # (max_run_time_s) needs no finer clock.
+    runner = external(store_url)
+    paused = await runner.run(billing_agent(), user_message="order-us")
+    store = open_store(store_url)
+    try:
+        record = await store.load_run(paused.run_id)
+        assert record is not None
+        active_s = json.loads(record.snapshot)["active_s"]
+        assert active_s > 0 and round(active_s, 6) == active_s
+    finally:
+        await store.close()
