@@ -245,12 +245,10 @@ class PostgresStore(PostgresReady, StoreOps):
         async with self._cursor(tx=False) as cur:
             return await self._drive(cur, proc, None)
 
-    async def _drive(self, cur: Cursor, proc: Proc[T], pipe: Pipeline | None) -> T:
+    async def _drive(self, cur: Cursor, proc: Proc[T], pipe: _Pipe | None) -> T:
         return (await self._drive_ended(cur, proc, pipe))[0]
 
-    async def _drive_ended(
-        self, cur: Cursor, proc: Proc[T], pipe: Pipeline | None
-    ) -> tuple[T, bool]:
+    async def _drive_ended(self, cur: Cursor, proc: Proc[T], pipe: _Pipe | None) -> tuple[T, bool]:
         """``proc``'s result, and whether its Last step committed the transaction."""
         committed = False
         try:
@@ -263,7 +261,7 @@ class PostgresStore(PostgresReady, StoreOps):
         return value, committed
 
     async def _step(
-        self, cur: Cursor, op: Q | LockLog | Notify | Last | Together, pipe: Pipeline | None
+        self, cur: Cursor, op: Q | LockLog | Notify | Last | Together, pipe: _Pipe | None
     ) -> Any:
         if isinstance(op, Last):
             return await self._batch(cur, op.queries, pipe, commit=True)
@@ -295,7 +293,7 @@ class PostgresStore(PostgresReady, StoreOps):
         return None
 
     async def _batch(
-        self, cur: Cursor, ops: Sequence[Q | LockLog], pipe: Pipeline | None, *, commit: bool
+        self, cur: Cursor, ops: Sequence[Q | LockLog], pipe: _Pipe | None, *, commit: bool
     ) -> list[Any]:
         """A Last (``commit``) or Together step: each statement that reads on a cursor of
         its own, then (for a Last) COMMIT, then one wait for all of their results."""
@@ -312,9 +310,11 @@ class PostgresStore(PostgresReady, StoreOps):
                 sql = self._sql(each.sql + each.lock)
                 await (reader.executemany if each.many else reader.execute)(sql, each.args)
                 sent.append((reader, each))
-            if commit:
+            if commit:  # the transaction's end: leaving pipeline mode waits for the results
                 await cur.execute("COMMIT")
-            await pipe.sync()
+                await pipe.end()
+            else:
+                await pipe.sync()
             return [None if x is None else await _result(x[0], x[1].fetch) for x in sent]
 
     async def _byte_ordered(self) -> bool:
@@ -440,26 +440,56 @@ class PostgresStore(PostgresReady, StoreOps):
         await self._listener.wait(set(request_ids), timeout_s, any_decided)
 
 
+class _Pipe:
+    """A transaction's pipeline (see ``_in_transaction``). ``sync`` waits for the results
+    so far; ``end`` leaves pipeline mode, which waits for them as well: psycopg's pipeline
+    sends a Sync of its own as it exits, even with nothing left to read, so a Last step
+    (whose COMMIT ends the transaction) ends it rather than syncing first: one round trip
+    instead of two."""
+
+    __slots__ = ("_mode", "_open", "_pipe")
+
+    def __init__(self, mode: contextlib.AbstractAsyncContextManager[Pipeline]) -> None:
+        self._mode, self._open = mode, False  # conn.pipeline(), entered by start()
+
+    async def start(self) -> None:
+        self._pipe, self._open = await self._mode.__aenter__(), True
+
+    async def sync(self) -> None:
+        await self._pipe.sync()
+
+    async def end(self, exc: BaseException | None = None) -> None:
+        if self._open:
+            self._open = False
+            tb = exc.__traceback__ if exc is not None else None
+            await self._mode.__aexit__(type(exc) if exc is not None else None, exc, tb)
+
+
 async def _in_transaction(
     conn: Conn,
-    body: Callable[[Cursor, Pipeline], Awaitable[tuple[T, bool]]],
+    body: Callable[[Cursor, _Pipe], Awaitable[tuple[T, bool]]],
     *,
     durable: bool,
 ) -> T:
     """``body`` inside BEGIN ... COMMIT on a pipelined ``conn`` (see ``_run``); rolled back
     when it raises (a refusal from a procedure, a failed statement). ``body`` returns its
-    value and whether it sent the COMMIT itself (a Last step)."""
+    value and whether it sent the COMMIT itself (a Last step, which also ended the
+    pipeline)."""
     import psycopg
 
+    pipe = _Pipe(conn.pipeline())
+    await pipe.start()
     try:
-        async with conn.pipeline() as pipe, conn.cursor() as cur:
+        async with conn.cursor() as cur:
             await cur.execute("BEGIN")
             if not durable:
                 await cur.execute("SET LOCAL synchronous_commit TO off")
             value, committed = await body(cur, pipe)
             if not committed:
                 await cur.execute("COMMIT")
-    except BaseException:
+            await pipe.end()
+    except BaseException as exc:
+        await pipe.end(exc)  # an error of its own is logged by psycopg, not raised over exc
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             with contextlib.suppress(psycopg.Error):
                 await conn.rollback()  # a broken connection: the pool discards it
