@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import inspect
 import logging
@@ -149,7 +150,8 @@ class Runner:
         # Told of every request opened, reminded, escalated, decided or expired, from the
         # store's ledger, by the worker loop (or deliver_notifications).
         self.notifiers = notifiers
-        self._pump: asyncio.Task[None] | None = None  # the delivery loop while runs run
+        # The delivery loop while runs run, and what tells it to stop after its pass.
+        self._pump: tuple[asyncio.Task[None], asyncio.Event] | None = None
         self._notifying_runs = 0
         self._delivering: tuple[object, asyncio.Lock] = (None, asyncio.Lock())
         # Conversation threads: the one given, else the store's, else this runner's memory.
@@ -183,28 +185,35 @@ class Runner:
         and deliver once more when it ends (its decisions and expiries). One loop however
         many runs are running: it stops with the last of them."""
         self._notifying_runs += 1
-        if self._pump is None or self._pump.done():
-            self._pump = asyncio.get_running_loop().create_task(self._deliver_every(NOTIFY_S))
+        if self._pump is None or self._pump[0].done() or self._pump[1].is_set():
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            self._pump = (loop.create_task(self._deliver_every(NOTIFY_S, stop)), stop)
         try:
             return await work
         finally:
             self._notifying_runs -= 1
             if self._notifying_runs == 0 and self._pump is not None:
-                self._pump.cancel()
-                await asyncio.gather(self._pump, return_exceptions=True)
+                # Stopped after the pass under way, not cancelled in it: a pass cut off
+                # between a channel's delivery and its cursor's move hands that event out
+                # again on the next pass.
+                pump, stop = self._pump
                 self._pump = None
+                stop.set()
+                await asyncio.gather(pump, return_exceptions=True)
             try:
                 await self.deliver_notifications()
             except Exception:  # a channel's or the store's failure never fails the run
                 _log.warning("notification delivery failed", exc_info=True)
 
-    async def _deliver_every(self, interval_s: float) -> None:
-        while True:
+    async def _deliver_every(self, interval_s: float, stop: asyncio.Event) -> None:
+        while not stop.is_set():
             try:
                 await self.deliver_notifications()
             except Exception:
                 _log.warning("notification delivery failed", exc_info=True)
-            await asyncio.sleep(interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval_s)
 
     async def _on_thread(self, run: Run) -> RunResult:
         setup = run.setup

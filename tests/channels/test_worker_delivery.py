@@ -97,3 +97,38 @@ async def test_delivering_needs_notifiers(store_url: str) -> None:
     async with Runner(store=store_url) as runner:
         with pytest.raises(ConfigurationError, match=r"needs Runner\(notifiers=\.\.\.\)"):
             await runner.deliver_notifications()
+
+
+class Slow:
+    """A channel that records an event, then takes a while to finish delivering it."""
+
+    name = "slow"
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+        self.entered = asyncio.Event()
+
+    async def notify(self, event: Any) -> None:
+        self.events.append(event)
+        self.entered.set()
+        await asyncio.sleep(0.3)
+
+
+async def test_a_run_ending_mid_delivery_hands_nothing_out_twice(store_url: str) -> None:
+    # The run ends while its runner's delivery loop is inside a channel's delivery: the loop
+    # finishes that pass (its cursor moved past the event) before the last pass runs.
+    slow = Slow()
+    provider = InMemoryInteractiveProvider()
+    config = RunnerConfig(interaction_mode="interactive")
+    async with Runner(
+        POLICY, provider, config, store=store_url, notifiers=Notifiers([slow])
+    ) as runner:
+        await runner.deliver_notifications()  # the channel starts at the ledger's head
+        task = asyncio.create_task(runner.run(agent(), user_message="old_logs"))
+        await asyncio.wait_for(slow.entered.wait(), 10)  # delivering request_opened
+        [request] = provider.pending()
+        provider.resolve_approval(
+            request.request_id, ApprovalDecision(kind="allow", approver="ann")
+        )
+        assert (await task).state == "completed"
+    assert [e.kind for e in slow.events] == ["request_opened", "request_decided"]
