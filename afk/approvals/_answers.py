@@ -5,7 +5,7 @@ approver's decision uses none of them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 # At run time, not only for type checkers: pydantic resolves these classes' annotations in
@@ -54,4 +54,4 @@ class ResolvedDecision:
 
     decision: Decision
     decided_by: DecidedBy = "human"
-    decided_at: float = field(default=0.0)
+    decided_at: float = 0.0

@@ -41,7 +41,7 @@ from afk.llms.messages import AssistantMessage, Message, SystemMessage, ToolMess
 from afk.llms.registry import resolve_model
 from afk.llms.settings import ModelSettings
 from afk.observability import span_factory
-from afk.store._paging import Page
+from afk.store._paging import DEFAULT_LIMIT, Page
 from afk.store.store import GrantRecord, RunRecord, RunStore
 
 if TYPE_CHECKING:
@@ -185,7 +185,7 @@ class Runner:
         and deliver once more when it ends (its decisions and expiries). One loop however
         many runs are running: it stops with the last of them."""
         self._notifying_runs += 1
-        if self._pump is None or self._pump[0].done() or self._pump[1].is_set():
+        if self._pump is None or self._pump[0].done():
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             self._pump = (loop.create_task(self._deliver_every(NOTIFY_S, stop)), stop)
@@ -557,7 +557,11 @@ class Runner:
 
     # -- standing grants -----------------------------------------------------------------
     async def grants(
-        self, *, active_only: bool = True, limit: int | None = 50, cursor: str | None = None
+        self,
+        *,
+        active_only: bool = True,
+        limit: int | None = DEFAULT_LIMIT,
+        cursor: str | None = None,
     ) -> Page[GrantRecord]:
         """Standing grants (in the store when there is one), oldest first, a page at a time
         like every listing: ``limit`` (1 to 1000, default 50) of them, after ``cursor`` (an

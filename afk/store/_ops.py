@@ -307,9 +307,8 @@ class StoreOps:
                 else q.every(a.LIST_ACTIVE_GRANTS, (active_at,))
             )
             return p.Page(a.grant_from_row(row) for row in await self._run(read, tx=False))
-        size = p.check_limit(p.DEFAULT_LIMIT if limit is None else limit)
         filters = ["active" if active_at is not None else "all"]
-        after = p.decode_cursor(cursor, "grants", filters) if cursor is not None else None
+        size, after = p.bounds(limit, cursor, "grants", filters)
         sql = a.grants_page_sql(active=active_at is not None, after=after is not None)
         args = [*(() if active_at is None else (active_at,)), *(after or ()), size + 1]
         found = [a.grant_from_row(row) for row in await self._run(q.every(sql, args), tx=False)]

@@ -79,6 +79,15 @@ def check_limit(limit: object) -> int:
     return limit
 
 
+def bounds(
+    limit: int | None, cursor: str | None, listing: str, filters: Sequence[str | None]
+) -> tuple[int, tuple[float, str] | None]:
+    """A keyed listing's page size (``limit``, default 50) and the position its ``cursor``
+    names (None: from the start); a ConfigurationError for either when malformed."""
+    size = check_limit(DEFAULT_LIMIT if limit is None else limit)
+    return size, decode_cursor(cursor, listing, filters) if cursor is not None else None
+
+
 def keyed_page(
     records: Sequence[T],
     key: Callable[[T], tuple[float, str]],
@@ -103,8 +112,7 @@ def page_of(
     cursor: str | None,
 ) -> Page[T]:
     """A page of records held in memory, as a store's listing pages its rows."""
-    size = check_limit(DEFAULT_LIMIT if limit is None else limit)
-    after = decode_cursor(cursor, listing, filters) if cursor is not None else None
+    size, after = bounds(limit, cursor, listing, filters)
     ordered = sorted(records, key=key)
     if after is not None:
         ordered = [r for r in ordered if key(r) > after]

@@ -125,20 +125,24 @@ def insert_log(keys: Keyring, log: Sequence[LogEntry]) -> Proc[None]:
         return
     yield LockLog()
     head = yield Q(c.LOG_HEAD, fetch="one")
-    yield from insert_log_at(keys, log, head)
+    yield Q(c.INSERT_LOG, c.chained_log_rows(keys, log, head), many=True)
 
 
 def log_head(log: Sequence[LogEntry]) -> tuple[LockLog | Q, ...]:
     """The log's lock and its head read, to go in a ``Together`` with a procedure's first
-    reads when it has ``log`` to append (then :func:`insert_log_at` with the head read).
+    reads when it has ``log`` to append (then :func:`insert_log_after` with what it read).
     The lock is still the transaction's last: it follows the row locks sent before it."""
     return (LockLog(), Q(c.LOG_HEAD, fetch="one")) if log else ()
 
 
-def insert_log_at(keys: Keyring, log: Sequence[LogEntry], head: Any) -> Proc[None]:
-    """Append ``log`` after ``head``, read under the log's lock in this transaction."""
-    if log:
-        yield Q(c.INSERT_LOG, c.chained_log_rows(keys, log, head), many=True)
+def insert_log_after(keys: Keyring, log: Sequence[LogEntry], read: Sequence[Any]) -> Proc[None]:
+    """Append ``log`` after the head ``read`` (what :func:`log_head` read back in this
+    transaction: its last item); with none read, as :func:`insert_log` (the lock and head
+    taken now: a procedure's log it did not expect, a tamper entry)."""
+    if not read:
+        yield from insert_log(keys, log)
+    elif log:
+        yield Q(c.INSERT_LOG, c.chained_log_rows(keys, log, read[-1]), many=True)
 
 
 # -- runs ----------------------------------------------------------------------------------
@@ -232,8 +236,7 @@ def decide(
     )
     current = c.request_from_row(row) if row else None
     if current is not None and not s.record_ok(keys, current):
-        tamper = [s.tamper_log(current, "decide")]
-        yield from insert_log_at(keys, tamper, head[-1]) if log else insert_log(keys, tamper)
+        yield from insert_log_after(keys, [s.tamper_log(current, "decide")], head)
         return s.tampered(current, "decide")
     new = c.decided_record(
         current,
@@ -249,7 +252,7 @@ def decide(
     yield Q(c.DECIDE, c.decide_params(new))
     yield Q(r.SET_WAKE, r.rewake_params(new.run_id, now))
     yield Notify(request_id)
-    yield from insert_log_at(keys, log, head[-1] if log else None)
+    yield from insert_log_after(keys, log, head)
     return new
 
 
@@ -264,7 +267,7 @@ def begin_execution(
         (Q(c.INSERT_EXECUTION, c.params(record, c.EXECUTION_COLS), fetch="count"), *log_head(log))
     )
     if inserted == 1:
-        yield from insert_log_at(keys, log, head[-1] if log else None)
+        yield from insert_log_after(keys, log, head)
         return True, record
     row = yield Q(c.SELECT_EXECUTION, (record.key,), fetch="one")
     if row is None:  # pragma: no cover - a committed key cannot vanish
@@ -280,8 +283,7 @@ def finish_execution(
     )
     done, extra = c.finished(keys, row, key, result=result, now=now)
     yield Q(c.FINISH_EXECUTION, (result, now, done.mac, key))
-    entries = [*extra, *log]
-    yield from insert_log_at(keys, entries, head[-1]) if log else insert_log(keys, entries)
+    yield from insert_log_after(keys, [*extra, *log], head)
 
 
 # -- leases --------------------------------------------------------------------------------
